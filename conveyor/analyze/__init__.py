@@ -1,0 +1,1 @@
+"""Stage 2, analyze: data quality and its gate, cleaning."""

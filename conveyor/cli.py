@@ -1,0 +1,165 @@
+"""The ``conveyor`` console command and the specification's ``run.py`` contract.
+
+This module only parses arguments, sets up logging, calls the controller
+(:mod:`conveyor.pipeline`) and prints results; errors become one readable line
+on stderr and a non-zero exit code (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from conveyor import pipeline
+from conveyor.config import Config, load_config
+from conveyor.errors import ConveyorError
+from conveyor.logs import setup_logging
+
+DEFAULT_CONFIG = "conveyor.yaml"
+
+
+def _load(path: str, debug: bool, console_level: int = logging.INFO) -> Config:
+    setup_logging(None, logging.DEBUG if debug else console_level)
+    config = load_config(path)
+    setup_logging(config.workspace / "logs", logging.DEBUG if debug else console_level)
+    return config
+
+
+def _fail(exc: BaseException, debug: bool) -> int:
+    error = pipeline.ensure_error(exc)
+    if debug or not isinstance(exc, ConveyorError):
+        logging.getLogger("conveyor").debug("traceback", exc_info=exc)
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    print(f"error: {error}", file=sys.stderr)
+    return error.exit_code
+
+
+def _run_update(config: Config) -> int:
+    result = pipeline.update(config)
+    stream = sys.stderr
+    print(f"conveyor: {result.message}", file=stream)
+    print(result.ok)
+    return 0 if result.ok else 1
+
+
+def _run_replay(config: Config, batches: int | None) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    start = time.perf_counter()
+    rows = 0
+    with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed}/"
+                  "{task.total} batches"), TextColumn("{task.fields[rows]} rows"),
+                  TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+                  transient=False) as progress:
+        task = progress.add_task("replay", total=batches, rows=0, last="")
+
+        def advance(result: pipeline.UpdateResult) -> None:
+            nonlocal rows
+            rows += result.rows
+            mark = "" if result.ok else "[red]FAILED[/red] "
+            progress.update(task, advance=1, rows=rows, last=mark + result.message[:70])
+
+        results = pipeline.replay(config, batches, advance)
+    ok = sum(r.ok for r in results)
+    print(f"replayed {len(results)} batch(es), {rows} rows, {ok} ok, "
+          f"{len(results) - ok} failed, in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _print_status(config: Config) -> int:
+    state = pipeline.status(config)
+    print(json.dumps(state, indent=2, default=str))
+    return 0
+
+
+def _run_demo(config: Config, batches: int, prepare_only: bool) -> int:
+    from conveyor.demo import prepare_demo_data
+
+    source, sample = prepare_demo_data(config)
+    print(f"demo data: {source}")
+    if prepare_only:
+        return 0
+    _run_replay(config, batches)
+    output = pipeline.inference(config, sample)
+    report = pipeline.summary(config)
+    print(f"predictions: {output}")
+    print(f"summary: {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conveyor", description="Continuous training for streaming tabular data.")
+    parser.add_argument("--config", "-config", default=DEFAULT_CONFIG,
+                        help="config file (default: ./conveyor.yaml)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("update", help="ingest the next window and run every stage; prints True/False")
+    infer = sub.add_parser("inference", help="predict a file; prints the output's path")
+    infer.add_argument("file", type=Path)
+    sub.add_parser("summary", help="write the monitoring report; prints its path")
+    rep = sub.add_parser("replay", help="run updates over the stream with a progress bar")
+    rep.add_argument("--batches", type=int, default=None, help="stop after N updates")
+    sub.add_parser("status", help="show the workspace's batches and production model")
+    demo = sub.add_parser("demo", help="prepare the demo data, replay, predict a sample, "
+                                       "write the summary")
+    demo.add_argument("--batches", type=int, default=10, help="updates to replay (default 10)")
+    demo.add_argument("--prepare-only", action="store_true",
+                      help="only write the demo data files")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``conveyor`` command."""
+    args = build_parser().parse_args(argv)
+    quiet = args.command in ("replay", "demo")
+    try:
+        config = _load(args.config, args.debug, logging.WARNING if quiet else logging.INFO)
+        commands: dict[str, Callable[[], int]] = {
+            "update": lambda: _run_update(config),
+            "inference": lambda: _print_path(pipeline.inference(config, args.file)),
+            "summary": lambda: _print_path(pipeline.summary(config)),
+            "replay": lambda: _run_replay(config, args.batches),
+            "status": lambda: _print_status(config),
+            "demo": lambda: _run_demo(config, args.batches, args.prepare_only),
+        }
+        return commands[args.command]()
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line + exit code
+        if args.command == "update":
+            code = _fail(exc, args.debug)
+            print(False)
+            return code
+        return _fail(exc, args.debug)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _print_path(path: Path) -> int:
+    print(path)
+    return 0
+
+
+def run_py(argv: Sequence[str] | None = None) -> int:
+    """The specification's contract: ``run.py -mode update|inference|summary [-file F]``."""
+    parser = argparse.ArgumentParser(prog="run.py", description="conveyor, as the spec asks.")
+    parser.add_argument("-mode", "--mode", required=True,
+                        choices=["update", "inference", "summary"])
+    parser.add_argument("-file", "--file", help="input file for inference")
+    parser.add_argument("-config", "--config", default=DEFAULT_CONFIG)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    forwarded: list[str] = ["--config", args.config] + (["--debug"] if args.debug else [])
+    if args.mode == "inference":
+        if not args.file:
+            parser.error("-mode inference needs -file PATH")
+        return main([*forwarded, "inference", args.file])
+    return main([*forwarded, args.mode])

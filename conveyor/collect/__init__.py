@@ -1,0 +1,1 @@
+"""Stage 1, collect: sources, stream windows and cursor, raw store, batch meta-parameters."""

@@ -1,0 +1,53 @@
+"""Meta-parameters of a batch: per-column type, missingness and summary statistics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+TOP_LEVELS = 5
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def column_profile(series: pd.Series) -> dict[str, Any]:
+    """Return the meta-parameters of one column.
+
+    >>> p = column_profile(pd.Series([1.0, 2.0, None, 5.0]))
+    >>> p["dtype"], p["missing_share"], p["mean"], p["max"]
+    ('numeric', 0.25, 2.6666666666666665, 5.0)
+    >>> column_profile(pd.Series(["a", "b", "a", None]))["top"]
+    {'a': 0.5, 'b': 0.25}
+    """
+    n = len(series)
+    missing = float(series.isna().mean()) if n else 0.0
+    row: dict[str, Any] = {"missing_share": missing, "n_unique": int(series.nunique()),
+                           "mean": None, "std": None, "min": None, "q50": None, "max": None,
+                           "top": None}
+    values = series.dropna()
+    if pd.api.types.is_bool_dtype(series) or not (
+        pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series)
+    ):
+        row["dtype"] = "categorical"
+        shares = values.astype(str).value_counts().head(TOP_LEVELS) / max(n, 1)
+        row["top"] = {str(k): float(v) for k, v in shares.items()}
+    elif pd.api.types.is_datetime64_any_dtype(series):
+        row["dtype"] = "datetime"
+    else:
+        row["dtype"] = "numeric"
+        numbers = values.astype(float)
+        if len(numbers):
+            row.update(mean=_finite(numbers.mean()), min=_finite(numbers.min()),
+                       q50=_finite(numbers.median()), max=_finite(numbers.max()),
+                       std=_finite(numbers.std(ddof=1)) if len(numbers) > 1 else None)
+    return row
+
+
+def batch_profile(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Return one meta-parameter row per column of the batch."""
+    return [{"column": str(name), **column_profile(frame[name])} for name in frame.columns]

@@ -1,0 +1,42 @@
+"""The raw store: each batch exactly as collected, one immutable Parquet file.
+
+Files are named ``batch-<window>-<sha8>.parquet`` and written atomically; the
+catalog row in the metadata store is added only after the file is in place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conveyor.errors import ConveyorError
+from conveyor.workspace import atomic_write_bytes
+
+
+def encode(frame: pd.DataFrame) -> bytes:
+    """Return the Parquet bytes of a batch (deterministic for the same content)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def write_batch(raw_dir: Path, window_index: int, data: bytes) -> tuple[Path, str]:
+    """Store encoded batch bytes; return the file path and its sha256."""
+    sha = hashlib.sha256(data).hexdigest()
+    path = raw_dir / f"batch-{window_index:06d}-{sha[:8]}.parquet"
+    atomic_write_bytes(path, data)
+    return path, sha
+
+
+def read_batch(path: Path, sha256: str | None = None) -> pd.DataFrame:
+    """Read a stored batch; with ``sha256``, refuse a file that changed since ingestion."""
+    if not path.is_file():
+        raise ConveyorError(f"raw batch file '{path}' is missing from the raw store")
+    data = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ConveyorError(f"raw batch file '{path}' does not match its catalogued sha256")
+    return pq.read_table(pa.BufferReader(data)).to_pandas()

@@ -1,0 +1,269 @@
+"""Typed configuration: every knob of every stage, read from ``conveyor.yaml``.
+
+The file is parsed once, at the edge (CLI or API), into these pydantic models.
+Stages receive the slice they need. Unknown keys are errors, so a typo never
+silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from conveyor.errors import ConfigError
+
+REGRESSION_METRICS = ("mae", "rmse", "r2")
+CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CsvOptions(Section):
+    delimiter: str = Field(",", description="Field separator, e.g. ',' ';' or '\\t' for TSV.")
+    encoding: str = Field("utf-8", description="Text encoding of the file.")
+    decimal: str = Field(".", description="Decimal mark of numbers.")
+
+
+class SourceConfig(Section):
+    kind: Literal["csv", "parquet", "excel"] = Field(
+        "csv", description="File format of the primary source."
+    )
+    path: Path = Field(..., description="The table, relative to the config file's folder.")
+    time_column: str = Field(..., description="Column with the event time; windows are cut on it.")
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    sheet: str | int = Field(0, description="Excel sheet name or index.")
+
+
+class TargetConfig(Section):
+    column: str = Field(..., description="Column to predict.")
+    task: Literal["regression", "classification"] = Field(
+        "regression", description="Kind of prediction."
+    )
+
+
+class ColumnsConfig(Section):
+    features: list[str] | None = Field(
+        None, description="Feature columns; null means every column but target, time and exclude."
+    )
+    exclude: list[str] = Field(
+        default_factory=list,
+        description="Columns never used as features (ids, values known only after the fact).",
+    )
+    categorical: list[str] | None = Field(
+        None, description="Categorical features; null infers them (non-numeric columns)."
+    )
+
+
+class StreamConfig(Section):
+    window: str = Field("7D", description="Pandas offset of one batch window, e.g. 7D, 1D, 12h.")
+    initial_batches: int = Field(
+        1, ge=1, description="Windows ingested by the first update before the first training."
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _valid_offset(cls, value: str) -> str:
+        import pandas as pd
+
+        try:
+            delta = pd.Timedelta(pd.tseries.frequencies.to_offset(value))
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"'{value}' is not a fixed pandas offset such as 7D, 1D or 12h") from exc
+        if delta <= pd.Timedelta(0):
+            raise ValueError("the window must be positive")
+        return value
+
+
+class QualityConfig(Section):
+    min_rows: int = Field(20, ge=1, description="Fewer rows than this quarantines the batch.")
+    max_missing_share: float = Field(
+        0.5, ge=0, le=1,
+        description="A feature missing in more than this share of rows is warned about and "
+        "left out of training on that window.",
+    )
+    max_duplicate_share: float = Field(
+        0.2, ge=0, le=1, description="More duplicate rows than this share quarantines the batch."
+    )
+    max_missing_target_share: float = Field(
+        0.5, ge=0, le=1,
+        description="More rows without target than this share quarantines the batch.",
+    )
+
+
+class CleanConfig(Section):
+    drop_duplicates: bool = Field(True, description="Drop exact duplicate rows before training.")
+
+
+class PrepareConfig(Section):
+    max_categories: int = Field(
+        30, ge=2, description="One-hot levels kept per categorical column; rarer ones are grouped."
+    )
+    min_frequency: int = Field(
+        5, ge=1, description="A category seen fewer times than this is grouped as infrequent."
+    )
+
+
+class FamilyConfig(Section):
+    enabled: bool = Field(True, description="Whether the search tries this family.")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict, description="Hyperparameter grid: estimator parameter -> values."
+    )
+
+
+def _default_families() -> dict[str, FamilyConfig]:
+    return {
+        "linear": FamilyConfig(grid={"alpha": [0.1, 1.0, 10.0]}),
+        "knn": FamilyConfig(grid={"n_neighbors": [10, 30]}),
+        "tree": FamilyConfig(grid={"max_depth": [6, 10], "min_samples_leaf": [20]}),
+    }
+
+
+class TrainConfig(Section):
+    window_batches: int = Field(
+        8, ge=1, description="Sliding training window: the newest N accepted batches."
+    )
+    max_rows: int | None = Field(
+        None, ge=100, description="Cap on training rows (newest kept); null means no cap."
+    )
+    families: dict[str, FamilyConfig] = Field(
+        default_factory=_default_families,
+        description="Model families to search: linear, knn, tree.",
+    )
+
+    @field_validator("families")
+    @classmethod
+    def _known_families(cls, value: dict[str, FamilyConfig]) -> dict[str, FamilyConfig]:
+        from conveyor.train.families import FAMILIES
+
+        unknown = sorted(set(value) - set(FAMILIES))
+        if unknown:
+            raise ValueError(f"unknown family {unknown}; choose from {sorted(FAMILIES)}")
+        if not any(f.enabled for f in value.values()):
+            raise ValueError("at least one family must be enabled")
+        return value
+
+
+class ValidateConfig(Section):
+    scheme: Literal["holdout", "timeseries"] = Field(
+        "holdout", description="holdout: the newest part of the window; timeseries: expanding folds."
+    )
+    holdout_share: float = Field(
+        0.25, gt=0, lt=1,
+        description="Share of the newest rows held out when there is no production model yet.",
+    )
+    n_splits: int = Field(3, ge=2, description="Folds of the timeseries scheme.")
+    metric: str | None = Field(
+        None, description="Selection metric; null means mae (regression) or f1 (classification)."
+    )
+    promotion_margin: float = Field(
+        0.0, ge=0, description="Relative improvement over production a challenger needs."
+    )
+
+
+class ServeConfig(Section):
+    output_dir: Path | None = Field(
+        None, description="Where inference writes; null means <workspace>/predictions."
+    )
+
+
+class LockConfig(Section):
+    timeout_seconds: float = Field(
+        30, ge=0, description="How long a second writer waits for the workspace lock."
+    )
+
+
+class Config(Section):
+    workspace: Path = Field(Path("workspace"), description="State folder, relative to the config.")
+    seed: int = Field(42, description="Seed for every random choice.")
+    source: SourceConfig
+    target: TargetConfig
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    lock: LockConfig = Field(default_factory=LockConfig)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> Config:
+        allowed = (
+            REGRESSION_METRICS if self.target.task == "regression" else CLASSIFICATION_METRICS
+        )
+        if self.validate_.metric is not None and self.validate_.metric not in allowed:
+            raise ValueError(
+                f"validate.metric '{self.validate_.metric}' does not fit task "
+                f"'{self.target.task}'; choose from {list(allowed)}"
+            )
+        roles = {self.target.column, self.source.time_column}
+        if self.columns.features and roles & set(self.columns.features):
+            raise ValueError("columns.features must not contain the target or the time column")
+        return self
+
+    @property
+    def metric(self) -> str:
+        if self.validate_.metric:
+            return self.validate_.metric
+        return "mae" if self.target.task == "regression" else "f1"
+
+    def digest(self) -> str:
+        """Return a short hash of the effective configuration (for model lineage)."""
+        text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling; see docs/configuration.md)"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    elif "input" in error and not isinstance(error["input"], dict):
+        message += f" (got {error['input']!r})"
+    return f"{key}: {message}"
+
+
+def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
+    """Validate a config mapping; relative paths are resolved against ``base_dir``."""
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = "; ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid config: {lines}") from None
+    updates: dict[str, Any] = {"workspace": (base_dir / config.workspace).resolve()}
+    source = config.source.model_copy(update={"path": (base_dir / config.source.path).resolve()})
+    updates["source"] = source
+    if config.serve.output_dir is not None:
+        updates["serve"] = config.serve.model_copy(
+            update={"output_dir": (base_dir / config.serve.output_dir).resolve()}
+        )
+    return config.model_copy(update=updates)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(
+            f"config file '{path}' not found; pass -config PATH or run from the folder "
+            "that holds conveyor.yaml"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file '{path}' must hold a mapping of sections")
+    return parse_config(data, path.resolve().parent)

@@ -1,0 +1,466 @@
+"""The controller: one function per mode, wiring the stages in order.
+
+Reading :func:`update` top to bottom tells what an update does: collect the
+next window, check its quality, score production on it (prequential), train
+and validate challengers on the sliding window, register the best and promote
+it when it beats production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conveyor.analyze.clean import clean_for_training
+from conveyor.analyze.quality import BatchQuality, assess
+from conveyor.collect import rawstore, sources, stream
+from conveyor.collect.profile import batch_profile
+from conveyor.config import Config
+from conveyor.errors import ConveyorError, ModelError
+from conveyor.prepare.roles import Roles, resolve_roles
+from conveyor.serve.bundle import (
+    LoadedModel,
+    feature_schema,
+    library_versions,
+    load_model,
+    save_model,
+)
+from conveyor.serve.predict import peak_memory_mb, predict_file
+from conveyor.store import Store
+from conveyor.store.db import utcnow
+from conveyor.train.search import Evaluation, expand_grid, make_pipeline, search
+from conveyor.validate.metrics import is_better, score_model
+from conveyor.validate.schemes import holdout_split, timeseries_splits
+from conveyor.workspace import Workspace, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+BATCH_COLUMN = "__conveyor_batch_id"
+
+
+@dataclass
+class UpdateResult:
+    """What one update did; ``ok`` is the True/False the contract prints."""
+
+    ok: bool
+    message: str
+    batch_ids: list[int] = field(default_factory=list)
+    rows: int = 0
+    version: int | None = None
+    promoted: bool = False
+    exhausted: bool = False
+
+
+class Stages:
+    """Times each stage of a run and records seconds and peak memory."""
+
+    def __init__(self, store: Store, run: str) -> None:
+        self.store, self.run, self.batch_id = store, run, None
+        self.rows: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.rows.append({"run": self.run, "batch_id": self.batch_id, "stage": name,
+                          "seconds": time.perf_counter() - start, "peak_mb": peak_memory_mb()})
+
+    def save(self) -> None:
+        with self.store.transaction() as conn:
+            self.store.insert_rows(conn, "stage_timings", self.rows)
+
+
+def open_workspace(config: Config) -> tuple[Workspace, Store]:
+    workspace = Workspace(config.workspace).create()
+    return workspace, Store.open(workspace.db_url)
+
+
+# -- collect ------------------------------------------------------------------------------
+
+
+def _collect(config: Config, workspace: Workspace, store: Store,
+             ) -> tuple[list[dict[str, Any]], str]:
+    """Ingest the next window(s); return the new catalog rows and a message."""
+    cache = sources.build_cache(config.source, config.target.column, workspace.cache)
+    origin, _ = sources.time_bounds(cache, config.source.time_column)
+    width = stream.window_width(config.stream.window)
+    first_update = store.next_window_index() == 0
+    wanted = config.stream.initial_batches if first_update else 1
+    ingested: list[dict[str, Any]] = []
+    for _ in range(wanted):
+        index = store.next_window_index()
+        start = stream.window_at(origin, width, index).start
+        next_time = sources.first_time_at_or_after(cache, config.source.time_column, start)
+        if next_time is None:
+            break
+        window = stream.window_at(origin, width, stream.index_of(origin, width, next_time))
+        frame = sources.read_window(cache, config.source.time_column, window.start, window.end)
+        ingested.append(_ingest(config, workspace, store, window, frame))
+    if not ingested:
+        return [], "stream exhausted: no new data after the last window; nothing to update"
+    return ingested, f"ingested {len(ingested)} batch(es)"
+
+
+def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.Window,
+            frame: pd.DataFrame) -> dict[str, Any]:
+    """Store one window's rows untouched, measure them, and catalog them in one transaction."""
+    data = rawstore.encode(frame)
+    path, sha = rawstore.write_batch(workspace.raw, window.index, data)
+    roles = resolve_roles(frame, config.columns, config.target.column, config.source.time_column)
+    quality = assess(frame, list(roles.features), config.target.column, config.quality)
+    status = "accepted" if quality.passed else "quarantined"
+    target = frame[config.target.column]
+    row = {"window_index": window.index, "window_start": window.start.isoformat(),
+           "window_end": window.end.isoformat(), "rows": len(frame),
+           "rows_with_target": int(target.notna().sum()), "sha256": sha,
+           "path": str(path.relative_to(workspace.root)), "status": status,
+           "reason": quality.reason() or None}
+    with store.transaction() as conn:
+        batch_id = store.add_batch(conn, **row)
+        store.insert_rows(conn, "column_stats",
+                          [{"batch_id": batch_id, **p} for p in batch_profile(frame)])
+        store.insert_rows(conn, "quality", [
+            {"batch_id": batch_id, "check": c.check, "column": c.column, "value": c.value,
+             "threshold": c.threshold, "verdict": c.verdict} for c in quality.checks])
+        if status == "quarantined":
+            store.add_event(conn, "quarantine", quality.reason(), batch_id=batch_id)
+    if status == "quarantined":
+        _write_quarantine_note(workspace, window, path, quality)
+        log.warning("batch %d (%s) quarantined: %s", batch_id, window.start, quality.reason())
+    log.info("batch %d: window %s .. %s, %d rows, %s", batch_id, window.start, window.end,
+             len(frame), status)
+    return {**row, "id": batch_id}
+
+
+def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path: Path,
+                           quality: BatchQuality) -> None:
+    import json
+
+    note = {"window_index": window.index, "window_start": window.start.isoformat(),
+            "raw_file": str(raw_path.relative_to(workspace.root)), "reason": quality.reason(),
+            "failed_checks": [c.__dict__ for c in quality.failed]}
+    atomic_write_text(workspace.quarantine / f"batch-{window.index:06d}" / "reason.json",
+                      json.dumps(note, indent=2))
+
+
+# -- training data --------------------------------------------------------------------------
+
+
+def _training_frame(config: Config, workspace: Workspace,
+                    batches: list[dict[str, Any]]) -> pd.DataFrame:
+    """Return the cleaned, time-sorted rows of ``batches``, tagged with their batch id."""
+    frames = []
+    for batch in batches:
+        raw = rawstore.read_batch(workspace.root / batch["path"], batch["sha256"])
+        cleaned = clean_for_training(raw, config.target.column, config.clean).frame
+        frames.append(cleaned.assign(**{BATCH_COLUMN: batch["id"]}))
+    data = pd.concat(frames, ignore_index=True)
+    data = data.sort_values(config.source.time_column, kind="stable").reset_index(drop=True)
+    if config.train.max_rows is not None and len(data) > config.train.max_rows:
+        data = data.iloc[-config.train.max_rows:].reset_index(drop=True)
+    return data
+
+
+def _window_roles(config: Config, data: pd.DataFrame) -> tuple[Roles, list[str]]:
+    """Roles for this window; features missing too often are left out (and named)."""
+    roles = resolve_roles(data.drop(columns=[BATCH_COLUMN]), config.columns,
+                          config.target.column, config.source.time_column)
+    dropped = [c for c in roles.features
+               if data[c].isna().mean() > config.quality.max_missing_share]
+    return roles.without(set(dropped)), dropped
+
+
+def _target(config: Config, data: pd.DataFrame) -> np.ndarray:
+    values = data[config.target.column]
+    if config.target.task == "regression":
+        return values.astype(float).to_numpy()
+    return values.astype(str).to_numpy()
+
+
+# -- prequential -------------------------------------------------------------------------
+
+
+def load_production(workspace: Workspace, store: Store) -> LoadedModel | None:
+    row = store.production()
+    if row is None:
+        return None
+    return load_model(workspace.root / row["path"], row["sha256"])
+
+
+def _prequential(config: Config, workspace: Workspace, store: Store,
+                 batches: list[dict[str, Any]]) -> None:
+    """Score production (and the never-updated baseline) on new batches before training."""
+    production = store.production()
+    if production is None:
+        return
+    models = {"production": production}
+    baseline = store.first_production()
+    if baseline is not None:
+        models["baseline"] = baseline
+    loaded = {role: load_model(workspace.root / row["path"], row["sha256"])
+              for role, row in models.items()}
+    rows = []
+    for batch in batches:
+        data = _training_frame(config, workspace, [batch])
+        if data.empty:
+            continue
+        y = _target(config, data)
+        for role, model in loaded.items():
+            metrics = score_model(model.model, config.target.task, data[model.features], y)
+            rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
+                         "rows": len(data), "score": metrics[config.metric], "metrics": metrics})
+            log.info("prequential %s v%d on batch %d: %s = %.4g", role, model.version,
+                     batch["id"], config.metric, metrics[config.metric] or float("nan"))
+    with store.transaction() as conn:
+        store.insert_rows(conn, "prequential", rows)
+
+
+# -- train + validate ----------------------------------------------------------------------
+
+
+def _splits(config: Config, n_rows: int, holdout_start: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if config.validate_.scheme == "holdout":
+        return holdout_split(n_rows, holdout_start)
+    return timeseries_splits(n_rows, config.validate_.n_splits)
+
+
+def _train(config: Config, workspace: Workspace, store: Store,
+           new_batches: list[dict[str, Any]], stages: Stages) -> UpdateResult:
+    window = store.accepted_batches(config.train.window_batches)
+    data = _training_frame(config, workspace, window)
+    roles, dropped = _window_roles(config, data)
+    if dropped:
+        log.warning("features left out of this window (missing share above %.2f): %s",
+                    config.quality.max_missing_share, dropped)
+    if len(data) < 2 * config.quality.min_rows:
+        return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
+                                   "lower quality.min_rows or use a wider stream.window")
+    production = load_production(workspace, store)
+    new_ids = {b["id"] for b in new_batches}
+    is_new = data[BATCH_COLUMN].isin(new_ids).to_numpy()
+    if production is not None and is_new.any() and not is_new.all():
+        holdout_start = int(np.argmax(is_new))  # the new batch: unseen by production too
+    else:
+        holdout_start = int(len(data) * (1 - config.validate_.holdout_share))
+    X, y = data[list(roles.features)], _target(config, data)
+    metric, task, seed = config.metric, config.target.task, config.seed
+
+    with stages.stage("search"):
+        splits = _splits(config, len(data), holdout_start)
+        evaluations = search(expand_grid(config.train.families), X, y, splits, roles,
+                             config.prepare, task, metric, seed)
+    best = evaluations[0]
+    log.info("best candidate: %s %s (%s = %.4g over %d candidates)", best.candidate.family,
+             best.candidate.params, metric, best.score or float("nan"), len(evaluations))
+
+    with stages.stage("validate"):
+        train_part, test_part = holdout_split(len(data), holdout_start)[0]
+        if config.validate_.scheme == "holdout":
+            challenger_holdout = best.metrics
+        else:
+            model = make_pipeline(best.candidate, roles, config.prepare, task, seed)
+            model.fit(X.iloc[train_part], y[train_part])
+            challenger_holdout = score_model(model, task, X.iloc[test_part], y[test_part])
+        production_holdout = None
+        if production is not None:
+            production_holdout = score_model(production.model, task,
+                                             data.iloc[test_part][production.features],
+                                             y[test_part])
+
+    with stages.stage("fit"):
+        start = time.perf_counter()
+        final = make_pipeline(best.candidate, roles, config.prepare, task, seed).fit(X, y)
+        train_seconds = time.perf_counter() - start
+        finite = _finite_predictions(final, X.iloc[test_part])
+
+    with stages.stage("register"):
+        version = _register(config, workspace, store, final, best, evaluations, data, roles,
+                            window, new_batches, challenger_holdout, train_seconds)
+        promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
+                                   finite, config.validate_.promotion_margin, version)
+        with store.transaction() as conn:
+            if promoted:
+                store.promote(conn, version, reason, batch_id=new_batches[-1]["id"])
+            else:
+                store.add_event(conn, "kept", reason, batch_id=new_batches[-1]["id"],
+                                version=version)
+    log.info("v%d %s: %s", version, "promoted" if promoted else "kept as candidate", reason)
+    return UpdateResult(True, f"trained v{version} on {len(data)} rows; "
+                        f"{'promoted' if promoted else 'production kept'}: {reason}",
+                        version=version, promoted=promoted)
+
+
+def _finite_predictions(model: Any, X: pd.DataFrame) -> bool:
+    predictions = model.predict(X)
+    return not np.issubdtype(np.asarray(predictions).dtype, np.number) or bool(
+        np.isfinite(np.asarray(predictions, dtype=float)).all())
+
+
+def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] | None,
+            production: LoadedModel | None, finite: bool, margin: float,
+            version: int) -> tuple[bool, str]:
+    if not finite:
+        return False, f"v{version} produced non-finite predictions on the hold-out"
+    score = challenger.get(metric)
+    if production is None or incumbent is None:
+        return True, f"first model: hold-out {metric} {score:.4g}"
+    current = incumbent.get(metric)
+    text = f"hold-out {metric} {score:.4g} vs production v{production.version} {current:.4g}"
+    if is_better(metric, score, current, margin):
+        return True, f"beats production: {text}"
+    return False, f"does not beat production by {margin:.0%}: {text}"
+
+
+def _register(config: Config, workspace: Workspace, store: Store, model: Any,
+              best: Evaluation, evaluations: list[Evaluation], data: pd.DataFrame,
+              roles: Roles, window: list[dict[str, Any]], new_batches: list[dict[str, Any]],
+              holdout: dict[str, Any], train_seconds: float) -> int:
+    version = store.next_version()
+    lineage = {"batch_ids": [b["id"] for b in window],
+               "batch_sha256": [b["sha256"] for b in window],
+               "window_start": window[0]["window_start"], "window_end": window[-1]["window_end"],
+               "train_rows": len(data), "config_hash": config.digest()}
+    metrics = {"validation": best.metrics, "holdout": holdout}
+    manifest = {"family": best.candidate.family, "params": best.candidate.params,
+                "task": config.target.task, "target": config.target.column,
+                "schema": feature_schema(data, roles), "metrics": metrics, "lineage": lineage,
+                "libraries": library_versions(), "created_at": utcnow()}
+    folder, sha, size = save_model(workspace.models, version, model, manifest)
+    batch_id = new_batches[-1]["id"]
+    with store.transaction() as conn:
+        store.insert_rows(conn, "models", [{
+            "version": version, "family": best.candidate.family,
+            "params": best.candidate.params, "stage": "candidate",
+            "path": str(folder.relative_to(workspace.root)), "sha256": sha, "size_bytes": size,
+            "batch_ids": lineage["batch_ids"], "window_start": lineage["window_start"],
+            "window_end": lineage["window_end"], "train_rows": len(data), "metrics": metrics,
+            "config_hash": lineage["config_hash"], "libraries": manifest["libraries"],
+            "train_seconds": train_seconds, "created_at": manifest["created_at"]}])
+        store.insert_rows(conn, "evaluations", [{
+            "batch_id": batch_id, "family": e.candidate.family, "params": e.candidate.params,
+            "scheme": config.validate_.scheme, "metric": config.metric, "score": e.score,
+            "metrics": e.metrics, "fit_seconds": e.fit_seconds,
+            "predict_seconds": e.predict_seconds, "chosen": int(e is best)}
+            for e in evaluations])
+    return version
+
+
+# -- modes --------------------------------------------------------------------------------
+
+
+def update(config: Config) -> UpdateResult:
+    """Run one update: ingest the next window and carry it through every stage."""
+    workspace = Workspace(config.workspace).create()
+    with workspace.lock(config.lock.timeout_seconds):
+        store = Store.open(workspace.db_url)
+        try:
+            return _update_locked(config, workspace, store)
+        finally:
+            store.close()
+
+
+def _update_locked(config: Config, workspace: Workspace, store: Store) -> UpdateResult:
+    stages = Stages(store, uuid.uuid4().hex[:12])
+    with stages.stage("collect"):
+        batches, message = _collect(config, workspace, store)
+    if not batches:
+        return UpdateResult(False, message, exhausted=True)
+    stages.batch_id = batches[-1]["id"]
+    ids = [b["id"] for b in batches]
+    rows = sum(b["rows"] for b in batches)
+    accepted = [b for b in batches if b["status"] == "accepted"]
+    if not accepted:
+        stages.save()
+        reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
+        return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
+    with stages.stage("prequential"):
+        _prequential(config, workspace, store, accepted)
+    result = _train(config, workspace, store, accepted, stages)
+    stages.save()
+    result.batch_ids, result.rows = ids, rows
+    return result
+
+
+def inference(config: Config, file: Path) -> Path:
+    """Predict a file with the production model; return the output's path."""
+    workspace, store = open_workspace(config)
+    try:
+        row = store.production()
+        if row is None:
+            raise ModelError("no production model yet; run `python run.py -mode update` first")
+        loaded = load_model(workspace.root / row["path"], row["sha256"])
+        out_dir = config.serve.output_dir or workspace.predictions
+        result = predict_file(Path(file), loaded, out_dir, config.source.csv)
+        store.record("inference_log", at=utcnow(), version=loaded.version,
+                     input_path=str(Path(file).resolve()),
+                     input_sha256=sources.file_sha256(Path(file)), output_path=str(result.output),
+                     rows=result.rows, seconds=result.seconds,
+                     rows_per_second=result.rows / max(result.seconds, 1e-9),
+                     peak_mb=result.peak_mb)
+        log.info("inference with v%d: %d rows in %.2f s -> %s", loaded.version, result.rows,
+                 result.seconds, result.output)
+        return result.output
+    finally:
+        store.close()
+
+
+def summary(config: Config) -> Path:
+    """Build the monitoring report from stored figures; return the HTML path."""
+    from conveyor.report.summary import write_summary
+
+    workspace, store = open_workspace(config)
+    try:
+        return write_summary(store, workspace.reports, config)
+    finally:
+        store.close()
+
+
+def replay(config: Config, batches: int | None,
+           progress: Callable[[UpdateResult], None] | None = None) -> list[UpdateResult]:
+    """Run updates until ``batches`` are done or the stream ends."""
+    results: list[UpdateResult] = []
+    while batches is None or len(results) < batches:
+        result = update(config)
+        if result.exhausted:
+            break
+        results.append(result)
+        if progress:
+            progress(result)
+    return results
+
+
+def status(config: Config) -> dict[str, Any]:
+    """Return a short description of the workspace's state."""
+    workspace, store = open_workspace(config)
+    try:
+        batches = store.frame("batches")
+        production = store.production()
+        return {
+            "workspace": str(workspace.root),
+            "batches": len(batches),
+            "accepted": int((batches["status"] == "accepted").sum()) if len(batches) else 0,
+            "quarantined": int((batches["status"] == "quarantined").sum()) if len(batches) else 0,
+            "last_window_end": batches["window_end"].max() if len(batches) else None,
+            "models": store.count("models"),
+            "production": None if production is None else {
+                "version": production["version"], "family": production["family"],
+                "params": production["params"], "metrics": production["metrics"]},
+        }
+    finally:
+        store.close()
+
+
+def ensure_error(exc: BaseException) -> ConveyorError:
+    """Wrap an unexpected exception as a ConveyorError with its type in the message."""
+    if isinstance(exc, ConveyorError):
+        return exc
+    return ConveyorError(f"{type(exc).__name__}: {exc}")

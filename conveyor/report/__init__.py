@@ -1,0 +1,1 @@
+"""Views: the summary report built from the metadata store's stored figures."""

@@ -1,0 +1,1 @@
+"""Stage 6, serve: model files with manifests, batch inference with monitoring."""

@@ -1,0 +1,120 @@
+"""Model files: save a fitted pipeline with its manifest, load it back only if verified.
+
+A version is a folder ``models/v000007/`` holding ``model.skops`` and
+``manifest.json``, created atomically (written to a hidden temp folder, then
+renamed). Loading checks the file's sha256 against the registry first and
+lets skops rebuild only types from an explicit list of trusted modules, so a
+file conveyor did not write is refused instead of run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import skops.io as sio
+from sklearn.pipeline import Pipeline
+
+from conveyor.errors import ModelError
+from conveyor.prepare.roles import Roles
+from conveyor.workspace import atomic_write_dir
+
+MODEL_FILE = "model.skops"
+MANIFEST_FILE = "manifest.json"
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "conveyor.", "builtins.", "collections.")
+LIBRARIES = ("conveyor", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
+CATEGORY_LEVELS = 1000
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of the libraries a model file depends on."""
+    out = {}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def feature_schema(frame: pd.DataFrame, roles: Roles) -> dict[str, dict[str, Any]]:
+    """Describe each feature as seen in training: kind, range or known levels."""
+    schema: dict[str, dict[str, Any]] = {}
+    for column in roles.numeric:
+        values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        finite = values[np.isfinite(values)]
+        schema[column] = {"kind": "numeric",
+                          "min": float(finite.min()) if len(finite) else None,
+                          "max": float(finite.max()) if len(finite) else None}
+    for column in roles.categorical:
+        levels = frame[column].dropna().astype(str).value_counts().index[:CATEGORY_LEVELS]
+        schema[column] = {"kind": "categorical", "levels": sorted(levels.tolist())}
+    return schema
+
+
+def version_dir(models_dir: Path, version_number: int) -> Path:
+    return models_dir / f"v{version_number:06d}"
+
+
+def save_model(models_dir: Path, version_number: int, model: Pipeline,
+               manifest: dict[str, Any]) -> tuple[Path, str, int]:
+    """Write a version folder atomically; return (folder, model sha256, model size)."""
+    data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    sha = hashlib.sha256(data).hexdigest()
+    manifest = {**manifest, "version": version_number, "model_file": MODEL_FILE,
+                "sha256": sha, "size_bytes": len(data)}
+
+    def fill(folder: Path) -> None:
+        (folder / MODEL_FILE).write_bytes(data)
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str),
+                                            encoding="utf-8")
+
+    folder = atomic_write_dir(version_dir(models_dir, version_number), fill)
+    return folder, sha, len(data)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model and its manifest."""
+
+    version: int
+    model: Pipeline
+    manifest: dict[str, Any]
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.manifest["schema"])
+
+
+def load_model(folder: Path, expected_sha256: str) -> LoadedModel:
+    """Load a version folder after checking its sha256 and the types it would build."""
+    model_path, manifest_path = folder / MODEL_FILE, folder / MANIFEST_FILE
+    if not model_path.is_file() or not manifest_path.is_file():
+        raise ModelError(f"model folder '{folder}' is incomplete (needs {MODEL_FILE} and "
+                         f"{MANIFEST_FILE})")
+    data = model_path.read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if actual != expected_sha256 or manifest.get("sha256") != expected_sha256:
+        raise ModelError(
+            f"model file '{model_path}' failed verification: its sha256 {actual[:12]} does not "
+            f"match the registry ({expected_sha256[:12]}); it was changed after training. "
+            "Refusing to load it; promote another version or retrain"
+        )
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
+        raise ModelError(f"model file '{model_path}' is not a readable skops file: {exc}") from None
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise ModelError(f"model file '{model_path}' holds types conveyor does not trust: "
+                         f"{refused}; refusing to load it")
+    model = sio.loads(data, trusted=untrusted)
+    return LoadedModel(int(manifest["version"]), model, manifest)

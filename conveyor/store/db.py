@@ -1,0 +1,188 @@
+"""Small repository functions over the metadata database.
+
+Everything the pipeline records goes through :class:`Store`; reports read
+tables back as DataFrames. SQLite runs in WAL mode with a busy timeout so
+readers (inference, summary) never block the one writer (update).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.exc import OperationalError
+
+from conveyor.errors import ConveyorError
+from conveyor.store import schema
+from conveyor.store.schema import SCHEMA_VERSION
+
+
+def utcnow() -> str:
+    """Return the current UTC time as an ISO-8601 string (seconds precision)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    """The metadata database of one workspace."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str) -> Store:
+        """Connect, create the schema on first use, and check its version."""
+        engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        try:
+            store._init_schema()
+        except OperationalError as exc:
+            raise ConveyorError(f"cannot open the metadata database {url}: {exc.orig}") from None
+        return store
+
+    def _init_schema(self) -> None:
+        with self.engine.begin() as conn:
+            schema.metadata.create_all(conn)
+            row = conn.execute(
+                select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
+            ).scalar()
+            if row is None:
+                conn.execute(insert(schema.meta).values(key="schema_version",
+                                                        value=str(SCHEMA_VERSION)))
+            elif int(row) > SCHEMA_VERSION:
+                raise ConveyorError(
+                    f"the workspace database has schema version {row}, newer than this "
+                    f"conveyor ({SCHEMA_VERSION}); upgrade conveyor"
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction: everything inside commits together or not at all."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- batches --------------------------------------------------------------------------
+
+    def next_window_index(self) -> int:
+        """Return the index of the next window to ingest: the stream cursor."""
+        with self.engine.connect() as conn:
+            last = conn.execute(select(func.max(schema.batches.c.window_index))).scalar()
+        return 0 if last is None else int(last) + 1
+
+    def batch_by_sha(self, sha256: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.batches).where(schema.batches.c.sha256 == sha256)
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def add_batch(self, conn: Connection, **values: Any) -> int:
+        values.setdefault("ingested_at", utcnow())
+        result = conn.execute(insert(schema.batches).values(**values))
+        return int(result.inserted_primary_key[0])
+
+    def accepted_batches(self, limit: int) -> list[dict[str, Any]]:
+        """Return the newest ``limit`` accepted batches, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(schema.batches)
+                .where(schema.batches.c.status == "accepted")
+                .order_by(schema.batches.c.window_index.desc())
+                .limit(limit)
+            ).mappings().all()
+        return [dict(r) for r in reversed(rows)]
+
+    # -- generic inserts ------------------------------------------------------------------
+
+    def insert_rows(self, conn: Connection, table: str,
+                    rows: Sequence[Mapping[str, Any]]) -> None:
+        if rows:
+            conn.execute(insert(schema.metadata.tables[table]), [dict(r) for r in rows])
+
+    def add_event(self, conn: Connection, kind: str, message: str,
+                  batch_id: int | None = None, version: int | None = None) -> None:
+        conn.execute(insert(schema.events).values(
+            at=utcnow(), kind=kind, message=message, batch_id=batch_id, version=version))
+
+    def record(self, table: str, **values: Any) -> None:
+        """Insert one row in its own transaction."""
+        with self.transaction() as conn:
+            conn.execute(insert(schema.metadata.tables[table]).values(**values))
+
+    # -- models ---------------------------------------------------------------------------
+
+    def next_version(self) -> int:
+        with self.engine.connect() as conn:
+            last = conn.execute(select(func.max(schema.models.c.version))).scalar()
+        return 1 if last is None else int(last) + 1
+
+    def model(self, version: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.models).where(schema.models.c.version == version)
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def production(self) -> dict[str, Any] | None:
+        """Return the production model's row, or None before the first promotion."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.models).where(schema.models.c.stage == "production")
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def first_production(self) -> dict[str, Any] | None:
+        """Return the first model ever promoted: the never-updated baseline."""
+        with self.engine.connect() as conn:
+            version = conn.execute(
+                select(schema.events.c.version)
+                .where(schema.events.c.kind == "promotion")
+                .order_by(schema.events.c.id)
+                .limit(1)
+            ).scalar()
+        return None if version is None else self.model(int(version))
+
+    def promote(self, conn: Connection, version: int, reason: str,
+                batch_id: int | None = None) -> None:
+        """Make ``version`` production and archive the previous one, in ``conn``'s transaction."""
+        conn.execute(update(schema.models).where(schema.models.c.stage == "production")
+                     .values(stage="archived"))
+        conn.execute(update(schema.models).where(schema.models.c.version == version)
+                     .values(stage="production", reason=reason))
+        self.add_event(conn, "promotion", reason, batch_id=batch_id, version=version)
+
+    # -- reading for reports --------------------------------------------------------------
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """Return a whole table as a DataFrame (reports only read stored figures)."""
+        with self.engine.connect() as conn:
+            result = conn.execute(select(schema.metadata.tables[table]))
+            return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+
+    def count(self, table: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(
+                select(func.count()).select_from(schema.metadata.tables[table])).scalar() or 0)
+
+
+def dumps(value: Any) -> str:
+    """JSON text for values that may hold numpy scalars."""
+    return json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))

@@ -1,0 +1,1 @@
+"""Stage 5, validate: metrics, time-ordered schemes, the model registry."""

@@ -1,0 +1,76 @@
+"""Quality metrics: one place computes them, for selection, promotion and reports."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as skm
+
+LOWER_IS_BETTER = {"mae", "rmse", "log_loss"}
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float | None]:
+    """Return MAE, RMSE and R2.
+
+    >>> regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))["mae"]
+    0.6666666666666666
+    """
+    r2 = float(skm.r2_score(y_true, y_pred)) if len(y_true) > 1 else None
+    return {"mae": float(skm.mean_absolute_error(y_true, y_pred)),
+            "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
+            "r2": r2}
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
+                           proba: np.ndarray | None, classes: np.ndarray) -> dict[str, float | None]:
+    """Return accuracy, F1 (macro), ROC AUC and log loss (None where undefined)."""
+    out: dict[str, float | None] = {
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "f1": float(skm.f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "roc_auc": None, "log_loss": None,
+    }
+    if proba is not None:
+        try:
+            if len(classes) == 2:
+                out["roc_auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
+            else:
+                out["roc_auc"] = float(skm.roc_auc_score(y_true, proba, multi_class="ovr",
+                                                         labels=classes))
+        except ValueError:  # one class only in y_true
+            out["roc_auc"] = None
+        out["log_loss"] = float(skm.log_loss(y_true, proba, labels=classes))
+    return out
+
+
+def score_model(model: object, task: str, X: object, y: np.ndarray) -> dict[str, float | None]:
+    """Predict with a fitted model and return all metrics of its task."""
+    y_pred = model.predict(X)  # type: ignore[attr-defined]
+    if task == "regression":
+        return regression_metrics(np.asarray(y, dtype=float), np.asarray(y_pred, dtype=float))
+    proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None  # type: ignore[attr-defined]
+    return classification_metrics(np.asarray(y), np.asarray(y_pred), proba,
+                                  np.asarray(model.classes_))  # type: ignore[attr-defined]
+
+
+def is_better(metric: str, challenger: float | None, incumbent: float | None,
+              margin: float = 0.0) -> bool:
+    """Return whether ``challenger`` beats ``incumbent`` by a relative ``margin``.
+
+    >>> is_better("mae", 9.0, 10.0, margin=0.05), is_better("mae", 9.8, 10.0, margin=0.05)
+    (True, False)
+    >>> is_better("r2", 0.5, 0.4)
+    True
+    """
+    if challenger is None or not np.isfinite(challenger):
+        return False
+    if incumbent is None or not np.isfinite(incumbent):
+        return True
+    if metric in LOWER_IS_BETTER:
+        return challenger < incumbent - margin * abs(incumbent)
+    return challenger > incumbent + margin * abs(incumbent)
+
+
+def sort_key(metric: str, value: float | None) -> float:
+    """Return a key that sorts the best score first (missing scores last)."""
+    if value is None or not np.isfinite(value):
+        return float("inf")
+    return value if metric in LOWER_IS_BETTER else -value
