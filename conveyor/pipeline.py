@@ -75,6 +75,8 @@ class Stages:
                           "seconds": time.perf_counter() - start, "peak_mb": peak_memory_mb()})
 
     def save(self) -> None:
+        for row in self.rows:  # stages timed before the batch id was known (collect)
+            row["batch_id"] = row["batch_id"] if row["batch_id"] is not None else self.batch_id
         with self.store.transaction() as conn:
             self.store.insert_rows(conn, "stage_timings", self.rows)
 

@@ -1,0 +1,27 @@
+# conveyor: the two quick-start commands, `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint reset
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+## demo: install, replay 10 weekly batches of the NYC flights demo, predict a sample, write the summary
+demo: $(VENV)/.installed
+	$(PY) -m conveyor demo --batches 10
+
+## test: install with the test tools and run the whole suite
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check conveyor tests bench
+
+## reset: delete the demo workspace (raw batches, models, reports) to start the stream over
+reset:
+	rm -rf workspace

@@ -1,0 +1,334 @@
+"""The summary: a self-contained HTML dashboard plus Markdown and JSON, from stored figures.
+
+Everything is read from the metadata store (never from raw data), so building
+the report stays fast however long the stream grows. The HTML embeds
+plotly.js once and loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from conveyor.config import Config
+from conveyor.store import Store
+from conveyor.validate.metrics import LOWER_IS_BETTER
+from conveyor.workspace import atomic_write_text
+
+
+def _figure_html(figure: go.Figure) -> str:
+    figure.update_layout(template="plotly_white", height=360,
+                         margin={"l": 60, "r": 20, "t": 40, "b": 50},
+                         legend={"orientation": "h", "y": -0.2})
+    return figure.to_html(full_html=False, include_plotlyjs=False,
+                          config={"displaylogo": False, "responsive": True})
+
+
+def _batch_times(batches: pd.DataFrame) -> dict[int, str]:
+    return dict(zip(batches["id"], batches["window_start"], strict=True))
+
+
+def _stream_section(batches: pd.DataFrame) -> tuple[go.Figure, str]:
+    figure = go.Figure()
+    for status, color in (("accepted", "#2b8cbe"), ("quarantined", "#e34a33")):
+        part = batches[batches["status"] == status]
+        figure.add_bar(x=part["window_start"], y=part["rows"], name=status, marker_color=color)
+    figure.update_layout(title="Rows per batch", xaxis_title="window start",
+                         yaxis_title="rows", barmode="stack")
+    quarantined = int((batches["status"] == "quarantined").sum())
+    reading = (f"{len(batches)} batches, {int(batches['rows'].sum()):,} rows from "
+               f"{batches['window_start'].min()[:10]} to {batches['window_end'].max()[:10]}; "
+               f"{quarantined} quarantined.")
+    return figure, reading
+
+
+def _quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.Figure, str]:
+    figure = go.Figure()
+    if quality.empty:
+        return figure, "No quality checks recorded yet."
+    quality = quality.assign(time=quality["batch_id"].map(times))
+    for check in ("duplicate_share", "missing_target_share"):
+        part = quality[quality["check"] == check].sort_values("time")
+        figure.add_scatter(x=part["time"], y=part["value"], mode="lines+markers", name=check)
+    missing = quality[quality["check"] == "missing_share"]
+    if not missing.empty:
+        mean_missing = missing.groupby("time")["value"].mean().sort_index()
+        figure.add_scatter(x=mean_missing.index, y=mean_missing.values, mode="lines+markers",
+                           name="mean feature missing share")
+    figure.update_layout(title="Data quality per batch (shares of rows)",
+                         xaxis_title="window start", yaxis_title="share")
+    warned = quality[quality["verdict"] == "warn"]
+    failed = quality[quality["verdict"] == "fail"]
+    reading = (f"{len(failed)} failed and {len(warned)} warned checks over "
+               f"{quality['batch_id'].nunique()} batches"
+               + (f"; most warned column: {warned['column'].mode().iloc[0]}."
+                  if not warned.empty else "."))
+    return figure, reading
+
+
+def _prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
+                         times: dict[int, str], metric: str) -> tuple[go.Figure, str]:
+    figure = go.Figure()
+    if prequential.empty:
+        return figure, "No prequential scores yet: they start once a production model exists."
+    prequential = prequential.assign(time=prequential["batch_id"].map(times))
+    for role, dash in (("production", "solid"), ("baseline", "dot")):
+        part = prequential[prequential["role"] == role].sort_values("time")
+        label = "production (updated)" if role == "production" else "baseline (never updated)"
+        figure.add_scatter(x=part["time"], y=part["score"], mode="lines+markers", name=label,
+                           line={"dash": dash},
+                           customdata=part["version"],
+                           hovertemplate="%{x}<br>" + metric + " %{y:.4g}<br>v%{customdata}")
+    promotions = events[events["kind"] == "promotion"].dropna(subset=["batch_id"])
+    for _, event in promotions.iterrows():
+        at = times.get(int(event["batch_id"]))
+        if at is not None:
+            figure.add_vline(x=at, line_width=1, line_dash="dash", line_color="#31a354")
+    figure.add_scatter(x=[None], y=[None], mode="lines", name="promotion",
+                       line={"color": "#31a354", "dash": "dash"})
+    figure.update_layout(title=f"Prequential {metric} of production on each new batch "
+                               "(scored before training on it)",
+                         xaxis_title="window start", yaxis_title=metric)
+    production = prequential[prequential["role"] == "production"]
+    baseline = prequential[prequential["role"] == "baseline"]
+    mean_p = production["score"].mean()
+    reading = f"Mean prequential {metric}: production {mean_p:.4g}"
+    if not baseline.empty:
+        mean_b = baseline["score"].mean()
+        better = mean_p < mean_b if metric in LOWER_IS_BETTER else mean_p > mean_b
+        reading += (f" vs never-updated baseline {mean_b:.4g} "
+                    f"({'updating helps' if better else 'updating does not help yet'})")
+    return figure, reading + f"; {len(promotions)} promotions."
+
+
+def _models_section(evaluations: pd.DataFrame, times: dict[int, str],
+                    metric: str) -> tuple[go.Figure, str]:
+    figure = go.Figure()
+    if evaluations.empty:
+        return figure, "No candidates evaluated yet."
+    evaluations = evaluations.assign(time=evaluations["batch_id"].map(times))
+    best = (evaluations.sort_values("score", ascending=metric in LOWER_IS_BETTER)
+            .groupby(["time", "family"], as_index=False).first())
+    for family, part in best.groupby("family"):
+        figure.add_scatter(x=part["time"], y=part["score"], mode="lines+markers",
+                           name=f"{family} (best of its grid)",
+                           customdata=part["params"].map(json.dumps),
+                           hovertemplate="%{x}<br>%{y:.4g}<br>%{customdata}")
+    chosen = evaluations[evaluations["chosen"] == 1].sort_values("time")
+    figure.add_scatter(x=chosen["time"], y=chosen["score"], mode="markers", name="chosen",
+                       marker={"size": 12, "symbol": "star", "color": "black"},
+                       customdata=chosen["family"] + " " + chosen["params"].map(json.dumps),
+                       hovertemplate="%{x}<br>%{y:.4g}<br>%{customdata}")
+    figure.update_layout(title=f"Validation {metric} of candidates per update",
+                         xaxis_title="window start", yaxis_title=metric)
+    counts = chosen["family"].value_counts()
+    reading = "Chosen family per update: " + ", ".join(f"{k} x{v}" for k, v in counts.items())
+    return figure, reading + "."
+
+
+def _params_table(evaluations: pd.DataFrame, times: dict[int, str]) -> pd.DataFrame:
+    chosen = evaluations[evaluations["chosen"] == 1]
+    return pd.DataFrame({
+        "window start": chosen["batch_id"].map(times).str[:10],
+        "family": chosen["family"],
+        "hyperparameters": chosen["params"].map(lambda p: json.dumps(p, sort_keys=True)),
+        "validation score": chosen["score"].round(4),
+    }).sort_values("window start")
+
+
+def _inference_section(inference: pd.DataFrame) -> tuple[go.Figure, str]:
+    figure = go.Figure()
+    if inference.empty:
+        return figure, "No inference calls yet."
+    inference = inference.sort_values("at")
+    figure.add_scatter(x=inference["at"], y=inference["rows_per_second"], name="rows/s",
+                       mode="lines+markers", customdata=inference["version"],
+                       hovertemplate="%{x}<br>%{y:.0f} rows/s<br>v%{customdata}")
+    figure.add_scatter(x=inference["at"], y=inference["peak_mb"], name="peak memory (MiB)",
+                       yaxis="y2", mode="lines+markers")
+    figure.update_layout(title="Inference calls: throughput and peak memory",
+                         yaxis={"title": "rows/s"},
+                         yaxis2={"title": "MiB", "overlaying": "y", "side": "right"})
+    last = inference.iloc[-1]
+    reading = (f"{len(inference)} calls; the last predicted {int(last['rows']):,} rows in "
+               f"{last['seconds']:.2f} s ({last['rows_per_second']:,.0f} rows/s) with v"
+               f"{int(last['version'])}, peak {last['peak_mb']:.0f} MiB.")
+    return figure, reading
+
+
+def _timings_section(timings: pd.DataFrame, times: dict[int, str]) -> tuple[go.Figure, str]:
+    figure = go.Figure()
+    if timings.empty:
+        return figure, "No updates timed yet."
+    timings = timings.assign(time=timings["batch_id"].map(times))
+    per_stage = timings.groupby(["time", "stage"], as_index=False)["seconds"].sum()
+    for stage, part in per_stage.groupby("stage", sort=False):
+        figure.add_bar(x=part["time"], y=part["seconds"], name=stage)
+    figure.update_layout(title="Update seconds per stage", barmode="stack",
+                         xaxis_title="window start", yaxis_title="seconds")
+    totals = per_stage.groupby("time")["seconds"].sum()
+    reading = (f"Median update {totals.median():.1f} s, slowest {totals.max():.1f} s; "
+               f"peak memory {timings['peak_mb'].max():.0f} MiB.")
+    return figure, reading
+
+
+def _registry_table(models: pd.DataFrame) -> pd.DataFrame:
+    if models.empty:
+        return models
+    return pd.DataFrame({
+        "version": models["version"].map(lambda v: f"v{v:06d}"),
+        "stage": models["stage"],
+        "family": models["family"],
+        "hyperparameters": models["params"].map(lambda p: json.dumps(p, sort_keys=True)),
+        "hold-out": models["metrics"].map(lambda m: json.dumps(
+            {k: round(v, 4) for k, v in (m.get("holdout") or {}).items() if v is not None})),
+        "trained on": models["window_start"].str[:10] + " .. " + models["window_end"].str[:10],
+        "rows": models["train_rows"],
+        "sha256": models["sha256"].str[:12],
+    }).sort_values("version", ascending=False)
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "<p>None yet.</p>"
+    return frame.to_html(index=False, classes="table", border=0, escape=True)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "None yet.\n"
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    rows = ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows]) + "\n"
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;
+color:#1d2330}
+header{background:#1d2330;color:#fff;padding:18px 32px}
+header h1{margin:0;font-size:22px} header p{margin:4px 0 0;color:#c8ccd4}
+nav{padding:8px 32px;background:#fff;border-bottom:1px solid #e3e6ea}
+nav a{margin-right:14px;color:#2b6cb0;text-decoration:none;font-size:14px}
+main{padding:16px 32px;max-width:1300px}
+section{background:#fff;border:1px solid #e3e6ea;border-radius:8px;margin:16px 0;padding:12px 20px}
+section h2{font-size:18px;margin:6px 0} .reading{color:#4a5568;margin:4px 0 8px}
+.cards{display:flex;gap:12px;flex-wrap:wrap}
+.card{background:#fff;border:1px solid #e3e6ea;border-radius:8px;padding:10px 16px;min-width:150px}
+.card b{display:block;font-size:20px}
+table.table{border-collapse:collapse;font-size:13px;width:100%}
+table.table th,table.table td{border-bottom:1px solid #edf0f3;padding:4px 8px;text-align:left}
+"""
+
+
+def build(store: Store, config: Config) -> dict[str, Any]:
+    """Collect every section's figure, reading and table from the store."""
+    batches = store.frame("batches").sort_values("window_index")
+    times = _batch_times(batches)
+    metric = config.metric
+    evaluations = store.frame("evaluations")
+    models = store.frame("models")
+    production = store.production()
+    sections: list[dict[str, Any]] = []
+    if not batches.empty:
+        for key, title, (figure, reading) in (
+            ("stream", "Stream and batches", _stream_section(batches)),
+            ("quality", "Data quality", _quality_section(store.frame("quality"), times)),
+            ("prequential", "Production model quality (prequential)",
+             _prequential_section(store.frame("prequential"), store.frame("events"), times,
+                                  metric)),
+            ("candidates", "Candidates and chosen hyperparameters",
+             _models_section(evaluations, times, metric)),
+            ("update", "Update performance", _timings_section(store.frame("stage_timings"),
+                                                              times)),
+            ("inference", "Inference performance", _inference_section(
+                store.frame("inference_log"))),
+        ):
+            sections.append({"key": key, "title": title, "figure": figure, "reading": reading})
+    tables = {
+        "hyperparameters": _params_table(evaluations, times) if not evaluations.empty
+        else pd.DataFrame(),
+        "registry": _registry_table(models),
+        "batches": batches[["id", "window_start", "window_end", "rows", "rows_with_target",
+                            "status", "reason", "sha256"]].assign(
+                                sha256=lambda f: f["sha256"].str[:12]) if not batches.empty
+        else pd.DataFrame(),
+    }
+    cards = {
+        "batches": len(batches),
+        "rows": int(batches["rows"].sum()) if not batches.empty else 0,
+        "model versions": len(models),
+        "production": f"v{production['version']:06d} {production['family']}"
+        if production else "none",
+        "target": f"{config.target.column} ({config.target.task})",
+    }
+    return {"sections": sections, "tables": tables, "cards": cards, "metric": metric,
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def render_html(report: dict[str, Any]) -> str:
+    nav = "".join(f'<a href="#{s["key"]}">{html.escape(s["title"])}</a>'
+                  for s in report["sections"])
+    nav += '<a href="#hyperparameters">Hyperparameters</a><a href="#registry">Registry</a>'
+    nav += '<a href="#batches">Batches</a>'
+    cards = "".join(f'<div class="card">{html.escape(k)}<b>{html.escape(str(v))}</b></div>'
+                    for k, v in report["cards"].items())
+    body = "".join(
+        f'<section id="{s["key"]}" class="plot-section"><h2>{html.escape(s["title"])}</h2>'
+        f'<p class="reading">{html.escape(s["reading"])}</p>{_figure_html(s["figure"])}</section>'
+        for s in report["sections"])
+    for key, title in (("hyperparameters", "Chosen model and hyperparameters per update"),
+                       ("registry", "Model registry"), ("batches", "Batches")):
+        body += (f'<section id="{key}"><h2>{title}</h2>'
+                 f'{_html_table(report["tables"][key])}</section>')
+    if not report["sections"]:
+        body = "<section><h2>No data yet</h2><p>Run <code>python run.py -mode update</code> " \
+               "to ingest the first batch.</p></section>" + body
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<title>conveyor summary</title><style>{CSS}</style>'
+            f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
+            f'<header><h1>conveyor summary</h1><p>generated {report["generated_at"]}; '
+            f'metric: {html.escape(report["metric"])}</p></header><nav>{nav}</nav>'
+            f'<main><div class="cards">{cards}</div>{body}</main></body></html>')
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    lines = ["# conveyor summary", "", f"Generated {report['generated_at']}.", ""]
+    lines += [f"- **{k}**: {v}" for k, v in report["cards"].items()] + [""]
+    for section in report["sections"]:
+        lines += [f"## {section['title']}", "", section["reading"], ""]
+    for key, title in (("hyperparameters", "Chosen model and hyperparameters per update"),
+                       ("registry", "Model registry"), ("batches", "Batches")):
+        lines += [f"## {title}", "", _markdown_table(report["tables"][key])]
+    return "\n".join(lines)
+
+
+def render_json(report: dict[str, Any]) -> str:
+    data = {
+        "generated_at": report["generated_at"], "metric": report["metric"],
+        "cards": report["cards"],
+        "sections": [{"key": s["key"], "title": s["title"], "reading": s["reading"],
+                      "figure": json.loads(s["figure"].to_json())}
+                     for s in report["sections"]],
+        "tables": {k: json.loads(v.to_json(orient="records")) if not v.empty else []
+                   for k, v in report["tables"].items()},
+    }
+    return json.dumps(data, indent=1)
+
+
+def write_summary(store: Store, reports_dir: Path, config: Config) -> Path:
+    """Write summary-<time>.html/.md/.json; return the HTML path."""
+    report = build(store, config)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem = reports_dir / f"summary-{stamp}"
+    atomic_write_text(stem.with_suffix(".md"), render_markdown(report))
+    atomic_write_text(stem.with_suffix(".json"), render_json(report))
+    return atomic_write_text(stem.with_suffix(".html"), render_html(report))

