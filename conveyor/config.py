@@ -75,7 +75,9 @@ class StreamConfig(Section):
         try:
             delta = pd.Timedelta(pd.tseries.frequencies.to_offset(value))
         except (ValueError, TypeError) as exc:
-            raise ValueError(f"'{value}' is not a fixed pandas offset such as 7D, 1D or 12h") from exc
+            raise ValueError(
+                f"'{value}' is not a fixed pandas offset such as 7D, 1D or 12h"
+            ) from exc
         if delta <= pd.Timedelta(0):
             raise ValueError("the window must be positive")
         return value
@@ -152,7 +154,8 @@ class TrainConfig(Section):
 
 class ValidateConfig(Section):
     scheme: Literal["holdout", "timeseries"] = Field(
-        "holdout", description="holdout: the newest part of the window; timeseries: expanding folds."
+        "holdout",
+        description="holdout: the newest part of the window; timeseries: expanding folds.",
     )
     holdout_share: float = Field(
         0.25, gt=0, lt=1,

@@ -49,7 +49,9 @@ def build_estimator(family: str, task: str, params: dict[str, Any], seed: int) -
     try:
         estimator = FAMILIES[family](task, seed)
     except KeyError:
-        raise ConfigError(f"unknown model family '{family}'; choose from {sorted(FAMILIES)}")
+        raise ConfigError(
+            f"unknown model family '{family}'; choose from {sorted(FAMILIES)}"
+        ) from None
     valid = estimator.get_params()
     unknown = sorted(set(params) - set(valid))
     if unknown:

@@ -20,8 +20,9 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, floa
             "r2": r2}
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray,
-                           proba: np.ndarray | None, classes: np.ndarray) -> dict[str, float | None]:
+def classification_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None, classes: np.ndarray
+) -> dict[str, float | None]:
     """Return accuracy, F1 (macro), ROC AUC and log loss (None where undefined)."""
     out: dict[str, float | None] = {
         "accuracy": float(skm.accuracy_score(y_true, y_pred)),

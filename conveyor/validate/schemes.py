@@ -19,7 +19,9 @@ def holdout_split(n_rows: int, holdout_start: int) -> list[Split]:
     [([0, 1, 2], [3, 4])]
     """
     if not 0 < holdout_start < n_rows:
-        raise ValueError(f"holdout must leave rows on both sides (start {holdout_start} of {n_rows})")
+        raise ValueError(
+            f"holdout must leave rows on both sides (start {holdout_start} of {n_rows})"
+        )
     index = np.arange(n_rows)
     return [(index[:holdout_start], index[holdout_start:])]
 
