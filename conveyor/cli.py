@@ -51,21 +51,28 @@ def _run_update(config: Config) -> int:
 
 
 def _run_replay(config: Config, batches: int | None) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     start = time.perf_counter()
     rows = 0
-    with Progress(TextColumn("[bold]replay"), BarColumn(), TextColumn("{task.completed}/"
-                  "{task.total} batches"), TextColumn("{task.fields[rows]} rows"),
-                  TimeElapsedColumn(), TextColumn("{task.fields[last]}"),
+    with Progress(TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("batches, {task.fields[rows]:,} rows"), TimeElapsedColumn(),
                   transient=False) as progress:
-        task = progress.add_task("replay", total=batches, rows=0, last="")
+        task = progress.add_task("replay", total=batches, rows=0)
 
         def advance(result: pipeline.UpdateResult) -> None:
             nonlocal rows
             rows += result.rows
-            mark = "" if result.ok else "[red]FAILED[/red] "
-            progress.update(task, advance=1, rows=rows, last=mark + result.message[:70])
+            mark = "[green]ok[/green]" if result.ok else "[red]FALSE[/red]"
+            ids = ",".join(map(str, result.batch_ids)) or "-"
+            progress.console.print(f"batch {ids}: {mark} {result.message}", highlight=False)
+            progress.update(task, advance=1, rows=rows)
 
         results = pipeline.replay(config, batches, advance)
     ok = sum(r.ok for r in results)

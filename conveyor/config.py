@@ -31,14 +31,71 @@ class CsvOptions(Section):
     decimal: str = Field(".", description="Decimal mark of numbers.")
 
 
-class SourceConfig(Section):
-    kind: Literal["csv", "parquet", "excel"] = Field(
-        "csv", description="File format of the primary source."
+class TableConfig(Section):
+    """Where a table lives: a file (CSV/TSV, Parquet, Excel) or a SQL table or query."""
+
+    kind: Literal["csv", "parquet", "excel", "sql"] = Field(
+        "csv", description="csv | parquet | excel | sql (SQLAlchemy URL or SQLite file)."
     )
-    path: Path = Field(..., description="The table, relative to the config file's folder.")
-    time_column: str = Field(..., description="Column with the event time; windows are cut on it.")
+    path: Path | None = Field(
+        None, description="The file (relative to the config's folder); for sql, a SQLite file."
+    )
+    url: str | None = Field(
+        None, description="sql: a SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db."
+    )
+    table: str | None = Field(None, description="sql: the table to read.")
+    query: str | None = Field(None, description="sql: a SELECT to run instead of a table.")
     csv: CsvOptions = Field(default_factory=CsvOptions)
     sheet: str | int = Field(0, description="Excel sheet name or index.")
+
+    @model_validator(mode="after")
+    def _located(self) -> TableConfig:
+        if self.kind == "sql":
+            if (self.url is None) == (self.path is None):
+                raise ValueError("a sql source needs exactly one of 'url' or 'path' (SQLite)")
+            if (self.table is None) == (self.query is None):
+                raise ValueError("a sql source needs exactly one of 'table' or 'query'")
+        elif self.path is None:
+            raise ValueError(f"a {self.kind} source needs 'path'")
+        return self
+
+
+class SourceConfig(TableConfig):
+    kind: Literal["csv", "parquet", "excel", "sql", "inbox"] = Field(  # type: ignore[assignment]
+        "csv",
+        description="csv | parquet | excel | sql, or inbox: a folder where new files arrive.",
+    )
+    time_column: str = Field(..., description="Column with the event time; windows are cut on it.")
+    pattern: str = Field("*", description="inbox: glob of the files to pick up, e.g. '*.csv'.")
+
+    @model_validator(mode="after")
+    def _located(self) -> SourceConfig:
+        if self.kind == "inbox":
+            if self.path is None:
+                raise ValueError("an inbox source needs 'path' (the folder files arrive in)")
+            return self
+        TableConfig._located(self)
+        return self
+
+
+class EnrichConfig(TableConfig):
+    """A secondary table joined to every batch by key (and as of time, when set)."""
+
+    name: str = Field(..., description="A name for logs and events.")
+    keys: list[str] = Field(..., min_length=1, description="Key columns present in both tables.")
+    time_column: str | None = Field(
+        None, description="As-of join: the secondary table's time column (nearest earlier row)."
+    )
+    stream_time_column: str | None = Field(
+        None, description="The stream's column to match on time; null means source.time_column."
+    )
+    tolerance: str | None = Field(
+        None, description="As-of join: the oldest match allowed, a pandas offset such as 1h."
+    )
+    columns: list[str] | None = Field(
+        None, description="Columns to add; null means all but the keys and time."
+    )
+    prefix: str = Field("", description="Prefix for the added columns (avoids name clashes).")
 
 
 class TargetConfig(Section):
@@ -63,6 +120,9 @@ class ColumnsConfig(Section):
 
 class StreamConfig(Section):
     window: str = Field("7D", description="Pandas offset of one batch window, e.g. 7D, 1D, 12h.")
+    rows: int | None = Field(
+        None, ge=1, description="Batches of this many rows instead of time windows; null: windows."
+    )
     initial_batches: int = Field(
         1, ge=1, description="Windows ingested by the first update before the first training."
     )
@@ -186,6 +246,9 @@ class Config(Section):
     workspace: Path = Field(Path("workspace"), description="State folder, relative to the config.")
     seed: int = Field(42, description="Seed for every random choice.")
     source: SourceConfig
+    enrich: list[EnrichConfig] = Field(
+        default_factory=list, description="Secondary tables joined to each batch."
+    )
     target: TargetConfig
     columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
@@ -246,8 +309,14 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
         lines = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid config: {lines}") from None
     updates: dict[str, Any] = {"workspace": (base_dir / config.workspace).resolve()}
-    source = config.source.model_copy(update={"path": (base_dir / config.source.path).resolve()})
-    updates["source"] = source
+
+    def located(table: Any) -> Any:
+        if table.path is None:
+            return table
+        return table.model_copy(update={"path": (base_dir / table.path).resolve()})
+
+    updates["source"] = located(config.source)
+    updates["enrich"] = [located(e) for e in config.enrich]
     if config.serve.output_dir is not None:
         updates["serve"] = config.serve.model_copy(
             update={"output_dir": (base_dir / config.serve.output_dir).resolve()}

@@ -22,10 +22,11 @@ import pandas as pd
 
 from conveyor.analyze.clean import clean_for_training
 from conveyor.analyze.quality import BatchQuality, assess
-from conveyor.collect import rawstore, sources, stream
+from conveyor.collect import inbox, rawstore, sources, stream
+from conveyor.collect.enrich import enrich, load_enrichment
 from conveyor.collect.profile import batch_profile
 from conveyor.config import Config
-from conveyor.errors import ConveyorError, ModelError
+from conveyor.errors import ConveyorError, InputError, ModelError, SourceError
 from conveyor.prepare.roles import Roles, resolve_roles
 from conveyor.serve.bundle import (
     LoadedModel,
@@ -91,41 +92,123 @@ def open_workspace(config: Config) -> tuple[Workspace, Store]:
 
 def _collect(config: Config, workspace: Workspace, store: Store,
              ) -> tuple[list[dict[str, Any]], str]:
-    """Ingest the next window(s); return the new catalog rows and a message."""
-    cache = sources.build_cache(config.source, config.target.column, workspace.cache)
-    origin, _ = sources.time_bounds(cache, config.source.time_column)
-    width = stream.window_width(config.stream.window)
+    """Ingest the next window(s) or inbox file; return the new catalog rows and a message."""
+    enrichments = [(spec, load_enrichment(spec)) for spec in config.enrich]
     first_update = store.next_window_index() == 0
     wanted = config.stream.initial_batches if first_update else 1
+    if config.source.kind == "inbox":
+        return _collect_inbox(config, workspace, store, enrichments, wanted)
+    cache = sources.build_cache(config.source, config.target.column, workspace.cache)
     ingested: list[dict[str, Any]] = []
     for _ in range(wanted):
-        index = store.next_window_index()
-        start = stream.window_at(origin, width, index).start
-        next_time = sources.first_time_at_or_after(cache, config.source.time_column, start)
-        if next_time is None:
+        collected = _next_from_stream(config, cache, store.next_window_index())
+        if collected is None:
             break
-        window = stream.window_at(origin, width, stream.index_of(origin, width, next_time))
-        frame = sources.read_window(cache, config.source.time_column, window.start, window.end)
-        ingested.append(_ingest(config, workspace, store, window, frame))
+        window, frame = collected
+        frame = enrich(frame, enrichments, config.source.time_column)
+        ingested.append(_ingest(config, workspace, store, window, frame, str(config.source.path
+                                                                             or "sql")))
     if not ingested:
         return [], "stream exhausted: no new data after the last window; nothing to update"
     return ingested, f"ingested {len(ingested)} batch(es)"
 
 
+def _next_from_stream(config: Config, cache: Path,
+                      index: int) -> tuple[stream.Window, pd.DataFrame] | None:
+    """Return the next non-empty window (or row-count batch) at or after ``index``."""
+    time_column = config.source.time_column
+    if config.stream.rows is not None:
+        size = config.stream.rows
+        frame = sources.read_rows(cache, index * size, (index + 1) * size)
+        if frame.empty:
+            return None
+        times = frame[time_column]
+        return stream.Window(index, times.min(), times.max()), frame
+    origin, _ = sources.time_bounds(cache, time_column)
+    width = stream.window_width(config.stream.window)
+    start = stream.window_at(origin, width, index).start
+    next_time = sources.first_time_at_or_after(cache, time_column, start)
+    if next_time is None:
+        return None
+    window = stream.window_at(origin, width, stream.index_of(origin, width, next_time))
+    return window, sources.read_window(cache, time_column, window.start, window.end)
+
+
+def _collect_inbox(config: Config, workspace: Workspace, store: Store,
+                   enrichments: list[tuple[Any, pd.DataFrame]],
+                   wanted: int) -> tuple[list[dict[str, Any]], str]:
+    """Take the oldest unprocessed inbox file(s), one batch each."""
+    assert config.source.path is not None
+    processed = set(store.frame("inbox_files")["name"])
+    ingested: list[dict[str, Any]] = []
+    for path in inbox.pending_files(config.source.path, config.source.pattern, processed):
+        if len(ingested) >= wanted:
+            break
+        sha, size = sources.file_sha256(path), path.stat().st_size
+        record = {"name": path.name, "sha256": sha, "size_bytes": size, "processed_at": utcnow()}
+        if store.inbox_file_by_sha(sha) is not None:
+            store.record("inbox_files", **record, status="duplicate",
+                         reason="same bytes as an already processed file")
+            log.warning("inbox file %s repeats an earlier file (same sha256); skipped", path.name)
+            continue
+        try:
+            frame = sources.read_file(path, inbox.file_kind(path), config.source.csv,
+                                      config.source.sheet)
+            frame = sources.check_columns(frame, config.source.time_column,
+                                          config.target.column, f"inbox file '{path.name}'")
+            _check_schema(store, workspace, frame, path.name)
+        except ConveyorError as exc:
+            folder = inbox.quarantine_file(path, workspace.quarantine, str(exc))
+            with store.transaction() as conn:
+                store.insert_rows(conn, "inbox_files", [{**record, "status": "quarantined",
+                                                         "reason": str(exc)}])
+                store.add_event(conn, "quarantine", f"{path.name}: {exc}")
+            return ingested, f"inbox file quarantined to {folder}: {exc}"
+        frame = frame.sort_values(config.source.time_column, kind="stable")
+        times = frame[config.source.time_column]
+        window = stream.Window(store.next_window_index(), times.min(), times.max())
+        frame = enrich(frame.reset_index(drop=True), enrichments, config.source.time_column)
+        row = _ingest(config, workspace, store, window, frame, path.name)
+        store.record("inbox_files", **record, status="ingested", batch_id=row["id"])
+        ingested.append(row)
+    if not ingested:
+        return [], f"no new files in the inbox {config.source.path}; nothing to update"
+    return ingested, f"ingested {len(ingested)} inbox file(s)"
+
+
+def _check_schema(store: Store, workspace: Workspace, frame: pd.DataFrame, name: str) -> None:
+    """Refuse a batch that lacks columns earlier batches had."""
+    previous = store.accepted_batches(1)
+    if not previous:
+        return
+    known = store.batch_columns(previous[0]["id"])
+    missing = [c for c in known if c not in frame.columns]
+    if missing:
+        raise SourceError(f"'{name}' lacks column(s) {missing} that earlier batches had "
+                          "(a different schema); fix the file and drop it in the inbox again "
+                          "under a new name")
+
+
 def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.Window,
-            frame: pd.DataFrame) -> dict[str, Any]:
-    """Store one window's rows untouched, measure them, and catalog them in one transaction."""
+            frame: pd.DataFrame, source_name: str) -> dict[str, Any]:
+    """Store one batch's rows untouched, measure them, and catalog them in one transaction."""
     data = rawstore.encode(frame)
+    existing = store.batch_by_sha(rawstore.digest(data))
+    if existing is not None:
+        raise SourceError(f"batch of window {window.index} is identical to batch "
+                          f"{existing['id']} (same sha256); refusing to ingest it twice")
     path, sha = rawstore.write_batch(workspace.raw, window.index, data)
     roles = resolve_roles(frame, config.columns, config.target.column, config.source.time_column)
     quality = assess(frame, list(roles.features), config.target.column, config.quality)
     status = "accepted" if quality.passed else "quarantined"
     target = frame[config.target.column]
+    times = frame[config.source.time_column]
     row = {"window_index": window.index, "window_start": window.start.isoformat(),
            "window_end": window.end.isoformat(), "rows": len(frame),
            "rows_with_target": int(target.notna().sum()), "sha256": sha,
            "path": str(path.relative_to(workspace.root)), "status": status,
-           "reason": quality.reason() or None}
+           "reason": quality.reason() or None, "source": source_name,
+           "time_min": times.min().isoformat(), "time_max": times.max().isoformat()}
     with store.transaction() as conn:
         batch_id = store.add_batch(conn, **row)
         store.insert_rows(conn, "column_stats",
@@ -241,7 +324,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
     data = _training_frame(config, workspace, window)
     roles, dropped = _window_roles(config, data)
     if dropped:
-        log.warning("features left out of this window (missing share above %.2f): %s",
+        log.info("features left out of this window (missing share above %.2f): %s",
                     config.quality.max_missing_share, dropped)
     if len(data) < 2 * config.quality.min_rows:
         return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
@@ -401,7 +484,8 @@ def inference(config: Config, file: Path) -> Path:
             raise ModelError("no production model yet; run `python run.py -mode update` first")
         loaded = load_model(workspace.root / row["path"], row["sha256"])
         out_dir = config.serve.output_dir or workspace.predictions
-        result = predict_file(Path(file), loaded, out_dir, config.source.csv)
+        result = predict_file(Path(file), loaded, out_dir, config.source.csv,
+                              augment=_enricher(config, list(loaded.manifest["schema"])))
         store.record("inference_log", at=utcnow(), version=loaded.version,
                      input_path=str(Path(file).resolve()),
                      input_sha256=sources.file_sha256(Path(file)), output_path=str(result.output),
@@ -413,6 +497,33 @@ def inference(config: Config, file: Path) -> Path:
         return result.output
     finally:
         store.close()
+
+
+def _enricher(config: Config,
+              features: list[str]) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
+    """Join the enrichment tables to an inference input that lacks their columns."""
+    if not config.enrich:
+        return None
+    tables = [(spec, load_enrichment(spec)) for spec in config.enrich]
+    added = {c for spec, table in tables for c in table.columns
+             if c not in spec.keys and c != spec.time_column}
+
+    def augment(frame: pd.DataFrame) -> pd.DataFrame:
+        if all(c in frame.columns for c in features):
+            return frame
+        time_column = config.source.time_column
+        if any(spec.time_column for spec, _ in tables) and time_column not in frame.columns:
+            raise InputError(f"the input lacks the time column '{time_column}' needed to join "
+                             "the enrichment tables (or give their columns directly)")
+        base = frame.drop(columns=[c for c in added if c in frame.columns])
+        if time_column in base.columns:
+            base[time_column] = sources.parse_time(base, time_column, "the input")
+        joined = enrich(base, tables, time_column)
+        kept = [c for c in frame.columns if c in added]
+        joined[kept] = frame[kept]
+        return joined
+
+    return augment
 
 
 def summary(config: Config) -> Path:

@@ -165,3 +165,32 @@ def test_a_batch_below_the_gate_is_quarantined_not_lost(tmp_path):
                       .read_text())
     assert "missing_target_share" in note["reason"]
     assert store.frame("events")["kind"].tolist() == ["quarantine"]
+
+
+def test_classification_with_timeseries_validation(tmp_path):
+    """The same conveyor on a class target (delayed or not) with time-series folds."""
+    source = write_flights_slice(tmp_path)
+    flights = pd.read_csv(source)
+    flights = flights[flights["arr_delay"].notna()]
+    flights["delayed"] = np.where(flights["arr_delay"] > 15, "late", "on time")
+    flights.to_csv(source, index=False)
+    config = load_config(write_config(
+        tmp_path,
+        target={"column": "delayed", "task": "classification"},
+        columns={"exclude": ["arr_delay", "arr_time", "air_time", "year", "flight"]},
+        validate={"scheme": "timeseries", "n_splits": 3, "metric": "roc_auc"},
+        train={"window_batches": 3, "families": {
+            "linear": {"grid": {"C": [0.1, 1.0]}},
+            "knn": {"grid": {"n_neighbors": [15]}},
+            "tree": {"grid": {"max_depth": [4]}}}},
+    ))
+    results = [pipeline.update(config) for _ in range(2)]
+    assert [r.ok for r in results] == [True, True]
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    evaluations = store.frame("evaluations")
+    assert set(evaluations["scheme"]) == {"timeseries"}
+    assert evaluations["score"].between(0.5, 1.0).all()  # better than chance on real data
+    metrics = store.frame("prequential").iloc[0]["metrics"]
+    assert set(metrics) == {"accuracy", "f1", "roc_auc", "log_loss"}
+    output = pipeline.inference(config, inference_sample(tmp_path))
+    assert set(pd.read_csv(output)["predict"]) <= {"late", "on time"}

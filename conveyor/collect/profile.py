@@ -27,7 +27,8 @@ def column_profile(series: pd.Series) -> dict[str, Any]:
     n = len(series)
     missing = float(series.isna().mean()) if n else 0.0
     row: dict[str, Any] = {"missing_share": missing, "n_unique": int(series.nunique()),
-                           "mean": None, "std": None, "min": None, "q50": None, "max": None,
+                           "mean": None, "std": None, "min": None, "q25": None, "q50": None,
+                           "q75": None, "max": None,
                            "top": None}
     values = series.dropna()
     if pd.api.types.is_bool_dtype(series) or not (
@@ -42,8 +43,10 @@ def column_profile(series: pd.Series) -> dict[str, Any]:
         row["dtype"] = "numeric"
         numbers = values.astype(float)
         if len(numbers):
+            q25, q50, q75 = numbers.quantile([0.25, 0.5, 0.75]).tolist()
             row.update(mean=_finite(numbers.mean()), min=_finite(numbers.min()),
-                       q50=_finite(numbers.median()), max=_finite(numbers.max()),
+                       q25=_finite(q25), q50=_finite(q50), q75=_finite(q75),
+                       max=_finite(numbers.max()),
                        std=_finite(numbers.std(ddof=1)) if len(numbers) > 1 else None)
     return row
 

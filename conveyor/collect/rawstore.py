@@ -24,9 +24,14 @@ def encode(frame: pd.DataFrame) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def digest(data: bytes) -> str:
+    """Return the hex sha256 of encoded batch bytes (the batch's identity in the catalog)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def write_batch(raw_dir: Path, window_index: int, data: bytes) -> tuple[Path, str]:
     """Store encoded batch bytes; return the file path and its sha256."""
-    sha = hashlib.sha256(data).hexdigest()
+    sha = digest(data)
     path = raw_dir / f"batch-{window_index:06d}-{sha[:8]}.parquet"
     atomic_write_bytes(path, data)
     return path, sha

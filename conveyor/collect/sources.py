@@ -10,16 +10,22 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conveyor.config import SourceConfig
+from conveyor.config import CsvOptions, SourceConfig, TableConfig
 from conveyor.errors import SourceError
 from conveyor.workspace import atomic_write
 
 log = logging.getLogger(__name__)
+
+
+FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
+              ".xlsx": "excel"}
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -31,29 +37,75 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def read_table(source: SourceConfig) -> pd.DataFrame:
-    """Read the whole source file as a DataFrame, with errors that name the file."""
-    path = source.path
+def _describe(table: TableConfig) -> str:
+    if table.kind == "sql":
+        where = table.url if table.url else f"sqlite:///{table.path}"
+        return f"sql source {where} ({table.table or 'query'})"
+    return f"{table.kind} file '{table.path}'"
+
+
+def read_file(path: Path, kind: str, csv: CsvOptions, sheet: str | int = 0) -> pd.DataFrame:
+    """Read one file of a known kind, with errors that name the file and the fix."""
     if not path.is_file():
-        raise SourceError(f"source file '{path}' not found (source.path in the config)")
+        raise SourceError(f"file '{path}' not found")
     try:
-        if source.kind == "csv":
-            frame = pd.read_csv(path, sep=source.csv.delimiter, encoding=source.csv.encoding,
-                                decimal=source.csv.decimal, low_memory=False)
-        elif source.kind == "parquet":
+        if kind == "csv":
+            sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
+            frame = pd.read_csv(path, sep=sep, encoding=csv.encoding, decimal=csv.decimal,
+                                low_memory=False)
+        elif kind == "parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_excel(path, sheet_name=source.sheet, engine="openpyxl")
+            frame = pd.read_excel(path, sheet_name=sheet, engine="openpyxl")
     except UnicodeDecodeError as exc:
         raise SourceError(
-            f"source file '{path}' is not valid {source.csv.encoding} text (byte {exc.start}); "
-            "set source.csv.encoding to the file's encoding"
+            f"file '{path}' is not valid {csv.encoding} text (byte {exc.start}); "
+            "set csv.encoding to the file's encoding"
         ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
-        raise SourceError(f"cannot read source file '{path}' as {source.kind}: {exc}") from None
-    if frame.empty:
-        raise SourceError(f"source file '{path}' has no rows")
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"file '{path}' is empty") from None
+    except (pd.errors.ParserError, ValueError, OSError, KeyError) as exc:
+        raise SourceError(f"cannot read file '{path}' as {kind}: {exc}") from None
+    if kind == "csv" and frame.shape[1] == 1 and len(csv.delimiter) == 1:
+        header = str(frame.columns[0])
+        guess = next((d for d in (";", "\t", "|", ",") if d in header and d != csv.delimiter),
+                     None)
+        if guess is not None:
+            raise SourceError(
+                f"file '{path}' has one column '{header[:60]}': the delimiter looks like "
+                f"{guess!r}, not {csv.delimiter!r}; set csv.delimiter"
+            )
     return frame
+
+
+def _sql_engine(table: TableConfig) -> Any:
+    from sqlalchemy import create_engine
+
+    if table.path is not None:
+        if not table.path.is_file():
+            raise SourceError(f"SQLite file '{table.path}' not found")
+        return create_engine(f"sqlite:///{table.path}")
+    return create_engine(str(table.url))
+
+
+def read_table(table: TableConfig) -> pd.DataFrame:
+    """Read a whole table (file or SQL) as a DataFrame."""
+    if table.kind != "sql":
+        assert table.path is not None  # guaranteed by the config's validation
+        return read_file(table.path, table.kind, table.csv, table.sheet)
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = _sql_engine(table)
+    try:
+        with engine.connect() as conn:
+            if table.query is not None:
+                return pd.read_sql_query(text(table.query), conn)
+            return pd.read_sql_table(str(table.table), conn)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise SourceError(f"cannot read {_describe(table)}: {exc}") from None
+    finally:
+        engine.dispose()
 
 
 def parse_time(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
@@ -64,6 +116,17 @@ def parse_time(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
             "; set source.time_column"
         )
     raw = frame[column]
+    if pd.api.types.is_string_dtype(raw) or raw.dtype == object:
+        text = raw.dropna().astype(str).str.strip()
+        aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
+        if aware.any() and not aware.all():
+            naive_at, aware_at = int(np.flatnonzero(~aware.to_numpy())[0]), int(
+                np.flatnonzero(aware.to_numpy())[0])
+            raise SourceError(
+                f"{where}: time column '{column}' mixes zone-aware and naive timestamps "
+                f"({text.iloc[aware_at]!r} vs {text.iloc[naive_at]!r}); write every value with "
+                "its UTC offset (naive values alone are read as UTC)"
+            )
     try:
         parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
     except (TypeError, ValueError) as exc:
@@ -80,22 +143,44 @@ def parse_time(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
     return parsed
 
 
+def check_columns(frame: pd.DataFrame, time_column: str, target: str, where: str) -> pd.DataFrame:
+    """Check the stream's required columns and parse the time column to UTC."""
+    if frame.empty:
+        raise SourceError(f"{where} has a header but no rows")
+    if target not in frame.columns:
+        raise SourceError(f"{where} has no target column '{target}' (columns: "
+                          f"{', '.join(map(str, frame.columns))}); set target.column")
+    frame = frame.copy()
+    frame[time_column] = parse_time(frame, time_column, where)
+    return frame
+
+
 def build_cache(source: SourceConfig, target: str, cache_dir: Path) -> Path:
-    """Return the time-sorted Parquet cache of the source, building it on first use."""
-    if not source.path.is_file():
-        raise SourceError(f"source file '{source.path}' not found (source.path in the config)")
+    """Return the time-sorted Parquet cache of the source, building it on first use.
+
+    Files are keyed by their sha256; a SQL source is read and keyed by its content.
+    """
     options = source.model_dump_json(exclude={"path"})
-    key = hashlib.sha256((file_sha256(source.path) + options).encode()).hexdigest()[:16]
+    if source.kind == "sql":
+        frame: pd.DataFrame | None = read_table(source)
+        content = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        key_text = hashlib.sha256(content).hexdigest()
+    else:
+        assert source.path is not None
+        if not source.path.is_file():
+            raise SourceError(
+                f"source file '{source.path}' not found (source.path in the config); for the "
+                "bundled demo data run `conveyor demo --prepare-only` (or `make demo`)"
+            )
+        frame, key_text = None, file_sha256(source.path)
+    key = hashlib.sha256((key_text + options).encode()).hexdigest()[:16]
     cache = cache_dir / f"source-{key}.parquet"
     if cache.exists():
         return cache
-    log.info("indexing source %s (once per file version)", source.path)
-    frame = read_table(source)
-    where = f"source file '{source.path}'"
-    if target not in frame.columns:
-        raise SourceError(f"{where} has no target column '{target}'; set target.column")
-    frame[source.time_column] = parse_time(frame, source.time_column, where)
-    frame = frame.dropna(subset=[source.time_column])
+    log.info("indexing %s (once per version of the data)", _describe(source))
+    if frame is None:
+        frame = read_table(source)
+    frame = check_columns(frame, source.time_column, target, _describe(source))
     frame = frame.sort_values(source.time_column, kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     atomic_write(cache, lambda tmp: pq.write_table(table, tmp, row_group_size=65536))
@@ -126,3 +211,14 @@ def first_time_at_or_after(cache: Path, time_column: str,
     if len(times) == 0:
         return None
     return pd.Timestamp(pa.compute.min(times).as_py())
+
+
+def count_rows(cache: Path) -> int:
+    """Return the number of rows in the cached source."""
+    return int(pq.ParquetFile(cache).metadata.num_rows)
+
+
+def read_rows(cache: Path, start: int, stop: int) -> pd.DataFrame:
+    """Return rows ``start <= i < stop`` of the time-sorted cache (row-count batches)."""
+    table = pq.read_table(cache)
+    return table.slice(start, max(stop - start, 0)).to_pandas()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -126,9 +127,14 @@ def output_path(source: Path, out_dir: Path, version: int) -> Path:
     return out_dir / f"{source.stem}-predict-v{version:06d}-{stamp}{source.suffix.lower()}"
 
 
-def predict_file(path: Path, loaded: LoadedModel, out_dir: Path,
-                 csv: CsvOptions) -> InferenceResult:
-    """Predict every row of ``path``; return where the output was written."""
+def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions,
+                 augment: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                 ) -> InferenceResult:
+    """Predict every row of ``path``; return where the output was written.
+
+    ``augment`` adds derived columns (e.g. enrichment joins) to the frame the
+    model sees; the written output keeps only the input's columns plus ``predict``.
+    """
     start = time.perf_counter()
     frame = read_input(path, csv)
     if frame.empty:
@@ -136,7 +142,8 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path,
     if PREDICT_COLUMN in frame.columns:
         raise InputError(f"input file '{path}' already has a '{PREDICT_COLUMN}' column; "
                          "rename or drop it")
-    features = features_frame(frame, loaded.manifest["schema"], str(path))
+    model_input = augment(frame) if augment is not None else frame
+    features = features_frame(model_input, loaded.manifest["schema"], str(path))
     predictions = loaded.model.predict(features)
     output = frame.copy()
     output[PREDICT_COLUMN] = predictions

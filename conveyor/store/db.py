@@ -99,6 +99,22 @@ class Store:
         result = conn.execute(insert(schema.batches).values(**values))
         return int(result.inserted_primary_key[0])
 
+    def inbox_file_by_sha(self, sha256: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.inbox_files).where(schema.inbox_files.c.sha256 == sha256)
+                .where(schema.inbox_files.c.status == "ingested")
+            ).mappings().first()
+        return dict(row) if row else None
+
+    def batch_columns(self, batch_id: int) -> list[str]:
+        """Return the column names a batch had, from its stored meta-parameters."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(
+                select(schema.column_stats.c.column)
+                .where(schema.column_stats.c.batch_id == batch_id)
+            ).scalars())
+
     def accepted_batches(self, limit: int) -> list[dict[str, Any]]:
         """Return the newest ``limit`` accepted batches, oldest first."""
         with self.engine.connect() as conn:

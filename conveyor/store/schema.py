@@ -41,7 +41,21 @@ batches = Table(
     Column("path", Text, nullable=False),
     Column("status", String(16), nullable=False),  # accepted | quarantined
     Column("reason", Text),
+    Column("source", Text),  # the inbox file, or the stream's source
+    Column("time_min", String(40)),
+    Column("time_max", String(40)),
     Column("ingested_at", String(40), nullable=False),
+)
+
+inbox_files = Table(
+    "inbox_files", metadata,
+    Column("name", String(512), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # ingested | quarantined | duplicate
+    Column("batch_id", Integer),
+    Column("reason", Text),
+    Column("processed_at", String(40), nullable=False),
 )
 
 column_stats = Table(
@@ -54,7 +68,9 @@ column_stats = Table(
     Column("mean", Float),
     Column("std", Float),
     Column("min", Float),
+    Column("q25", Float),
     Column("q50", Float),
+    Column("q75", Float),
     Column("max", Float),
     Column("top", JSON),  # categorical: {level: share} of the most frequent levels
     UniqueConstraint("batch_id", "column"),

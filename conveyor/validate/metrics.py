@@ -58,16 +58,18 @@ def is_better(metric: str, challenger: float | None, incumbent: float | None,
 
     >>> is_better("mae", 9.0, 10.0, margin=0.05), is_better("mae", 9.8, 10.0, margin=0.05)
     (True, False)
-    >>> is_better("r2", 0.5, 0.4)
-    True
+    >>> is_better("r2", 0.5, 0.4), is_better("mae", 10.0, 10.0 + 1e-12)
+    (True, False)
     """
     if challenger is None or not np.isfinite(challenger):
         return False
     if incumbent is None or not np.isfinite(incumbent):
         return True
+    # a floor on the margin, so two equal models never "beat" each other on rounding noise
+    needed = max(margin, 1e-9) * abs(incumbent)
     if metric in LOWER_IS_BETTER:
-        return challenger < incumbent - margin * abs(incumbent)
-    return challenger > incumbent + margin * abs(incumbent)
+        return challenger < incumbent - needed
+    return challenger > incumbent + needed
 
 
 def sort_key(metric: str, value: float | None) -> float:

@@ -1,0 +1,101 @@
+"""Enrichment: secondary tables joined to each batch by key, or as of time.
+
+An as-of join takes, for every stream row, the secondary row with the same
+keys and the nearest earlier (or equal) timestamp within ``tolerance``, so a
+weather table keyed by hour fills flights whose exact hour is missing.
+Columns come from the secondary table with an optional prefix; the stream's
+own columns are never changed and its row order is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from conveyor.collect.sources import parse_time, read_table
+from conveyor.config import EnrichConfig
+from conveyor.errors import SourceError
+
+log = logging.getLogger(__name__)
+
+
+def load_enrichment(spec: EnrichConfig) -> pd.DataFrame:
+    """Read a secondary table and keep its keys, time and the columns to add."""
+    table = read_table(spec)
+    where = f"enrichment '{spec.name}'"
+    missing = [c for c in [*spec.keys, *([spec.time_column] if spec.time_column else [])]
+               if c not in table.columns]
+    if missing:
+        raise SourceError(f"{where} lacks key column(s) {missing}; check enrich[].keys / "
+                          "time_column")
+    keys = [*spec.keys, *([spec.time_column] if spec.time_column else [])]
+    columns = spec.columns or [c for c in table.columns if c not in keys]
+    unknown = [c for c in columns if c not in table.columns]
+    if unknown:
+        raise SourceError(f"{where} has no column(s) {unknown}; check enrich[].columns")
+    table = table[keys + columns].copy()
+    if spec.time_column:
+        table[spec.time_column] = parse_time(table, spec.time_column, where)
+    else:
+        duplicated = table.duplicated(subset=spec.keys)
+        if duplicated.any():
+            log.warning("%s: %d duplicate key rows; keeping the first", where,
+                        int(duplicated.sum()))
+            table = table[~duplicated]
+    return table.rename(columns={c: spec.prefix + c for c in columns})
+
+
+def join(batch: pd.DataFrame, table: pd.DataFrame, spec: EnrichConfig,
+         stream_time: str) -> pd.DataFrame:
+    """Return ``batch`` with the secondary table's columns appended.
+
+    >>> batch = pd.DataFrame({"k": ["a", "a", "b"], "t": pd.to_datetime(
+    ...     ["2024-01-01 10:30", "2024-01-01 13:00", "2024-01-01 10:00"], utc=True)})
+    >>> weather = pd.DataFrame({"k": ["a", "a", "b"], "t": pd.to_datetime(
+    ...     ["2024-01-01 10:00", "2024-01-01 11:00", "2024-01-01 09:00"], utc=True),
+    ...     "temp": [1.0, 2.0, 3.0]})
+    >>> spec = EnrichConfig(name="w", kind="csv", path="x", keys=["k"], time_column="t",
+    ...                     tolerance="1h")
+    >>> join(batch, weather, spec, "t")["temp"].tolist()
+    [1.0, nan, 3.0]
+    """
+    added = [c for c in table.columns if c not in spec.keys and c != spec.time_column]
+    clash = [c for c in added if c in batch.columns]
+    if clash:
+        raise SourceError(f"enrichment '{spec.name}' would overwrite column(s) {clash}; set "
+                          "enrich[].prefix or enrich[].columns")
+    missing = [c for c in spec.keys if c not in batch.columns]
+    if missing:
+        raise SourceError(f"enrichment '{spec.name}': the stream lacks key column(s) {missing}")
+    if batch.empty:
+        return batch.assign(**{c: pd.Series(dtype=table[c].dtype) for c in added})
+    left = batch[spec.keys].copy()
+    left["__row"] = range(len(batch))
+    for key in spec.keys:  # keys compared as text so 'N123' and categorical codes line up
+        left[key] = left[key].astype("string")
+    right = table.copy()
+    for key in spec.keys:
+        right[key] = right[key].astype("string")
+    if spec.time_column is None:
+        merged = left.merge(right, on=spec.keys, how="left")
+    else:
+        time_key = spec.stream_time_column or stream_time
+        left["__time"] = batch[time_key].dt.as_unit("ns").to_numpy()
+        right["__time"] = right.pop(spec.time_column).dt.as_unit("ns")
+        left = left.dropna(subset=spec.keys).sort_values("__time", kind="stable")
+        right = right.dropna(subset=spec.keys).sort_values("__time", kind="stable")
+        tolerance = pd.Timedelta(spec.tolerance) if spec.tolerance else None
+        merged = pd.merge_asof(left, right, on="__time", by=spec.keys, direction="backward",
+                               tolerance=tolerance)
+    values = merged.set_index("__row")[added].reindex(range(len(batch)))
+    values.index = batch.index
+    return pd.concat([batch, values], axis=1)
+
+
+def enrich(batch: pd.DataFrame, tables: list[tuple[EnrichConfig, pd.DataFrame]],
+           stream_time: str) -> pd.DataFrame:
+    """Apply every enrichment in config order."""
+    for spec, table in tables:
+        batch = join(batch, table, spec, stream_time)
+    return batch
