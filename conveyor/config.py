@@ -114,7 +114,9 @@ class ColumnsConfig(Section):
         description="Columns never used as features (ids, values known only after the fact).",
     )
     categorical: list[str] | None = Field(
-        None, description="Categorical features; null infers them (non-numeric columns)."
+        None,
+        description="Numeric-looking columns to treat as categories (codes); text columns "
+        "always are.",
     )
 
 

@@ -98,7 +98,8 @@ def _collect(config: Config, workspace: Workspace, store: Store,
     wanted = config.stream.initial_batches if first_update else 1
     if config.source.kind == "inbox":
         return _collect_inbox(config, workspace, store, enrichments, wanted)
-    cache = sources.build_cache(config.source, config.target.column, workspace.cache)
+    cache = sources.build_cache(config.source, config.target.column, workspace.cache,
+                                set(config.columns.categorical or []))
     ingested: list[dict[str, Any]] = []
     for _ in range(wanted):
         collected = _next_from_stream(config, cache, store.next_window_index())
@@ -155,7 +156,8 @@ def _collect_inbox(config: Config, workspace: Workspace, store: Store,
             frame = sources.read_file(path, inbox.file_kind(path), config.source.csv,
                                       config.source.sheet)
             frame = sources.check_columns(frame, config.source.time_column,
-                                          config.target.column, f"inbox file '{path.name}'")
+                                          config.target.column, f"inbox file '{path.name}'",
+                                          set(config.columns.categorical or []))
             _check_schema(store, workspace, frame, path.name)
         except ConveyorError as exc:
             folder = inbox.quarantine_file(path, workspace.quarantine, str(exc))

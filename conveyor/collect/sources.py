@@ -143,8 +143,40 @@ def parse_time(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
     return parsed
 
 
-def check_columns(frame: pd.DataFrame, time_column: str, target: str, where: str) -> pd.DataFrame:
-    """Check the stream's required columns and parse the time column to UTC."""
+NUMERIC_MAJORITY = 0.9
+
+
+def check_types(frame: pd.DataFrame, where: str, declared_text: set[str]) -> None:
+    """Refuse a text column whose values are numbers but for a few: a wrong-type value.
+
+    A column where at least 90 % of the values are numbers is meant to be numeric;
+    the stray text is named with its row. Columns listed in ``columns.categorical``
+    are taken as text and never checked.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        if column in declared_text or not (values.dtype == object
+                                           or pd.api.types.is_string_dtype(values)):
+            continue
+        present = values.dropna()
+        present = present[present.astype(str).str.strip() != ""]
+        if present.empty:
+            continue
+        numbers = pd.to_numeric(present, errors="coerce")
+        share = float(numbers.notna().mean())
+        if NUMERIC_MAJORITY <= share < 1.0:
+            bad = numbers.isna().to_numpy()
+            row = present.index[int(np.flatnonzero(bad)[0])]
+            raise SourceError(
+                f"{where}: column '{column}' is numeric but row {row} holds "
+                f"{present.loc[row]!r} ({int(bad.sum())} such value(s)); fix the data, or list "
+                "the column under columns.categorical if it is really text"
+            )
+
+
+def check_columns(frame: pd.DataFrame, time_column: str, target: str, where: str,
+                  declared_text: set[str] | None = None) -> pd.DataFrame:
+    """Check the stream's required columns and types; parse the time column to UTC."""
     if frame.empty:
         raise SourceError(f"{where} has a header but no rows")
     if target not in frame.columns:
@@ -152,10 +184,12 @@ def check_columns(frame: pd.DataFrame, time_column: str, target: str, where: str
                           f"{', '.join(map(str, frame.columns))}); set target.column")
     frame = frame.copy()
     frame[time_column] = parse_time(frame, time_column, where)
+    check_types(frame.drop(columns=[time_column]), where, declared_text or set())
     return frame
 
 
-def build_cache(source: SourceConfig, target: str, cache_dir: Path) -> Path:
+def build_cache(source: SourceConfig, target: str, cache_dir: Path,
+                declared_text: set[str] | None = None) -> Path:
     """Return the time-sorted Parquet cache of the source, building it on first use.
 
     Files are keyed by their sha256; a SQL source is read and keyed by its content.
@@ -180,7 +214,7 @@ def build_cache(source: SourceConfig, target: str, cache_dir: Path) -> Path:
     log.info("indexing %s (once per version of the data)", _describe(source))
     if frame is None:
         frame = read_table(source)
-    frame = check_columns(frame, source.time_column, target, _describe(source))
+    frame = check_columns(frame, source.time_column, target, _describe(source), declared_text)
     frame = frame.sort_values(source.time_column, kind="stable").reset_index(drop=True)
     table = pa.Table.from_pandas(frame, preserve_index=False)
     atomic_write(cache, lambda tmp: pq.write_table(table, tmp, row_group_size=65536))

@@ -46,14 +46,12 @@ def resolve_roles(frame: pd.DataFrame, columns: ColumnsConfig, target: str,
         features = [c for c in columns.features if c not in never]
     else:
         features = [str(c) for c in frame.columns if c not in never]
-    if columns.categorical is not None:
-        unknown = [c for c in columns.categorical if c not in features]
-        if unknown:
-            raise ConfigError(f"columns.categorical names non-feature column(s): {unknown}")
-        categorical = [c for c in features if c in columns.categorical]
-    else:
-        categorical = [c for c in features if not _is_number(frame[c])
-                       and not pd.api.types.is_datetime64_any_dtype(frame[c])]
+    declared = set(columns.categorical or [])
+    unknown = sorted(declared - set(features))
+    if unknown:
+        raise ConfigError(f"columns.categorical names non-feature column(s): {unknown}")
+    categorical = [c for c in features if c in declared or (
+        not _is_number(frame[c]) and not pd.api.types.is_datetime64_any_dtype(frame[c]))]
     numeric = [c for c in features if c not in categorical and _is_number(frame[c])]
     if not numeric and not categorical:
         raise ConfigError("no feature columns left; check columns.features and columns.exclude")
