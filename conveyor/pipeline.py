@@ -559,6 +559,19 @@ def status(config: Config) -> dict[str, Any]:
     try:
         batches = store.frame("batches")
         production = store.production()
+        last = None
+        if len(batches):
+            newest = batches.sort_values("window_index").iloc[-1]
+            stats = store.frame("column_stats")
+            stats = stats[stats["batch_id"] == newest["id"]].drop(columns=["batch_id"])
+            lag = pd.Timestamp(newest["ingested_at"]) - pd.Timestamp(newest["time_max"])
+            last = {"id": int(newest["id"]), "window": [newest["window_start"],
+                                                         newest["window_end"]],
+                    "time_span": [newest["time_min"], newest["time_max"]],
+                    "arrival_lag": str(lag), "rows": int(newest["rows"]),
+                    "sha256": newest["sha256"], "status": newest["status"],
+                    "columns": {r.pop("column"): {k: v for k, v in r.items() if v is not None}
+                                for r in stats.to_dict("records")}}
         return {
             "workspace": str(workspace.root),
             "batches": len(batches),
@@ -569,6 +582,7 @@ def status(config: Config) -> dict[str, Any]:
             "production": None if production is None else {
                 "version": production["version"], "family": production["family"],
                 "params": production["params"], "metrics": production["metrics"]},
+            "last_batch": last,
         }
     finally:
         store.close()

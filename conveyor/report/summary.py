@@ -195,6 +195,28 @@ def _registry_table(models: pd.DataFrame) -> pd.DataFrame:
     }).sort_values("version", ascending=False)
 
 
+def _columns_table(stats: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
+    """Meta-parameters of the newest batch, one row per column."""
+    if batches.empty or stats.empty:
+        return pd.DataFrame()
+    newest = batches.iloc[-1]["id"]
+    part = stats[stats["batch_id"] == newest]
+
+    def summary(row: pd.Series) -> str:
+        if row["dtype"] == "numeric" and row["mean"] is not None and pd.notna(row["mean"]):
+            return (f"mean {row['mean']:.4g}, std {row['std'] if pd.notna(row['std']) else 0:.4g}"
+                    f", min {row['min']:.4g}, median {row['q50']:.4g}, max {row['max']:.4g}")
+        if isinstance(row["top"], dict):
+            return ", ".join(f"{k} {v:.0%}" for k, v in row["top"].items())
+        return ""
+
+    return pd.DataFrame({
+        "column": part["column"], "type": part["dtype"],
+        "missing": part["missing_share"].map(lambda v: f"{v:.1%}"),
+        "distinct": part["n_unique"], "summary": part.apply(summary, axis=1),
+    })
+
+
 def _html_table(frame: pd.DataFrame) -> str:
     if frame.empty:
         return "<p>None yet.</p>"
@@ -257,6 +279,7 @@ def build(store: Store, config: Config) -> dict[str, Any]:
         "hyperparameters": _params_table(evaluations, times) if not evaluations.empty
         else pd.DataFrame(),
         "registry": _registry_table(models),
+        "columns": _columns_table(store.frame("column_stats"), batches),
         "batches": batches[["id", "window_start", "window_end", "rows", "rows_with_target",
                             "status", "reason", "sha256"]].assign(
                                 sha256=lambda f: f["sha256"].str[:12]) if not batches.empty
@@ -278,7 +301,7 @@ def render_html(report: dict[str, Any]) -> str:
     nav = "".join(f'<a href="#{s["key"]}">{html.escape(s["title"])}</a>'
                   for s in report["sections"])
     nav += '<a href="#hyperparameters">Hyperparameters</a><a href="#registry">Registry</a>'
-    nav += '<a href="#batches">Batches</a>'
+    nav += '<a href="#batches">Batches</a><a href="#columns">Columns</a>'
     cards = "".join(f'<div class="card">{html.escape(k)}<b>{html.escape(str(v))}</b></div>'
                     for k, v in report["cards"].items())
     body = "".join(
@@ -286,7 +309,8 @@ def render_html(report: dict[str, Any]) -> str:
         f'<p class="reading">{html.escape(s["reading"])}</p>{_figure_html(s["figure"])}</section>'
         for s in report["sections"])
     for key, title in (("hyperparameters", "Chosen model and hyperparameters per update"),
-                       ("registry", "Model registry"), ("batches", "Batches")):
+                       ("registry", "Model registry"), ("batches", "Batches"),
+                       ("columns", "Meta-parameters of the newest batch")):
         body += (f'<section id="{key}"><h2>{title}</h2>'
                  f'{_html_table(report["tables"][key])}</section>')
     if not report["sections"]:
@@ -306,7 +330,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     for section in report["sections"]:
         lines += [f"## {section['title']}", "", section["reading"], ""]
     for key, title in (("hyperparameters", "Chosen model and hyperparameters per update"),
-                       ("registry", "Model registry"), ("batches", "Batches")):
+                       ("registry", "Model registry"), ("batches", "Batches"),
+                       ("columns", "Meta-parameters of the newest batch")):
         lines += [f"## {title}", "", _markdown_table(report["tables"][key])]
     return "\n".join(lines)
 
