@@ -120,6 +120,47 @@ class ColumnsConfig(Section):
     )
 
 
+class DerivedFeature(Section):
+    name: str = Field(..., description="Name of the new column.")
+    op: Literal["diff", "ratio", "log1p", "clip", "frequency"] = Field(
+        ..., description="diff: a - b; ratio: a / b; log1p: sign(a)·log(1+|a|); clip: a to "
+        "[lower, upper]; frequency: share of a's level in the training window."
+    )
+    columns: list[str] = Field(..., min_length=1, max_length=2, description="Input columns.")
+    lower: float | None = Field(None, description="clip: lower bound.")
+    upper: float | None = Field(None, description="clip: upper bound.")
+
+    @model_validator(mode="after")
+    def _arity(self) -> DerivedFeature:
+        needed = 2 if self.op in ("diff", "ratio") else 1
+        if len(self.columns) != needed:
+            raise ValueError(f"op '{self.op}' takes {needed} column(s), got {self.columns}")
+        return self
+
+
+class FeaturesConfig(Section):
+    calendar: list[Literal["hour", "weekday", "month", "day", "weekend", "holiday"]] = Field(
+        default_factory=list,
+        description="Parts of source.time_column to add as features (holiday: US federal).",
+    )
+    timezone: str = Field("UTC", description="IANA time zone the calendar parts are read in.")
+    derived: list[DerivedFeature] = Field(
+        default_factory=list, description="Columns computed from other columns."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}'; use an IANA name such as "
+                             "America/New_York") from None
+        return value
+
+
 class StreamConfig(Section):
     window: str = Field("7D", description="Pandas offset of one batch window, e.g. 7D, 1D, 12h.")
     rows: int | None = Field(
@@ -256,6 +297,7 @@ class Config(Section):
     stream: StreamConfig = Field(default_factory=StreamConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")

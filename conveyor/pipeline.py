@@ -26,7 +26,8 @@ from conveyor.collect import inbox, rawstore, sources, stream
 from conveyor.collect.enrich import enrich, load_enrichment
 from conveyor.collect.profile import batch_profile
 from conveyor.config import Config
-from conveyor.errors import ConveyorError, InputError, ModelError, SourceError
+from conveyor.errors import ConfigError, ConveyorError, InputError, ModelError, SourceError
+from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.roles import Roles, resolve_roles
 from conveyor.serve.bundle import (
     LoadedModel,
@@ -257,13 +258,37 @@ def _training_frame(config: Config, workspace: Workspace,
     return data
 
 
-def _window_roles(config: Config, data: pd.DataFrame) -> tuple[Roles, list[str]]:
+@dataclass(frozen=True)
+class Design:
+    """What the models of one window read and encode."""
+
+    inputs: list[str]           # raw columns the pipeline reads (its feature schema)
+    roles: Roles                # columns the preprocessing encodes, engineered ones included
+    maker: FeatureMaker | None  # the feature-engineering step, when configured
+    dropped: list[str]          # features left out for missing too often
+
+
+def _design(config: Config, data: pd.DataFrame) -> Design:
     """Roles for this window; features missing too often are left out (and named)."""
     roles = resolve_roles(data.drop(columns=[BATCH_COLUMN]), config.columns,
                           config.target.column, config.source.time_column)
     dropped = [c for c in roles.features
                if data[c].isna().mean() > config.quality.max_missing_share]
-    return roles.without(set(dropped)), dropped
+    roles = roles.without(set(dropped))
+    spec = config.features
+    if not spec.calendar and not spec.derived:
+        return Design(list(roles.features), roles, None, dropped)
+    maker = FeatureMaker(time_column=config.source.time_column, timezone=spec.timezone,
+                         calendar=list(spec.calendar),
+                         derived=[d.model_dump() for d in spec.derived])
+    needed = [config.source.time_column] if spec.calendar else []
+    needed += [c for d in spec.derived for c in d.columns]
+    missing = sorted({c for c in needed if c not in data.columns})
+    if missing:
+        raise ConfigError(f"features: column(s) {missing} are not in the data")
+    inputs = list(dict.fromkeys([*roles.features, *needed]))
+    model_roles = Roles(roles.numeric + tuple(maker.output_names()), roles.categorical)
+    return Design(inputs, model_roles, maker, dropped)
 
 
 def _target(config: Config, data: pd.DataFrame) -> np.ndarray:
@@ -324,10 +349,11 @@ def _train(config: Config, workspace: Workspace, store: Store,
            new_batches: list[dict[str, Any]], stages: Stages) -> UpdateResult:
     window = store.accepted_batches(config.train.window_batches)
     data = _training_frame(config, workspace, window)
-    roles, dropped = _window_roles(config, data)
-    if dropped:
+    design = _design(config, data)
+    roles, maker = design.roles, design.maker
+    if design.dropped:
         log.info("features left out of this window (missing share above %.2f): %s",
-                    config.quality.max_missing_share, dropped)
+                 config.quality.max_missing_share, design.dropped)
     if len(data) < 2 * config.quality.min_rows:
         return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
                                    "lower quality.min_rows or use a wider stream.window")
@@ -338,13 +364,13 @@ def _train(config: Config, workspace: Workspace, store: Store,
         holdout_start = int(np.argmax(is_new))  # the new batch: unseen by production too
     else:
         holdout_start = int(len(data) * (1 - config.validate_.holdout_share))
-    X, y = data[list(roles.features)], _target(config, data)
+    X, y = data[design.inputs], _target(config, data)
     metric, task, seed = config.metric, config.target.task, config.seed
 
     with stages.stage("search"):
         splits = _splits(config, len(data), holdout_start)
         evaluations = search(expand_grid(config.train.families), X, y, splits, roles,
-                             config.prepare, task, metric, seed)
+                             config.prepare, task, metric, seed, maker=maker)
     best = evaluations[0]
     log.info("best candidate: %s %s (%s = %.4g over %d candidates)", best.candidate.family,
              best.candidate.params, metric, best.score or float("nan"), len(evaluations))
@@ -354,7 +380,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
         if config.validate_.scheme == "holdout":
             challenger_holdout = best.metrics
         else:
-            model = make_pipeline(best.candidate, roles, config.prepare, task, seed)
+            model = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker)
             model.fit(X.iloc[train_part], y[train_part])
             challenger_holdout = score_model(model, task, X.iloc[test_part], y[test_part])
         production_holdout = None
@@ -365,12 +391,12 @@ def _train(config: Config, workspace: Workspace, store: Store,
 
     with stages.stage("fit"):
         start = time.perf_counter()
-        final = make_pipeline(best.candidate, roles, config.prepare, task, seed).fit(X, y)
+        final = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker).fit(X, y)
         train_seconds = time.perf_counter() - start
         finite = _finite_predictions(final, X.iloc[test_part])
 
     with stages.stage("register"):
-        version = _register(config, workspace, store, final, best, evaluations, data, roles,
+        version = _register(config, workspace, store, final, best, evaluations, X, roles,
                             window, new_batches, challenger_holdout, train_seconds)
         promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
                                    finite, config.validate_.promotion_margin, version)
@@ -420,6 +446,8 @@ def _register(config: Config, workspace: Workspace, store: Store, model: Any,
     manifest = {"family": best.candidate.family, "params": best.candidate.params,
                 "task": config.target.task, "target": config.target.column,
                 "schema": feature_schema(data, roles), "metrics": metrics, "lineage": lineage,
+                "engineered": [] if "features" not in model.named_steps
+                else model.named_steps["features"].output_names(),
                 "libraries": library_versions(), "created_at": utcnow()}
     folder, sha, size = save_model(workspace.models, version, model, manifest)
     batch_id = new_batches[-1]["id"]

@@ -45,17 +45,25 @@ def library_versions() -> dict[str, str]:
 
 
 def feature_schema(frame: pd.DataFrame, roles: Roles) -> dict[str, dict[str, Any]]:
-    """Describe each feature as seen in training: kind, range or known levels."""
+    """Describe each input column as seen in training: kind, range or known levels.
+
+    ``frame`` holds exactly the columns the model reads; ``roles`` says which are
+    categorical (engineered columns in ``roles`` that the frame lacks are skipped).
+    """
     schema: dict[str, dict[str, Any]] = {}
-    for column in roles.numeric:
-        values = pd.to_numeric(frame[column], errors="coerce").astype(float)
-        finite = values[np.isfinite(values)]
-        schema[column] = {"kind": "numeric",
-                          "min": float(finite.min()) if len(finite) else None,
-                          "max": float(finite.max()) if len(finite) else None}
-    for column in roles.categorical:
-        levels = frame[column].dropna().astype(str).value_counts().index[:CATEGORY_LEVELS]
-        schema[column] = {"kind": "categorical", "levels": sorted(levels.tolist())}
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            schema[column] = {"kind": "datetime"}
+        elif column in roles.categorical or not pd.api.types.is_numeric_dtype(values):
+            levels = values.dropna().astype(str).value_counts().index[:CATEGORY_LEVELS]
+            schema[column] = {"kind": "categorical", "levels": sorted(levels.tolist())}
+        else:
+            numbers = pd.to_numeric(values, errors="coerce").astype(float)
+            finite = numbers[np.isfinite(numbers)]
+            schema[column] = {"kind": "numeric",
+                              "min": float(finite.min()) if len(finite) else None,
+                              "max": float(finite.max()) if len(finite) else None}
     return schema
 
 

@@ -102,6 +102,16 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
                 raise InputError(f"'{source}' column '{column}' must be numeric; row {row + 1} "
                                  f"holds {values.iloc[row]!r}")
             out[column] = numbers.astype(float)
+        elif spec["kind"] == "datetime":
+            text = values.mask(values.astype("string") == "") if values.dtype == object or \
+                pd.api.types.is_string_dtype(values) else values
+            parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+            bad = parsed.isna() & text.notna()
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise InputError(f"'{source}' column '{column}' must hold timestamps; row "
+                                 f"{row + 1} holds {values.iloc[row]!r}")
+            out[column] = parsed
         else:
             categories = values.astype(object)
             out[column] = categories.where(~(categories.isna() | (categories == "")), np.nan)

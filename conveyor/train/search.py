@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
 
 from conveyor.config import FamilyConfig, PrepareConfig
+from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.preprocess import build_preprocessor
 from conveyor.prepare.roles import Roles
 from conveyor.train.families import build_estimator
@@ -51,12 +53,12 @@ def expand_grid(families: dict[str, FamilyConfig]) -> list[Candidate]:
 
 
 def make_pipeline(candidate: Candidate, roles: Roles, prepare: PrepareConfig, task: str,
-                  seed: int) -> Pipeline:
-    """Return the unfitted pipeline (preprocessing + estimator) of a candidate."""
-    return Pipeline([
-        ("prepare", build_preprocessor(roles, prepare)),
-        ("model", build_estimator(candidate.family, task, candidate.params, seed)),
-    ])
+                  seed: int, maker: FeatureMaker | None = None) -> Pipeline:
+    """Return the unfitted pipeline of a candidate: [features +] preprocessing + estimator."""
+    steps: list[tuple[str, Any]] = [] if maker is None else [("features", clone(maker))]
+    steps += [("prepare", build_preprocessor(roles, prepare)),
+              ("model", build_estimator(candidate.family, task, candidate.params, seed))]
+    return Pipeline(steps)
 
 
 def _mean_metrics(folds: list[dict[str, float | None]]) -> dict[str, float | None]:
@@ -69,11 +71,11 @@ def _mean_metrics(folds: list[dict[str, float | None]]) -> dict[str, float | Non
 
 def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
                        splits: list[Split], roles: Roles, prepare: PrepareConfig, task: str,
-                       metric: str, seed: int) -> Evaluation:
+                       metric: str, seed: int, maker: FeatureMaker | None = None) -> Evaluation:
     """Fit on each split's training rows and score on its test rows."""
     folds, fit_s, predict_s = [], 0.0, 0.0
     for train, test in splits:
-        model = make_pipeline(candidate, roles, prepare, task, seed)
+        model = make_pipeline(candidate, roles, prepare, task, seed, maker)
         start = time.perf_counter()
         model.fit(X.iloc[train], y[train])
         fit_s += time.perf_counter() - start
@@ -86,10 +88,10 @@ def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
 
 def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
            roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
-           n_jobs: int = 1) -> list[Evaluation]:
+           n_jobs: int = 1, maker: FeatureMaker | None = None) -> list[Evaluation]:
     """Evaluate every candidate; return evaluations best first."""
     evaluations = Parallel(n_jobs=n_jobs)(
-        delayed(evaluate_candidate)(c, X, y, splits, roles, prepare, task, metric, seed)
+        delayed(evaluate_candidate)(c, X, y, splits, roles, prepare, task, metric, seed, maker)
         for c in candidates
     )
     return sorted(evaluations, key=lambda e: sort_key(metric, e.score))
