@@ -45,7 +45,7 @@ class TableConfig(Section):
     )
     table: str | None = Field(None, description="sql: the table to read.")
     query: str | None = Field(None, description="sql: a SELECT to run instead of a table.")
-    csv: CsvOptions = Field(default_factory=CsvOptions)
+    csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV/TSV reading options.")
     sheet: str | int = Field(0, description="Excel sheet name or index.")
 
     @model_validator(mode="after")
@@ -288,21 +288,29 @@ class LockConfig(Section):
 class Config(Section):
     workspace: Path = Field(Path("workspace"), description="State folder, relative to the config.")
     seed: int = Field(42, description="Seed for every random choice.")
-    source: SourceConfig
+    source: SourceConfig = Field(..., description="The primary table: the stream.")
     enrich: list[EnrichConfig] = Field(
         default_factory=list, description="Secondary tables joined to each batch."
     )
-    target: TargetConfig
-    columns: ColumnsConfig = Field(default_factory=ColumnsConfig)
-    stream: StreamConfig = Field(default_factory=StreamConfig)
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    clean: CleanConfig = Field(default_factory=CleanConfig)
-    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
-    serve: ServeConfig = Field(default_factory=ServeConfig)
-    lock: LockConfig = Field(default_factory=LockConfig)
+    target: TargetConfig = Field(..., description="What to predict.")
+    columns: ColumnsConfig = Field(default_factory=ColumnsConfig,
+                                   description="Which columns are features.")
+    stream: StreamConfig = Field(default_factory=StreamConfig,
+                                 description="How the source is cut into batches.")
+    quality: QualityConfig = Field(default_factory=QualityConfig,
+                                   description="Thresholds of the data-quality gate.")
+    clean: CleanConfig = Field(default_factory=CleanConfig,
+                               description="Cleaning before training.")
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig,
+                                     description="Feature engineering (part of the model).")
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig,
+                                   description="Preprocessing of features.")
+    train: TrainConfig = Field(default_factory=TrainConfig,
+                               description="Training window and model families.")
+    validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate",
+                                      description="Evaluation scheme, metric, promotion.")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="Inference output.")
+    lock: LockConfig = Field(default_factory=LockConfig, description="The writer lock.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
