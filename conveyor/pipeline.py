@@ -20,8 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conveyor.analyze.clean import clean_for_training
-from conveyor.analyze.quality import BatchQuality, assess
+from conveyor.analyze.clean import apply_plan
+from conveyor.analyze.quality import (
+    BatchQuality,
+    CleanPlan,
+    Reference,
+    assess,
+    reference_from_stats,
+)
+from conveyor.analyze.report import write_quality_report
 from conveyor.collect import inbox, rawstore, sources, stream
 from conveyor.collect.enrich import enrich, load_enrichment
 from conveyor.collect.profile import batch_profile
@@ -202,15 +209,20 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
                           f"{existing['id']} (same sha256); refusing to ingest it twice")
     path, sha = rawstore.write_batch(workspace.raw, window.index, data)
     roles = resolve_roles(frame, config.columns, config.target.column, config.source.time_column)
-    quality = assess(frame, list(roles.features), config.target.column, config.quality)
+    reference = _reference(store)
+    quality = assess(frame, list(roles.features), config.target.column, config.quality,
+                     config.clean, reference)
     status = "accepted" if quality.passed else "quarantined"
+    cleaned = apply_plan(frame, quality.plan, config.target.column)
     target = frame[config.target.column]
     times = frame[config.source.time_column]
     row = {"window_index": window.index, "window_start": window.start.isoformat(),
            "window_end": window.end.isoformat(), "rows": len(frame),
            "rows_with_target": int(target.notna().sum()), "sha256": sha,
            "path": str(path.relative_to(workspace.root)), "status": status,
-           "reason": quality.reason() or None, "source": source_name,
+           "verdict": quality.verdict, "reason": quality.reason() or None,
+           "clean_plan": quality.plan.to_dict(), "clean_actions": cleaned.actions,
+           "source": source_name,
            "time_min": times.min().isoformat(), "time_max": times.max().isoformat()}
     with store.transaction() as conn:
         batch_id = store.add_batch(conn, **row)
@@ -218,15 +230,37 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
                           [{"batch_id": batch_id, **p} for p in batch_profile(frame)])
         store.insert_rows(conn, "quality", [
             {"batch_id": batch_id, "check": c.check, "column": c.column, "value": c.value,
-             "threshold": c.threshold, "verdict": c.verdict} for c in quality.checks])
+             "threshold": c.threshold, "verdict": c.verdict, "note": c.note}
+            for c in quality.checks])
         if status == "quarantined":
             store.add_event(conn, "quarantine", quality.reason(), batch_id=batch_id)
+    write_quality_report(workspace.reports / "quality", {**row, "id": batch_id}, quality,
+                         cleaned.actions, reference)
     if status == "quarantined":
         _write_quarantine_note(workspace, window, path, quality)
         log.warning("batch %d (%s) quarantined: %s", batch_id, window.start, quality.reason())
+    for warning in quality.warnings():
+        log.debug("batch %d quality warning: %s", batch_id, warning)
     log.info("batch %d: window %s .. %s, %d rows, %s", batch_id, window.start, window.end,
-             len(frame), status)
+             len(frame), quality.verdict)
     return {**row, "id": batch_id}
+
+
+def _reference(store: Store) -> Reference | None:
+    """Summary of the production model's training batches (None before the first model)."""
+    production = store.production()
+    if production is None:
+        return None
+    stats = store.column_stats(production["batch_ids"])
+    if stats.empty:
+        return None
+    levels: dict[str, set[str]] = {}
+    for column, value in zip(stats["column"], stats["levels"], strict=True):
+        if isinstance(value, dict):
+            levels.setdefault(column, set()).update(value)
+    batches = store.frame("batches").set_index("id")["rows"]
+    stats = stats.assign(rows=stats["batch_id"].map(batches))
+    return reference_from_stats(stats, levels)
 
 
 def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path: Path,
@@ -235,7 +269,7 @@ def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path
 
     note = {"window_index": window.index, "window_start": window.start.isoformat(),
             "raw_file": str(raw_path.relative_to(workspace.root)), "reason": quality.reason(),
-            "failed_checks": [c.__dict__ for c in quality.failed]}
+            "failed_checks": [c.__dict__ for c in quality.blocking]}
     atomic_write_text(workspace.quarantine / f"batch-{window.index:06d}" / "reason.json",
                       json.dumps(note, indent=2))
 
@@ -249,7 +283,8 @@ def _training_frame(config: Config, workspace: Workspace,
     frames = []
     for batch in batches:
         raw = rawstore.read_batch(workspace.root / batch["path"], batch["sha256"])
-        cleaned = clean_for_training(raw, config.target.column, config.clean).frame
+        plan = CleanPlan.from_dict(batch.get("clean_plan"))
+        cleaned = apply_plan(raw, plan, config.target.column).frame
         frames.append(cleaned.assign(**{BATCH_COLUMN: batch["id"]}))
     data = pd.concat(frames, ignore_index=True)
     data = data.sort_values(config.source.time_column, kind="stable").reset_index(drop=True)
@@ -272,8 +307,8 @@ def _design(config: Config, data: pd.DataFrame) -> Design:
     """Roles for this window; features missing too often are left out (and named)."""
     roles = resolve_roles(data.drop(columns=[BATCH_COLUMN]), config.columns,
                           config.target.column, config.source.time_column)
-    dropped = [c for c in roles.features
-               if data[c].isna().mean() > config.quality.max_missing_share]
+    dropped = [c for c in roles.features if c not in data.columns
+               or data[c].isna().mean() > config.quality.missing_share.fail]
     roles = roles.without(set(dropped))
     spec = config.features
     if not spec.calendar and not spec.derived:
@@ -353,7 +388,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
     roles, maker = design.roles, design.maker
     if design.dropped:
         log.info("features left out of this window (missing share above %.2f): %s",
-                 config.quality.max_missing_share, design.dropped)
+                 config.quality.missing_share.fail, design.dropped)
     if len(data) < 2 * config.quality.min_rows:
         return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
                                    "lower quality.min_rows or use a wider stream.window")

@@ -1,7 +1,7 @@
-"""Basic cleaning of a batch before training, reproducible from raw data + config.
+"""Cleaning of a batch before training, reproducible from the raw batch and its plan.
 
 The raw batch in the raw store is never changed; cleaning returns a new frame
-and counts what each action removed.
+and counts what each action did.
 """
 
 from __future__ import annotations
@@ -11,30 +11,62 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from conveyor.config import CleanConfig
+from conveyor.analyze.quality import CleanPlan, type_violations
 
 
 @dataclass(frozen=True)
 class CleanResult:
-    """The cleaned rows and how many rows each action removed."""
+    """The cleaned rows and what each action did (rows dropped or values changed)."""
 
     frame: pd.DataFrame
     actions: dict[str, int]
 
 
-def clean_for_training(frame: pd.DataFrame, target: str, config: CleanConfig) -> CleanResult:
-    """Drop duplicates (if configured) and rows whose target is missing or not finite.
+def apply_plan(frame: pd.DataFrame, plan: CleanPlan, target: str) -> CleanResult:
+    """Apply a batch's cleaning plan, then drop rows without a finite target.
 
-    >>> raw = pd.DataFrame({"x": [1, 1, 2, 3], "y": [1.0, 1.0, None, np.inf]})
-    >>> result = clean_for_training(raw, "y", CleanConfig())
-    >>> len(result.frame), result.actions
-    (1, {'drop_duplicates': 1, 'drop_missing_target': 2})
+    >>> raw = pd.DataFrame({"x": ["1", "1", "oops", "99"], "y": [1.0, 1.0, 2.0, np.inf]})
+    >>> plan = CleanPlan(coerce=("x",), ranges={"x": (0.0, 10.0)})
+    >>> result = apply_plan(raw, plan, "y")
+    >>> result.frame["x"].tolist(), result.actions["drop_missing_target"]
+    ([1.0, nan], 1)
+    >>> result.actions
+    {'coerce_type': 1, 'clip_to_range': 1, 'drop_duplicates': 1, 'drop_missing_target': 1}
     """
     actions: dict[str, int] = {}
-    if config.drop_duplicates:
+    frame = frame.copy()
+    for column in plan.coerce:
+        if column not in frame.columns:
+            continue
+        bad = type_violations(frame[column])
+        if plan.type_violations == "drop_rows":
+            frame = frame[~bad]
+            actions["drop_type_violations"] = actions.get("drop_type_violations", 0) + int(
+                bad.sum())
+        else:
+            actions["coerce_type"] = actions.get("coerce_type", 0) + int(bad.sum())
+        frame[column] = pd.to_numeric(frame[column].astype("string").str.strip(),
+                                      errors="coerce").astype("float64")
+    if plan.out_of_range != "keep":
+        for column, (low, high) in plan.ranges.items():
+            if column not in frame.columns:
+                continue
+            values = pd.to_numeric(frame[column], errors="coerce")
+            outside = (values < low) | (values > high)
+            if plan.out_of_range == "drop_rows":
+                frame = frame[~outside]
+                key = "drop_out_of_range"
+            else:
+                frame[column] = values.clip(lower=low, upper=high)
+                key = "clip_to_range"
+            actions[key] = actions.get(key, 0) + int(outside.sum())
+    if plan.drop_duplicates:
         keep = ~frame.duplicated()
         actions["drop_duplicates"] = int((~keep).sum())
         frame = frame[keep]
+    if plan.drop_columns:
+        actions["drop_column"] = len([c for c in plan.drop_columns if c in frame.columns])
+        frame = frame.drop(columns=[c for c in plan.drop_columns if c in frame.columns])
     values = frame[target]
     bad = values.isna()
     if pd.api.types.is_numeric_dtype(values):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 TOP_LEVELS = 5
+MAX_LEVELS = 1000
 
 
 def _finite(value: Any) -> float | None:
@@ -29,14 +30,15 @@ def column_profile(series: pd.Series) -> dict[str, Any]:
     row: dict[str, Any] = {"missing_share": missing, "n_unique": int(series.nunique()),
                            "mean": None, "std": None, "min": None, "q25": None, "q50": None,
                            "q75": None, "max": None,
-                           "top": None}
+                           "top": None, "levels": None}
     values = series.dropna()
     if pd.api.types.is_bool_dtype(series) or not (
         pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series)
     ):
         row["dtype"] = "categorical"
-        shares = values.astype(str).value_counts().head(TOP_LEVELS) / max(n, 1)
-        row["top"] = {str(k): float(v) for k, v in shares.items()}
+        counts = values.astype(str).value_counts()
+        row["top"] = {str(k): float(v) / max(n, 1) for k, v in counts.head(TOP_LEVELS).items()}
+        row["levels"] = {str(k): int(v) for k, v in counts.head(MAX_LEVELS).items()}
     elif pd.api.types.is_datetime64_any_dtype(series):
         row["dtype"] = "datetime"
     else:

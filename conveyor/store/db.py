@@ -115,6 +115,13 @@ class Store:
                 .where(schema.column_stats.c.batch_id == batch_id)
             ).scalars())
 
+    def column_stats(self, batch_ids: Sequence[int]) -> pd.DataFrame:
+        """Return the stored meta-parameters of these batches."""
+        table = schema.column_stats
+        with self.engine.connect() as conn:
+            result = conn.execute(select(table).where(table.c.batch_id.in_(list(batch_ids))))
+            return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+
     def accepted_batches(self, limit: int) -> list[dict[str, Any]]:
         """Return the newest ``limit`` accepted batches, oldest first."""
         with self.engine.connect() as conn:

@@ -40,7 +40,10 @@ batches = Table(
     Column("sha256", String(64), nullable=False, unique=True),
     Column("path", Text, nullable=False),
     Column("status", String(16), nullable=False),  # accepted | quarantined
+    Column("verdict", String(16)),  # pass | cleaned | quarantined
     Column("reason", Text),
+    Column("clean_plan", JSON),
+    Column("clean_actions", JSON),
     Column("source", Text),  # the inbox file, or the stream's source
     Column("time_min", String(40)),
     Column("time_max", String(40)),
@@ -73,6 +76,7 @@ column_stats = Table(
     Column("q75", Float),
     Column("max", Float),
     Column("top", JSON),  # categorical: {level: share} of the most frequent levels
+    Column("levels", JSON),  # categorical: {level: count}, up to 1,000 levels
     UniqueConstraint("batch_id", "column"),
 )
 
@@ -84,6 +88,7 @@ quality = Table(
     Column("value", Float, nullable=False),
     Column("threshold", Float),
     Column("verdict", String(8), nullable=False),  # pass | warn | fail
+    Column("note", Text),
 )
 
 evaluations = Table(
