@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor.analyze.clean import apply_plan
+from conveyor.analyze.eda import batch_eda
 from conveyor.analyze.quality import (
     BatchQuality,
     CleanPlan,
@@ -232,6 +233,9 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
             {"batch_id": batch_id, "check": c.check, "column": c.column, "value": c.value,
              "threshold": c.threshold, "verdict": c.verdict, "note": c.note}
             for c in quality.checks])
+        store.insert_rows(conn, "eda", [{"batch_id": batch_id, "data": batch_eda(
+            cleaned.frame, [c for c in roles.numeric if c in cleaned.frame.columns],
+            config.target.column, config.target.task)}])
         if status == "quarantined":
             store.add_event(conn, "quarantine", quality.reason(), batch_id=batch_id)
     write_quality_report(workspace.reports / "quality", {**row, "id": batch_id}, quality,

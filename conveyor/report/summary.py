@@ -24,7 +24,7 @@ from conveyor.workspace import atomic_write_text
 
 
 def _figure_html(figure: go.Figure) -> str:
-    figure.update_layout(template="plotly_white", height=360,
+    figure.update_layout(template="plotly_white", height=figure.layout.height or 360,
                          margin={"l": 60, "r": 20, "t": 40, "b": 50},
                          legend={"orientation": "h", "y": -0.2})
     return figure.to_html(full_html=False, include_plotlyjs=False,
@@ -106,6 +106,64 @@ def _prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
         reading += (f" vs never-updated baseline {mean_b:.4g} "
                     f"({'updating helps' if better else 'updating does not help yet'})")
     return figure, reading + f"; {len(promotions)} promotions."
+
+
+def _eda_section(store: Store, batches: pd.DataFrame) -> tuple[go.Figure, str]:
+    """The newest batch against the reference (the production model's training batches)."""
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.18,
+                           subplot_titles=("Missing share per feature", "Target distribution",
+                                           "Correlation with the target (Pearson)",
+                                           "Correlations among numeric features (newest)"))
+    accepted = batches[batches["status"] == "accepted"]
+    eda = store.frame("eda")
+    if accepted.empty or eda.empty:
+        return figure, "No EDA yet."
+    newest = int(accepted.iloc[-1]["id"])
+    production = store.production()
+    reference = [b for b in (production["batch_ids"] if production else []) if b != newest]
+    stats = store.frame("column_stats")
+    latest_stats = stats[stats["batch_id"] == newest].set_index("column")["missing_share"]
+    ref_stats = stats[stats["batch_id"].isin(reference)].groupby("column")["missing_share"].mean()
+    figure.add_bar(x=latest_stats.index, y=latest_stats.values, name="newest batch",
+                   marker_color="#e6550d", row=1, col=1)
+    if not ref_stats.empty:
+        figure.add_bar(x=ref_stats.index, y=ref_stats.values, name="reference",
+                       marker_color="#3182bd", row=1, col=1)
+    data = eda.set_index("batch_id")["data"]
+    for batch_ids, name, color in (([newest], "newest batch", "#e6550d"),
+                                   (reference, "reference", "#3182bd")):
+        docs = [data[b] for b in batch_ids if b in data.index]
+        if not docs:
+            continue
+        target = docs[-1]["target"]
+        if target["kind"] == "histogram" and target["counts"]:
+            edges = target["edges"]
+            centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+            total = max(sum(target["counts"]), 1)
+            figure.add_scatter(x=centers, y=[c / total for c in target["counts"]],
+                               mode="lines", name=f"target, {name}", line={"color": color},
+                               showlegend=False, row=1, col=2)
+        elif target["kind"] == "classes":
+            figure.add_bar(x=list(target["shares"]), y=list(target["shares"].values()),
+                           marker_color=color, showlegend=False, row=1, col=2)
+        correlations = [d.get("target_correlations", {}).get("pearson", {}) for d in docs]
+        if correlations and correlations[0]:
+            frame = pd.DataFrame(correlations).astype(float).mean()
+            figure.add_bar(x=frame.index, y=frame.values, marker_color=color,
+                           showlegend=False, row=2, col=1)
+    matrix = data[newest]["correlation_matrix"] if newest in data.index else None
+    if matrix and matrix["values"]:
+        figure.add_heatmap(z=matrix["values"], x=matrix["columns"], y=matrix["columns"],
+                           zmin=-1, zmax=1, colorscale="RdBu", showscale=False, row=2, col=2)
+    figure.update_layout(height=760, barmode="group")
+    moved = (latest_stats - ref_stats).abs().dropna().sort_values(ascending=False)
+    reading = f"Batch {newest} against reference batches {reference or 'none yet'}"
+    if not moved.empty:
+        reading += (f"; the largest change in missingness: {moved.index[0]} "
+                    f"({ref_stats[moved.index[0]]:.1%} -> {latest_stats[moved.index[0]]:.1%})")
+    return figure, reading + "."
 
 
 def _models_section(evaluations: pd.DataFrame, times: dict[int, str],
@@ -264,6 +322,7 @@ def build(store: Store, config: Config) -> dict[str, Any]:
         for key, title, (figure, reading) in (
             ("stream", "Stream and batches", _stream_section(batches)),
             ("quality", "Data quality", _quality_section(store.frame("quality"), times)),
+            ("eda", "EDA: newest batch against the reference", _eda_section(store, batches)),
             ("prequential", "Production model quality (prequential)",
              _prequential_section(store.frame("prequential"), store.frame("events"), times,
                                   metric)),

@@ -80,6 +80,12 @@ column_stats = Table(
     UniqueConstraint("batch_id", "column"),
 )
 
+eda = Table(
+    "eda", metadata,
+    Column("batch_id", Integer, ForeignKey("batches.id"), primary_key=True),
+    Column("data", JSON, nullable=False),
+)
+
 quality = Table(
     "quality", metadata,
     Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
