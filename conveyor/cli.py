@@ -87,6 +87,32 @@ def _print_status(config: Config) -> int:
     return 0
 
 
+def _print_models(config: Config, args: argparse.Namespace) -> int:
+    if args.action == "show":
+        if args.version is None:
+            raise ConveyorError("`conveyor models show` needs a VERSION, e.g. `models show 7`")
+        print(json.dumps(pipeline.model_detail(config, args.version), indent=2, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    frame = pipeline.models(config)
+    table = Table(title=f"models in {config.workspace}")
+    for column in ("version", "stage", "family", "hyperparameters", config.metric,
+                   "trained on", "rows", "created"):
+        table.add_column(column)
+    for row in frame.to_dict("records"):
+        holdout = (row["metrics"] or {}).get("holdout") or {}
+        score = holdout.get(config.metric)
+        table.add_row(f"v{row['version']:06d}", row["stage"], row["family"],
+                      json.dumps(row["params"], sort_keys=True),
+                      "" if score is None else f"{score:.4g}",
+                      f"{row['window_start'][:10]} .. {row['window_end'][:10]}",
+                      str(row["train_rows"]), row["created_at"])
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
+    return 0
+
+
 def _run_demo(config: Config, batches: int, prepare_only: bool) -> int:
     from conveyor.demo import prepare_demo_data
 
@@ -116,6 +142,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="run updates over the stream with a progress bar")
     rep.add_argument("--batches", type=int, default=None, help="stop after N updates")
     sub.add_parser("status", help="show the workspace's batches and production model")
+    models = sub.add_parser("models", help="list model versions, or `models show VERSION`")
+    models.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    models.add_argument("version", nargs="?", type=int)
+    promote = sub.add_parser("promote", help="make a version production")
+    promote.add_argument("version", type=int)
+    promote.add_argument("--reason", default="promoted by hand")
+    rollback = sub.add_parser("rollback", help="switch production back to its predecessor")
+    rollback.add_argument("--reason", default="rolled back by hand")
     demo = sub.add_parser("demo", help="prepare the demo data, replay, predict a sample, "
                                        "write the summary")
     demo.add_argument("--batches", type=int, default=10, help="updates to replay (default 10)")
@@ -136,6 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "summary": lambda: _print_path(pipeline.summary(config)),
             "replay": lambda: _run_replay(config, args.batches),
             "status": lambda: _print_status(config),
+            "models": lambda: _print_models(config, args),
+            "promote": lambda: _done(pipeline.promote(config, args.version, args.reason),
+                                     f"v{args.version} is production"),
+            "rollback": lambda: _done(None, f"v{pipeline.rollback(config, args.reason)} "
+                                            "is production"),
             "demo": lambda: _run_demo(config, args.batches, args.prepare_only),
         }
         return commands[args.command]()
@@ -148,6 +187,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _done(_: object, message: str) -> int:
+    print(message)
+    return 0
 
 
 def _print_path(path: Path) -> int:

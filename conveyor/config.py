@@ -339,6 +339,14 @@ class ValidateConfig(Section):
     )
 
 
+class RegistryConfig(Section):
+    keep_versions: int = Field(
+        20, ge=0,
+        description="Model files kept besides production, its predecessor and staging; older "
+        "candidate/archived versions lose their files (rows and lineage stay).",
+    )
+
+
 class ServeConfig(Section):
     output_dir: Path | None = Field(
         None, description="Where inference writes; null means <workspace>/predictions."
@@ -375,6 +383,8 @@ class Config(Section):
                                description="Training window and model families.")
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate",
                                       description="Evaluation scheme, metric, promotion.")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig,
+                                     description="Model retention.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Inference output.")
     lock: LockConfig = Field(default_factory=LockConfig, description="The writer lock.")
 

@@ -48,6 +48,7 @@ from conveyor.serve.predict import peak_memory_mb, predict_file
 from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.train.search import Evaluation, expand_grid, make_pipeline, search
+from conveyor.validate import registry
 from conveyor.validate.metrics import is_better, score_model
 from conveyor.validate.schemes import holdout_split, timeseries_splits
 from conveyor.workspace import Workspace, atomic_write_text
@@ -439,12 +440,15 @@ def _train(config: Config, workspace: Workspace, store: Store,
                             window, new_batches, challenger_holdout, train_seconds)
         promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
                                    finite, config.validate_.promotion_margin, version)
-        with store.transaction() as conn:
-            if promoted:
-                store.promote(conn, version, reason, batch_id=new_batches[-1]["id"])
-            else:
-                store.add_event(conn, "kept", reason, batch_id=new_batches[-1]["id"],
-                                version=version)
+        batch_id = new_batches[-1]["id"]
+        if promoted:
+            registry.promote(store, version, reason, batch_id=batch_id)
+        else:
+            if finite:
+                registry.set_staging(store, version, reason)
+            with store.transaction() as conn:
+                store.add_event(conn, "kept", reason, batch_id=batch_id, version=version)
+        registry.apply_retention(store, workspace, config.registry.keep_versions)
     log.info("v%d %s: %s", version, "promoted" if promoted else "kept as candidate", reason)
     return UpdateResult(True, f"trained v{version} on {len(data)} rows; "
                         f"{'promoted' if promoted else 'production kept'}: {reason}",
@@ -653,6 +657,49 @@ def status(config: Config) -> dict[str, Any]:
         }
     finally:
         store.close()
+
+
+def models(config: Config) -> pd.DataFrame:
+    """Return the registry, newest version first."""
+    _, store = open_workspace(config)
+    try:
+        return registry.list_models(store)
+    finally:
+        store.close()
+
+
+def model_detail(config: Config, version: int) -> dict[str, Any]:
+    """Return one version with the raw batches it was trained on."""
+    _, store = open_workspace(config)
+    try:
+        return registry.describe(store, version)
+    finally:
+        store.close()
+
+
+def promote(config: Config, version: int, reason: str) -> None:
+    """Make a version production by hand (under the workspace lock)."""
+    workspace = Workspace(config.workspace).create()
+    with workspace.lock(config.lock.timeout_seconds):
+        store = Store.open(workspace.db_url)
+        try:
+            row = store.model(version)
+            if row is not None and row["stage"] != "deleted":
+                load_model(workspace.root / row["path"], row["sha256"])  # refuse a broken file
+            registry.promote(store, version, reason)
+        finally:
+            store.close()
+
+
+def rollback(config: Config, reason: str) -> int:
+    """Switch production back to its predecessor; return the version now in production."""
+    workspace = Workspace(config.workspace).create()
+    with workspace.lock(config.lock.timeout_seconds):
+        store = Store.open(workspace.db_url)
+        try:
+            return registry.rollback(store, reason)
+        finally:
+            store.close()
 
 
 def ensure_error(exc: BaseException) -> ConveyorError:

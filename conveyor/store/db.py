@@ -184,13 +184,13 @@ class Store:
         return None if version is None else self.model(int(version))
 
     def promote(self, conn: Connection, version: int, reason: str,
-                batch_id: int | None = None) -> None:
+                batch_id: int | None = None, kind: str = "promotion") -> None:
         """Make ``version`` production and archive the previous one, in ``conn``'s transaction."""
         conn.execute(update(schema.models).where(schema.models.c.stage == "production")
                      .values(stage="archived"))
         conn.execute(update(schema.models).where(schema.models.c.version == version)
                      .values(stage="production", reason=reason))
-        self.add_event(conn, "promotion", reason, batch_id=batch_id, version=version)
+        self.add_event(conn, kind, reason, batch_id=batch_id, version=version)
 
     # -- reading for reports --------------------------------------------------------------
 
