@@ -322,20 +322,25 @@ class TrainConfig(Section):
 
 
 class ValidateConfig(Section):
-    scheme: Literal["holdout", "timeseries"] = Field(
+    scheme: Literal["holdout", "kfold", "timeseries"] = Field(
         "holdout",
-        description="holdout: the newest part of the window; timeseries: expanding folds.",
+        description="holdout: the newest part of the window; kfold: contiguous unshuffled "
+        "blocks; timeseries: expanding folds, each tested on the block after it.",
     )
     holdout_share: float = Field(
         0.25, gt=0, lt=1,
         description="Share of the newest rows held out when there is no production model yet.",
     )
-    n_splits: int = Field(3, ge=2, description="Folds of the timeseries scheme.")
+    n_splits: int = Field(3, ge=2, description="Folds of the kfold and timeseries schemes.")
     metric: str | None = Field(
         None, description="Selection metric; null means mae (regression) or f1 (classification)."
     )
     promotion_margin: float = Field(
         0.0, ge=0, description="Relative improvement over production a challenger needs."
+    )
+    max_latency_ms: float = Field(
+        2000.0, gt=0,
+        description="A challenger must predict 1,000 rows within this many milliseconds.",
     )
 
 

@@ -49,8 +49,10 @@ from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.train.search import Evaluation, expand_grid, make_pipeline, search
 from conveyor.validate import registry
+from conveyor.validate.baseline import baseline_scores
+from conveyor.validate.checks import SanityReport, sanity_check
 from conveyor.validate.metrics import is_better, score_model
-from conveyor.validate.schemes import holdout_split, timeseries_splits
+from conveyor.validate.schemes import holdout_split, kfold_splits, timeseries_splits
 from conveyor.workspace import Workspace, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -358,6 +360,9 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
     baseline = store.first_production()
     if baseline is not None:
         models["baseline"] = baseline
+    staging = registry.staging(store)
+    if staging is not None:
+        models["staging"] = staging
     loaded = {role: load_model(workspace.root / row["path"], row["sha256"])
               for role, row in models.items()}
     rows = []
@@ -382,6 +387,8 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
 def _splits(config: Config, n_rows: int, holdout_start: int) -> list[tuple[np.ndarray, np.ndarray]]:
     if config.validate_.scheme == "holdout":
         return holdout_split(n_rows, holdout_start)
+    if config.validate_.scheme == "kfold":
+        return kfold_splits(n_rows, config.validate_.n_splits)
     return timeseries_splits(n_rows, config.validate_.n_splits)
 
 
@@ -411,6 +418,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
         splits = _splits(config, len(data), holdout_start)
         evaluations = search(expand_grid(config.train.families), X, y, splits, roles,
                              config.prepare, task, metric, seed, maker=maker)
+        baseline, baseline_seconds = baseline_scores(X, y, splits, task)
     best = evaluations[0]
     log.info("best candidate: %s %s (%s = %.4g over %d candidates)", best.candidate.family,
              best.candidate.params, metric, best.score or float("nan"), len(evaluations))
@@ -433,18 +441,19 @@ def _train(config: Config, workspace: Workspace, store: Store,
         start = time.perf_counter()
         final = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker).fit(X, y)
         train_seconds = time.perf_counter() - start
-        finite = _finite_predictions(final, X.iloc[test_part])
+        sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
 
     with stages.stage("register"):
         version = _register(config, workspace, store, final, best, evaluations, X, roles,
-                            window, new_batches, challenger_holdout, train_seconds)
+                            window, new_batches, challenger_holdout, train_seconds, sanity,
+                            (baseline, baseline_seconds))
         promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
-                                   finite, config.validate_.promotion_margin, version)
+                                   sanity, config.validate_.promotion_margin, version)
         batch_id = new_batches[-1]["id"]
         if promoted:
             registry.promote(store, version, reason, batch_id=batch_id)
         else:
-            if finite:
+            if sanity.passed:
                 registry.set_staging(store, version, reason)
             with store.transaction() as conn:
                 store.add_event(conn, "kept", reason, batch_id=batch_id, version=version)
@@ -455,17 +464,11 @@ def _train(config: Config, workspace: Workspace, store: Store,
                         version=version, promoted=promoted)
 
 
-def _finite_predictions(model: Any, X: pd.DataFrame) -> bool:
-    predictions = model.predict(X)
-    return not np.issubdtype(np.asarray(predictions).dtype, np.number) or bool(
-        np.isfinite(np.asarray(predictions, dtype=float)).all())
-
-
 def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] | None,
-            production: LoadedModel | None, finite: bool, margin: float,
+            production: LoadedModel | None, sanity: SanityReport, margin: float,
             version: int) -> tuple[bool, str]:
-    if not finite:
-        return False, f"v{version} produced non-finite predictions on the hold-out"
+    if not sanity.passed:
+        return False, f"v{version} failed its checks: {'; '.join(sanity.failures)}"
     score = challenger.get(metric)
     if production is None or incumbent is None:
         return True, f"first model: hold-out {metric} {score:.4g}"
@@ -479,13 +482,15 @@ def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] |
 def _register(config: Config, workspace: Workspace, store: Store, model: Any,
               best: Evaluation, evaluations: list[Evaluation], data: pd.DataFrame,
               roles: Roles, window: list[dict[str, Any]], new_batches: list[dict[str, Any]],
-              holdout: dict[str, Any], train_seconds: float) -> int:
+              holdout: dict[str, Any], train_seconds: float, sanity: SanityReport,
+              baseline: tuple[dict[str, Any], float]) -> int:
     version = store.next_version()
     lineage = {"batch_ids": [b["id"] for b in window],
                "batch_sha256": [b["sha256"] for b in window],
                "window_start": window[0]["window_start"], "window_end": window[-1]["window_end"],
                "train_rows": len(data), "config_hash": config.digest()}
-    metrics = {"validation": best.metrics, "holdout": holdout}
+    metrics = {"validation": best.metrics, "holdout": holdout,
+               "latency_ms_per_1k_rows": sanity.latency_ms}
     manifest = {"family": best.candidate.family, "params": best.candidate.params,
                 "task": config.target.task, "target": config.target.column,
                 "schema": feature_schema(data, roles), "metrics": metrics, "lineage": lineage,
@@ -508,7 +513,11 @@ def _register(config: Config, workspace: Workspace, store: Store, model: Any,
             "scheme": config.validate_.scheme, "metric": config.metric, "score": e.score,
             "metrics": e.metrics, "fit_seconds": e.fit_seconds,
             "predict_seconds": e.predict_seconds, "chosen": int(e is best)}
-            for e in evaluations])
+            for e in evaluations] + [{
+            "batch_id": batch_id, "family": "baseline", "params": {},
+            "scheme": config.validate_.scheme, "metric": config.metric,
+            "score": baseline[0][config.metric], "metrics": baseline[0],
+            "fit_seconds": baseline[1], "predict_seconds": 0.0, "chosen": 0}])
     return version
 
 

@@ -72,7 +72,12 @@ def test_registry_and_database_agree(replayed):
     # every update evaluated every candidate and chose exactly one
     evaluations = store.frame("evaluations")
     assert evaluations.groupby("batch_id")["chosen"].sum().tolist() == [1, 1, 1]
-    assert evaluations.groupby("batch_id").size().tolist() == [4, 4, 4]
+    assert evaluations.groupby("batch_id").size().tolist() == [5, 5, 5]  # 4 + the baseline
+    baseline = evaluations[evaluations["family"] == "baseline"]
+    assert len(baseline) == 3 and (baseline["chosen"] == 0).all()
+    # every chosen model beats the window-mean baseline on real data
+    chosen = evaluations[evaluations["chosen"] == 1].set_index("batch_id")["score"]
+    assert (chosen < baseline.set_index("batch_id")["score"]).all()
     # prequential scores exist for the batches that arrived after the first model
     prequential = store.frame("prequential")
     assert sorted(prequential[prequential["role"] == "production"]["batch_id"]) == [2, 3]

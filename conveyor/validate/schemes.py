@@ -7,7 +7,7 @@ training rows.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import TimeSeriesSplit
+from sklearn.model_selection import KFold, TimeSeriesSplit
 
 Split = tuple[np.ndarray, np.ndarray]
 
@@ -33,3 +33,12 @@ def timeseries_splits(n_rows: int, n_splits: int) -> list[Split]:
     [[2, 3], [4, 5]]
     """
     return list(TimeSeriesSplit(n_splits=n_splits).split(np.zeros(n_rows)))
+
+
+def kfold_splits(n_rows: int, n_splits: int) -> list[Split]:
+    """Contiguous, unshuffled folds: each fold is a block of consecutive time.
+
+    >>> [te.tolist() for _, te in kfold_splits(6, 3)]
+    [[0, 1], [2, 3], [4, 5]]
+    """
+    return list(KFold(n_splits=n_splits, shuffle=False).split(np.zeros(n_rows)))
