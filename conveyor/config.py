@@ -288,7 +288,7 @@ class FamilyConfig(Section):
     )
 
 
-def _default_families() -> dict[str, FamilyConfig]:
+def default_families() -> dict[str, FamilyConfig]:
     return {
         "linear": FamilyConfig(grid={"alpha": [0.1, 1.0, 10.0]}),
         "knn": FamilyConfig(grid={"n_neighbors": [10, 30]}),
@@ -304,7 +304,7 @@ class TrainConfig(Section):
         None, ge=100, description="Cap on training rows (newest kept); null means no cap."
     )
     families: dict[str, FamilyConfig] = Field(
-        default_factory=_default_families,
+        default_factory=default_families,
         description="Model families to search: linear, knn, tree.",
     )
 
@@ -319,6 +319,25 @@ class TrainConfig(Section):
         if not any(f.enabled for f in value.values()):
             raise ValueError("at least one family must be enabled")
         return value
+
+
+class ModelDriftConfig(Section):
+    enabled: bool = Field(True, description="Watch the production model's prequential error.")
+    delta: float = Field(
+        0.05, ge=0, description="Page-Hinkley: tolerated rise of the relative error per batch."
+    )
+    threshold: float = Field(
+        0.5, gt=0, description="Page-Hinkley: alarm when the cumulative rise exceeds this."
+    )
+    min_batches: int = Field(1, ge=1, description="Batches scored before an alarm may fire.")
+    policy: Literal["retrain", "widen_search", "rollback"] = Field(
+        "retrain",
+        description="On alarm: retrain on the newest retrain_batches only; widen_search: also "
+        "try every family with its default grid; rollback: return to the previous production.",
+    )
+    retrain_batches: int = Field(
+        2, ge=1, description="retrain: how many of the newest batches the new window starts with."
+    )
 
 
 class ValidateConfig(Section):
@@ -338,6 +357,8 @@ class ValidateConfig(Section):
     promotion_margin: float = Field(
         0.0, ge=0, description="Relative improvement over production a challenger needs."
     )
+    model_drift: ModelDriftConfig = Field(default_factory=ModelDriftConfig,
+                                          description="Model-drift detection and handling.")
     max_latency_ms: float = Field(
         2000.0, gt=0,
         description="A challenger must predict 1,000 rows within this many milliseconds.",

@@ -33,7 +33,7 @@ from conveyor.analyze.report import write_quality_report
 from conveyor.collect import inbox, rawstore, sources, stream
 from conveyor.collect.enrich import enrich, load_enrichment
 from conveyor.collect.profile import batch_profile
-from conveyor.config import Config
+from conveyor.config import Config, default_families
 from conveyor.errors import ConfigError, ConveyorError, InputError, ModelError, SourceError
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.roles import Roles, resolve_roles
@@ -51,7 +51,8 @@ from conveyor.train.search import Evaluation, expand_grid, make_pipeline, search
 from conveyor.validate import registry
 from conveyor.validate.baseline import baseline_scores
 from conveyor.validate.checks import SanityReport, sanity_check
-from conveyor.validate.metrics import is_better, score_model
+from conveyor.validate.metrics import LOWER_IS_BETTER, is_better, score_model
+from conveyor.validate.model_drift import PageHinkley, relative_loss
 from conveyor.validate.schemes import holdout_split, kfold_splits, timeseries_splits
 from conveyor.workspace import Workspace, atomic_write_text
 
@@ -392,9 +393,52 @@ def _splits(config: Config, n_rows: int, holdout_start: int) -> list[tuple[np.nd
     return timeseries_splits(n_rows, config.validate_.n_splits)
 
 
+def _watch_model(config: Config, store: Store, new_batches: list[dict[str, Any]]) -> bool:
+    """Run the model-drift detector and its policy; return whether to widen the search."""
+    settings = config.validate_.model_drift
+    production = store.production()
+    if not settings.enabled or production is None:
+        return False
+    reference = (production["metrics"].get("holdout") or {}).get(config.metric)
+    scores = store.frame("prequential")
+    series = scores[(scores["role"] == "production") & (scores["version"] ==
+                                                         production["version"])]
+    if reference is None or series.empty:
+        return False
+    detector = PageHinkley(settings.delta, settings.threshold, settings.min_batches)
+    lower = config.metric in LOWER_IS_BETTER
+    for score in series.sort_values("batch_id")["score"]:
+        detector.update(relative_loss(float(score), float(reference), lower))
+    if not detector.drift_detected:
+        return False
+    last = float(series.sort_values("batch_id")["score"].iloc[-1])
+    reason = (f"model drift: production v{production['version']}'s {config.metric} went from "
+              f"{reference:.4g} at promotion to {last:.4g} (Page-Hinkley {detector.statistic:.3g}"
+              f" > {settings.threshold}); policy {settings.policy}")
+    batch_id = new_batches[-1]["id"]
+    with store.transaction() as conn:
+        store.add_event(conn, "model_drift", reason, batch_id=batch_id,
+                        version=production["version"])
+    log.warning(reason)
+    if settings.policy == "rollback":
+        try:
+            registry.rollback(store, reason)
+            return False
+        except ModelError as exc:
+            log.warning("cannot roll back (%s); retraining on recent data instead", exc)
+    if settings.policy == "widen_search":
+        return True
+    recent = store.accepted_batches(settings.retrain_batches)
+    with store.transaction() as conn:
+        store.add_event(conn, "window_reset", f"retrain on recent data after {reason}",
+                        batch_id=recent[0]["id"])
+    return False
+
+
 def _train(config: Config, workspace: Workspace, store: Store,
-           new_batches: list[dict[str, Any]], stages: Stages) -> UpdateResult:
-    window = store.accepted_batches(config.train.window_batches)
+           new_batches: list[dict[str, Any]], stages: Stages,
+           widen: bool = False) -> UpdateResult:
+    window = store.accepted_batches(config.train.window_batches, store.window_anchor())
     data = _training_frame(config, workspace, window)
     design = _design(config, data)
     roles, maker = design.roles, design.maker
@@ -416,7 +460,9 @@ def _train(config: Config, workspace: Workspace, store: Store,
 
     with stages.stage("search"):
         splits = _splits(config, len(data), holdout_start)
-        evaluations = search(expand_grid(config.train.families), X, y, splits, roles,
+        families = {**default_families(), **config.train.families} if widen \
+            else config.train.families
+        evaluations = search(expand_grid(families), X, y, splits, roles,
                              config.prepare, task, metric, seed, maker=maker)
         baseline, baseline_seconds = baseline_scores(X, y, splits, task)
     best = evaluations[0]
@@ -551,7 +597,8 @@ def _update_locked(config: Config, workspace: Workspace, store: Store) -> Update
         return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
     with stages.stage("prequential"):
         _prequential(config, workspace, store, accepted)
-    result = _train(config, workspace, store, accepted, stages)
+        widen = _watch_model(config, store, accepted)
+    result = _train(config, workspace, store, accepted, stages, widen)
     stages.save()
     result.batch_ids, result.rows = ids, rows
     return result

@@ -122,14 +122,22 @@ class Store:
             result = conn.execute(select(table).where(table.c.batch_id.in_(list(batch_ids))))
             return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
-    def accepted_batches(self, limit: int) -> list[dict[str, Any]]:
-        """Return the newest ``limit`` accepted batches, oldest first."""
+    def window_anchor(self) -> int | None:
+        """Return the batch id the training window must start at (set by drift handling)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(func.max(schema.events.c.batch_id))
+                .where(schema.events.c.kind == "window_reset")
+            ).scalar()
+
+    def accepted_batches(self, limit: int, min_id: int | None = None) -> list[dict[str, Any]]:
+        """Return the newest ``limit`` accepted batches (id >= ``min_id``), oldest first."""
+        query = select(schema.batches).where(schema.batches.c.status == "accepted")
+        if min_id is not None:
+            query = query.where(schema.batches.c.id >= min_id)
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(schema.batches)
-                .where(schema.batches.c.status == "accepted")
-                .order_by(schema.batches.c.window_index.desc())
-                .limit(limit)
+                query.order_by(schema.batches.c.window_index.desc()).limit(limit)
             ).mappings().all()
         return [dict(r) for r in reversed(rows)]
 
