@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="run updates over the stream with a progress bar")
     rep.add_argument("--batches", type=int, default=None, help="stop after N updates")
     sub.add_parser("status", help="show the workspace's batches and production model")
+    explain = sub.add_parser("explain", help="explain one prediction of the production model")
+    explain.add_argument("--file", type=Path, required=True)
+    explain.add_argument("--row", type=int, default=0, help="0-based row number")
     models = sub.add_parser("models", help="list model versions, or `models show VERSION`")
     models.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     models.add_argument("version", nargs="?", type=int)
@@ -171,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "replay": lambda: _run_replay(config, args.batches),
             "status": lambda: _print_status(config),
             "models": lambda: _print_models(config, args),
+            "explain": lambda: _print_json(pipeline.explain(config, args.file, args.row)),
             "promote": lambda: _done(pipeline.promote(config, args.version, args.reason),
                                      f"v{args.version} is production"),
             "rollback": lambda: _done(None, f"v{pipeline.rollback(config, args.reason)} "
@@ -187,6 +191,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _print_json(data: object) -> int:
+    print(json.dumps(data, indent=2, default=str))
+    return 0
 
 
 def _done(_: object, message: str) -> int:

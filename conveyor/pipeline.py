@@ -51,6 +51,7 @@ from conveyor.train.search import Evaluation, expand_grid, make_pipeline, search
 from conveyor.validate import registry
 from conveyor.validate.baseline import baseline_scores
 from conveyor.validate.checks import SanityReport, sanity_check
+from conveyor.validate.interpret import explain_row, explain_version
 from conveyor.validate.metrics import LOWER_IS_BETTER, is_better, score_model
 from conveyor.validate.model_drift import PageHinkley, relative_loss
 from conveyor.validate.schemes import holdout_split, kfold_splits, timeseries_splits
@@ -489,10 +490,13 @@ def _train(config: Config, workspace: Workspace, store: Store,
         train_seconds = time.perf_counter() - start
         sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
 
+    with stages.stage("interpret"):
+        explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
+
     with stages.stage("register"):
         version = _register(config, workspace, store, final, best, evaluations, X, roles,
                             window, new_batches, challenger_holdout, train_seconds, sanity,
-                            (baseline, baseline_seconds))
+                            (baseline, baseline_seconds), explanation)
         promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
                                    sanity, config.validate_.promotion_margin, version)
         batch_id = new_batches[-1]["id"]
@@ -529,7 +533,7 @@ def _register(config: Config, workspace: Workspace, store: Store, model: Any,
               best: Evaluation, evaluations: list[Evaluation], data: pd.DataFrame,
               roles: Roles, window: list[dict[str, Any]], new_batches: list[dict[str, Any]],
               holdout: dict[str, Any], train_seconds: float, sanity: SanityReport,
-              baseline: tuple[dict[str, Any], float]) -> int:
+              baseline: tuple[dict[str, Any], float], explanation: dict[str, Any]) -> int:
     version = store.next_version()
     lineage = {"batch_ids": [b["id"] for b in window],
                "batch_sha256": [b["sha256"] for b in window],
@@ -543,7 +547,8 @@ def _register(config: Config, workspace: Workspace, store: Store, model: Any,
                 "engineered": [] if "features" not in model.named_steps
                 else model.named_steps["features"].output_names(),
                 "libraries": library_versions(), "created_at": utcnow()}
-    folder, sha, size = save_model(workspace.models, version, model, manifest)
+    folder, sha, size = save_model(workspace.models, version, model, manifest,
+                                   {"explain.json": explanation})
     batch_id = new_batches[-1]["id"]
     with store.transaction() as conn:
         store.insert_rows(conn, "models", [{
@@ -564,6 +569,9 @@ def _register(config: Config, workspace: Workspace, store: Store, model: Any,
             "scheme": config.validate_.scheme, "metric": config.metric,
             "score": baseline[0][config.metric], "metrics": baseline[0],
             "fit_seconds": baseline[1], "predict_seconds": 0.0, "chosen": 0}])
+        store.insert_rows(conn, "importance", [
+            {"version": version, "column": c, "importance": v}
+            for c, v in explanation["importance"].items()])
     return version
 
 
@@ -711,6 +719,29 @@ def status(config: Config) -> dict[str, Any]:
                 "params": production["params"], "metrics": production["metrics"]},
             "last_batch": last,
         }
+    finally:
+        store.close()
+
+
+def explain(config: Config, file: Path, row: int) -> dict[str, Any]:
+    """Explain the production model's prediction for row ``row`` (0-based) of ``file``."""
+    from conveyor.serve.predict import features_frame, read_input
+
+    workspace, store = open_workspace(config)
+    try:
+        production = store.production()
+        if production is None:
+            raise ModelError("no production model yet; run `python run.py -mode update` first")
+        loaded = load_model(workspace.root / production["path"], production["sha256"])
+        frame = read_input(Path(file), config.source.csv)
+        if not 0 <= row < len(frame):
+            raise InputError(f"row {row} is outside '{file}' (rows 0..{len(frame) - 1})")
+        augment = _enricher(config, loaded.features)
+        frame = augment(frame) if augment else frame
+        features = features_frame(frame.iloc[[row]], loaded.manifest["schema"], str(file))
+        out = explain_row(loaded.model, features)
+        return {"version": loaded.version, "family": loaded.manifest["family"],
+                "params": loaded.manifest["params"], "row": row, **out}
     finally:
         store.close()
 

@@ -85,3 +85,15 @@ def test_conveyor_command_status_and_config_option(project, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert '"production"' in done.stdout and '"batches": 1' in done.stdout
+
+
+def test_models_and_explain_commands(project):
+    sample = inference_sample(project)
+    done = subprocess.run([sys.executable, "-m", "conveyor", "explain", "--file", str(sample),
+                           "--row", "2"], cwd=project, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert '"contributions"' in done.stdout and '"version": 1' in done.stdout
+    done = subprocess.run([sys.executable, "-m", "conveyor", "models"], cwd=project,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "v000001" in done.stdout and "production" in done.stdout

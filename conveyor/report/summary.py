@@ -201,6 +201,52 @@ def _params_table(evaluations: pd.DataFrame, times: dict[int, str]) -> pd.DataFr
     }).sort_values("window start")
 
 
+def _importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, str]:
+    """Permutation importance of each input column, per model version over time."""
+    figure = go.Figure()
+    importance = store.frame("importance")
+    if importance.empty or models.empty:
+        return figure, "No interpretation stored yet."
+    when = models.set_index("version")["window_end"].str[:10]
+    table = importance.pivot_table(index="column", columns="version", values="importance")
+    top = table.abs().mean(axis=1).sort_values(ascending=False).index[:20]
+    table = table.loc[top]
+    figure.add_heatmap(z=table.values, x=[f"v{v} ({when.get(v, '')})" for v in table.columns],
+                       y=list(table.index), colorscale="Viridis",
+                       colorbar={"title": "score drop"})
+    figure.update_layout(title="Permutation importance on held-out rows, per version",
+                         height=max(360, 22 * len(top) + 120))
+    latest = table.columns[-1]
+    leaders = table[latest].sort_values(ascending=False).index[:3].tolist()
+    return figure, f"For v{latest} the most important columns are {', '.join(leaders)}."
+
+
+def _interpretation_html(store: Store, workspace_root: Path | None) -> str:
+    """The production model's coefficients or tree rules, from its explain.json."""
+    production = store.production()
+    if production is None or workspace_root is None:
+        return "<p>No production model yet.</p>"
+    path = workspace_root / production["path"] / "explain.json"
+    if not path.is_file():
+        return "<p>No interpretation stored for this version.</p>"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    parts = [f"<p>v{production['version']:06d}: {html.escape(data['family'])}</p>"]
+    if "coefficients" in data:
+        top = sorted(data["coefficients"].items(), key=lambda kv: -abs(kv[1]))[:15]
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:+.4g}</td></tr>" for k, v in top)
+        parts.append("<h3>Largest coefficients (scaled features)</h3><table class='table'>"
+                     f"<tr><th>feature</th><th>coefficient</th></tr>{rows}</table>")
+    if "tree" in data:
+        tree = data["tree"]
+        parts.append(f"<h3>Tree: depth {tree['depth']}, {tree['leaves']} leaves (top levels)"
+                     f"</h3><pre>{html.escape(tree['text'])}</pre>")
+    if "shap" in data:
+        top = sorted(data["shap"].items(), key=lambda kv: -kv[1])[:15]
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in top)
+        parts.append(f"<h3>Mean |SHAP|</h3><table class='table'>{rows}</table>")
+    return "".join(parts)
+
+
 def _inference_section(inference: pd.DataFrame) -> tuple[go.Figure, str]:
     figure = go.Figure()
     if inference.empty:
@@ -309,7 +355,7 @@ table.table th,table.table td{border-bottom:1px solid #edf0f3;padding:4px 8px;te
 """
 
 
-def build(store: Store, config: Config) -> dict[str, Any]:
+def build(store: Store, config: Config, workspace_root: Path | None = None) -> dict[str, Any]:
     """Collect every section's figure, reading and table from the store."""
     batches = store.frame("batches").sort_values("window_index")
     times = _batch_times(batches)
@@ -328,6 +374,7 @@ def build(store: Store, config: Config) -> dict[str, Any]:
                                   metric)),
             ("candidates", "Candidates and chosen hyperparameters",
              _models_section(evaluations, times, metric)),
+            ("importance", "Feature importance over time", _importance_section(store, models)),
             ("update", "Update performance", _timings_section(store.frame("stage_timings"),
                                                               times)),
             ("inference", "Inference performance", _inference_section(
@@ -353,6 +400,7 @@ def build(store: Store, config: Config) -> dict[str, Any]:
         "target": f"{config.target.column} ({config.target.task})",
     }
     return {"sections": sections, "tables": tables, "cards": cards, "metric": metric,
+            "interpretation": _interpretation_html(store, workspace_root),
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
@@ -367,6 +415,8 @@ def render_html(report: dict[str, Any]) -> str:
         f'<section id="{s["key"]}" class="plot-section"><h2>{html.escape(s["title"])}</h2>'
         f'<p class="reading">{html.escape(s["reading"])}</p>{_figure_html(s["figure"])}</section>'
         for s in report["sections"])
+    body += (f'<section id="interpretation"><h2>Interpretation of the production model</h2>'
+             f'{report["interpretation"]}</section>')
     for key, title in (("hyperparameters", "Chosen model and hyperparameters per update"),
                        ("registry", "Model registry"), ("batches", "Batches"),
                        ("columns", "Meta-parameters of the newest batch")):
@@ -410,7 +460,7 @@ def render_json(report: dict[str, Any]) -> str:
 
 def write_summary(store: Store, reports_dir: Path, config: Config) -> Path:
     """Write summary-<time>.html/.md/.json; return the HTML path."""
-    report = build(store, config)
+    report = build(store, config, reports_dir.parent)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     stem = reports_dir / f"summary-{stamp}"
     atomic_write_text(stem.with_suffix(".md"), render_markdown(report))

@@ -72,8 +72,13 @@ def version_dir(models_dir: Path, version_number: int) -> Path:
 
 
 def save_model(models_dir: Path, version_number: int, model: Pipeline,
-               manifest: dict[str, Any]) -> tuple[Path, str, int]:
-    """Write a version folder atomically; return (folder, model sha256, model size)."""
+               manifest: dict[str, Any],
+               extras: dict[str, Any] | None = None) -> tuple[Path, str, int]:
+    """Write a version folder atomically; return (folder, model sha256, model size).
+
+    ``extras`` maps file names to JSON-safe data written beside the model
+    (e.g. ``explain.json``).
+    """
     data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED)
     sha = hashlib.sha256(data).hexdigest()
     manifest = {**manifest, "version": version_number, "model_file": MODEL_FILE,
@@ -83,6 +88,9 @@ def save_model(models_dir: Path, version_number: int, model: Pipeline,
         (folder / MODEL_FILE).write_bytes(data)
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str),
                                             encoding="utf-8")
+        for name, content in (extras or {}).items():
+            (folder / name).write_text(json.dumps(content, indent=1, default=str),
+                                       encoding="utf-8")
 
     folder = atomic_write_dir(version_dir(models_dir, version_number), fill)
     return folder, sha, len(data)

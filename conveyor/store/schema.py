@@ -133,6 +133,13 @@ models = Table(
     Column("reason", Text),
 )
 
+importance = Table(
+    "importance", metadata,
+    Column("version", Integer, ForeignKey("models.version"), nullable=False),
+    Column("column", String(256), nullable=False),
+    Column("importance", Float, nullable=False),
+)
+
 prequential = Table(
     "prequential", metadata,
     Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),

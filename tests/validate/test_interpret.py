@@ -1,0 +1,77 @@
+"""Interpretation: importance, coefficients, tree rules, neighbours, one-row explanations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conveyor.config import PrepareConfig
+from conveyor.prepare.roles import Roles
+from conveyor.train.search import Candidate, make_pipeline
+from conveyor.validate.interpret import explain_row, explain_version
+
+
+def data(task: str = "regression"):
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({"x1": rng.normal(size=400), "x2": rng.normal(size=400),
+                      "c": rng.choice(["a", "b", "c"], size=400)})
+    y = 5 * X["x1"].to_numpy() + rng.normal(0, 0.1, size=400)
+    if task == "classification":
+        y = np.where(y > 0, "up", "down")
+    return X, y
+
+
+ROLES = Roles(("x1", "x2"), ("c",))
+
+
+def fitted(family: str, params: dict, task: str = "regression"):
+    X, y = data(task)
+    model = make_pipeline(Candidate(family, params), ROLES, PrepareConfig(), task, 0)
+    return model.fit(X, y), X, y
+
+
+def test_the_only_informative_column_is_the_most_important():
+    model, X, y = fitted("tree", {"max_depth": 4})
+    out = explain_version(model, X, y, "regression", seed=0)
+    assert max(out["importance"], key=out["importance"].get) == "x1"
+    assert out["importance"]["x1"] > 10 * abs(out["importance"]["x2"])
+
+
+def test_linear_coefficients_are_the_estimator_s():
+    model, X, y = fitted("linear", {"alpha": 1.0})
+    out = explain_version(model, X, y, "regression", seed=0)
+    coef = model.named_steps["model"].coef_
+    names = list(model[:-1].get_feature_names_out())
+    assert out["coefficients"][names[0]] == pytest.approx(coef[0])
+    assert abs(out["coefficients"]["numeric__x1"]) > 4  # 5 per std of x1 (std ~1)
+
+
+def test_tree_structure_text_and_nodes():
+    model, X, y = fitted("tree", {"max_depth": 2})
+    tree = explain_version(model, X, y, "regression", seed=0)["tree"]
+    assert tree["depth"] == 2 and tree["leaves"] == 4
+    assert tree["nodes"][0]["feature"] == "numeric__x1"
+    assert "numeric__x1 <=" in tree["text"]
+    assert tree["nodes"][0]["samples"] == 400
+
+
+def test_knn_explanation_lists_the_true_nearest_neighbours():
+    from sklearn.neighbors import NearestNeighbors
+
+    model, X, _ = fitted("knn", {"n_neighbors": 5})
+    out = explain_row(model, X.iloc[[7]])
+    encoded = model[:-1].transform(X)
+    distances, indices = NearestNeighbors(n_neighbors=5).fit(encoded).kneighbors(encoded[[7]])
+    assert [n["training_row"] for n in out["neighbours"]] == indices[0].tolist()
+    assert out["neighbours"][0]["distance"] == pytest.approx(distances[0][0])
+    assert out["neighbours"][0]["training_row"] == 7  # a training row is its own neighbour
+
+
+def test_row_contributions_point_at_the_informative_column():
+    model, X, _ = fitted("linear", {"alpha": 1.0})
+    row = X.iloc[[int(np.argmax(X["x1"].abs().to_numpy()))]]
+    out = explain_row(model, row)
+    assert next(iter(out["contributions"])) == "x1"
+    classifier, Xc, _ = fitted("tree", {"max_depth": 3}, "classification")
+    assert explain_row(classifier, Xc.iloc[[0]])["prediction"] in {"up", "down"}
