@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("replay", help="run updates over the stream with a progress bar")
     rep.add_argument("--batches", type=int, default=None, help="stop after N updates")
     sub.add_parser("status", help="show the workspace's batches and production model")
+    serve = sub.add_parser("serve", help="start the REST API (FastAPI + uvicorn)")
+    serve.add_argument("--workers", type=int, default=1)
     explain = sub.add_parser("explain", help="explain one prediction of the production model")
     explain.add_argument("--file", type=Path, required=True)
     explain.add_argument("--row", type=int, default=0, help="0-based row number")
@@ -175,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": lambda: _print_status(config),
             "models": lambda: _print_models(config, args),
             "explain": lambda: _print_json(pipeline.explain(config, args.file, args.row)),
+            "serve": lambda: _serve(config, args.config, args.workers),
             "promote": lambda: _done(pipeline.promote(config, args.version, args.reason),
                                      f"v{args.version} is production"),
             "rollback": lambda: _done(None, f"v{pipeline.rollback(config, args.reason)} "
@@ -191,6 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _serve(config: Config, path: str, workers: int) -> int:
+    from conveyor.serve.api import serve
+
+    serve(config, path, workers)
+    return 0
 
 
 def _print_json(data: object) -> int:

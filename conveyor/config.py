@@ -377,6 +377,22 @@ class ServeConfig(Section):
     output_dir: Path | None = Field(
         None, description="Where inference writes; null means <workspace>/predictions."
     )
+    host: str = Field("127.0.0.1", description="API: address to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="API: port.")
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="API: largest request body accepted (413 above)."
+    )
+    max_records: int = Field(10_000, ge=1, description="API: most records in one request.")
+    reload_seconds: float = Field(
+        2.0, gt=0, description="API: how often to look for a newly promoted model."
+    )
+    challenger_share: float = Field(
+        0.0, ge=0, le=1,
+        description="API: share of requests answered by the staging model (sticky by key).",
+    )
+    log_seconds: float = Field(
+        5.0, gt=0, description="API: how often request figures are written to the database."
+    )
 
 
 class LockConfig(Section):

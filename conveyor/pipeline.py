@@ -31,7 +31,7 @@ from conveyor.analyze.quality import (
 )
 from conveyor.analyze.report import write_quality_report
 from conveyor.collect import inbox, rawstore, sources, stream
-from conveyor.collect.enrich import enrich, load_enrichment
+from conveyor.collect.enrich import enrich, load_enrichment, make_enricher
 from conveyor.collect.profile import batch_profile
 from conveyor.config import Config, default_families
 from conveyor.errors import ConfigError, ConveyorError, InputError, ModelError, SourceError
@@ -622,7 +622,7 @@ def inference(config: Config, file: Path) -> Path:
         loaded = load_model(workspace.root / row["path"], row["sha256"])
         out_dir = config.serve.output_dir or workspace.predictions
         result = predict_file(Path(file), loaded, out_dir, config.source.csv,
-                              augment=_enricher(config, list(loaded.manifest["schema"])))
+                              augment=make_enricher(config, loaded.features))
         store.record("inference_log", at=utcnow(), version=loaded.version,
                      input_path=str(Path(file).resolve()),
                      input_sha256=sources.file_sha256(Path(file)), output_path=str(result.output),
@@ -634,33 +634,6 @@ def inference(config: Config, file: Path) -> Path:
         return result.output
     finally:
         store.close()
-
-
-def _enricher(config: Config,
-              features: list[str]) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
-    """Join the enrichment tables to an inference input that lacks their columns."""
-    if not config.enrich:
-        return None
-    tables = [(spec, load_enrichment(spec)) for spec in config.enrich]
-    added = {c for spec, table in tables for c in table.columns
-             if c not in spec.keys and c != spec.time_column}
-
-    def augment(frame: pd.DataFrame) -> pd.DataFrame:
-        if all(c in frame.columns for c in features):
-            return frame
-        time_column = config.source.time_column
-        if any(spec.time_column for spec, _ in tables) and time_column not in frame.columns:
-            raise InputError(f"the input lacks the time column '{time_column}' needed to join "
-                             "the enrichment tables (or give their columns directly)")
-        base = frame.drop(columns=[c for c in added if c in frame.columns])
-        if time_column in base.columns:
-            base[time_column] = sources.parse_time(base, time_column, "the input")
-        joined = enrich(base, tables, time_column)
-        kept = [c for c in frame.columns if c in added]
-        joined[kept] = frame[kept]
-        return joined
-
-    return augment
 
 
 def summary(config: Config) -> Path:
@@ -736,7 +709,7 @@ def explain(config: Config, file: Path, row: int) -> dict[str, Any]:
         frame = read_input(Path(file), config.source.csv)
         if not 0 <= row < len(frame):
             raise InputError(f"row {row} is outside '{file}' (rows 0..{len(frame) - 1})")
-        augment = _enricher(config, loaded.features)
+        augment = make_enricher(config, loaded.features)
         frame = augment(frame) if augment else frame
         features = features_frame(frame.iloc[[row]], loaded.manifest["schema"], str(file))
         out = explain_row(loaded.model, features)

@@ -158,8 +158,8 @@ def test_inference_before_any_model_is_a_clear_error(tmp_path):
 
 def test_a_batch_below_the_gate_is_quarantined_not_lost(tmp_path):
     write_flights_slice(tmp_path)
-    config = load_config(write_config(tmp_path, quality={"min_rows": 50,
-                                                         "missing_target_share": {"warn": 0.0, "fail": 0.0}}))
+    strict = {"min_rows": 50, "missing_target_share": {"warn": 0.0, "fail": 0.0}}
+    config = load_config(write_config(tmp_path, quality=strict))
     result = pipeline.update(config)  # the first window has flights without arr_delay
     assert not result.ok and "missing_target_share" in result.message
     store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")

@@ -56,7 +56,7 @@ class QualityCheck:
 
 @dataclass(frozen=True)
 class CleanPlan:
-    """Cleaning actions decided for a batch; applied by :func:`conveyor.analyze.clean.apply_plan`."""
+    """Cleaning actions decided for a batch (applied by ``analyze.clean.apply_plan``)."""
 
     drop_columns: tuple[str, ...] = ()
     coerce: tuple[str, ...] = ()

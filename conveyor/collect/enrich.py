@@ -10,12 +10,13 @@ own columns are never changed and its row order is kept.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import pandas as pd
 
 from conveyor.collect.sources import parse_time, read_table
-from conveyor.config import EnrichConfig
-from conveyor.errors import SourceError
+from conveyor.config import Config, EnrichConfig
+from conveyor.errors import InputError, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -99,3 +100,42 @@ def enrich(batch: pd.DataFrame, tables: list[tuple[EnrichConfig, pd.DataFrame]],
     for spec, table in tables:
         batch = join(batch, table, spec, stream_time)
     return batch
+
+
+@dataclass(frozen=True)
+class Enricher:
+    """Joins the enrichment tables to prediction input that lacks their columns.
+
+    ``added`` names the columns the tables provide, so callers know which of a
+    model's inputs a user need not send.
+    """
+
+    tables: list[tuple[EnrichConfig, pd.DataFrame]]
+    added: frozenset[str]
+    features: tuple[str, ...]
+    time_column: str
+
+    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if all(c in frame.columns for c in self.features):
+            return frame
+        time_column = self.time_column
+        if any(spec.time_column for spec, _ in self.tables) and time_column not in frame.columns:
+            raise InputError(f"the input lacks the time column '{time_column}' needed to join "
+                             "the enrichment tables (or give their columns directly)")
+        base = frame.drop(columns=[c for c in self.added if c in frame.columns])
+        if time_column in base.columns:
+            base[time_column] = parse_time(base, time_column, "the input")
+        joined = enrich(base, self.tables, time_column)
+        kept = [c for c in frame.columns if c in self.added]
+        joined[kept] = frame[kept]
+        return joined
+
+
+def make_enricher(config: Config, features: list[str]) -> Enricher | None:
+    """Return the enricher for a model's input columns, or None without enrichment."""
+    if not config.enrich:
+        return None
+    tables = [(spec, load_enrichment(spec)) for spec in config.enrich]
+    added = frozenset(c for spec, table in tables for c in table.columns
+                      if c not in spec.keys and c != spec.time_column)
+    return Enricher(tables, added, tuple(features), config.source.time_column)

@@ -165,14 +165,18 @@ inference_log = Table(
     "inference_log", metadata,
     Column("id", Integer, primary_key=True),
     Column("at", String(40), nullable=False),
+    Column("kind", String(8), nullable=False, default="file"),  # file | api
+    Column("variant", String(16), nullable=False, default="production"),  # or staging
     Column("version", Integer, nullable=False),
     Column("input_path", Text, nullable=False),
     Column("input_sha256", String(64), nullable=False),
     Column("output_path", Text, nullable=False),
+    Column("calls", Integer, nullable=False, default=1),
     Column("rows", Integer, nullable=False),
     Column("seconds", Float, nullable=False),
     Column("rows_per_second", Float, nullable=False),
     Column("peak_mb", Float, nullable=False),
+    Column("p99_ms", Float),
 )
 
 stage_timings = Table(

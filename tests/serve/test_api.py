@@ -1,0 +1,191 @@
+"""The REST service, started for real with uvicorn on 127.0.0.1 and called over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pandas as pd
+import pytest
+
+from conveyor import pipeline
+from conveyor.config import load_config
+from conveyor.store import Store
+from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
+
+TOKEN = "test-token-123"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(path, folder, port, token=None):
+    """Start `conveyor serve` in a subprocess; return it once it answers /health."""
+    env = {k: v for k, v in os.environ.items() if k != "CONVEYOR_ADMIN_TOKEN"}
+    if token:
+        env["CONVEYOR_ADMIN_TOKEN"] = token
+    process = subprocess.Popen([sys.executable, "-m", "conveyor", "--config", str(path), "serve"],
+                               cwd=folder, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+            return process, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(process.stderr.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("api")
+    write_flights_slice(folder)
+    port = free_port()
+    path = write_config(folder, stream={"window": "1D", "initial_batches": 2},
+                        serve={"port": port, "reload_seconds": 0.2, "log_seconds": 0.2,
+                               "max_body_bytes": 200_000, "challenger_share": 0.5})
+    config = load_config(path)
+    for _ in range(3):
+        assert pipeline.update(config).ok
+    process, url = start_server(path, folder, port, TOKEN)
+    yield url, config, folder
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def records(folder, n=3):
+    frame = pd.read_csv(inference_sample(folder, rows=n))
+    return json.loads(frame.to_json(orient="records"))
+
+
+def test_health_and_openapi_docs(server):
+    url, config, _ = server
+    health = httpx.get(f"{url}/health").json()
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    assert health["status"] == "ready"
+    assert health["model_version"] == store.production()["version"]
+    assert httpx.get(f"{url}/docs").status_code == 200
+    assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
+
+
+def test_predict_returns_one_finite_prediction_per_record_with_its_version(server):
+    url, config, folder = server
+    answer = httpx.post(f"{url}/predict", json={"records": records(folder, 5)}).json()
+    assert len(answer["predictions"]) == 5
+    assert all(isinstance(p, float) for p in answer["predictions"])
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    assert answer["model_version"] in {store.production()["version"],
+                                       (store.frame("models").query("stage == 'staging'")
+                                        ["version"].tolist() or [None])[0]}
+
+
+def test_bad_rows_get_422_naming_the_field(server):
+    url, _, folder = server
+    bad = records(folder, 2)
+    bad[1]["dep_delay"] = "late"
+    del bad[0]["carrier"]
+    response = httpx.post(f"{url}/predict", json={"records": bad})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail[0]["loc"] == ["body", "records", 0]
+    assert "carrier" in detail[0]["msg"]
+    assert detail[1]["loc"] == ["body", "records", 1, "dep_delay"]
+    assert httpx.post(f"{url}/predict", json={"rows": []}).status_code == 422
+    assert httpx.post(f"{url}/predict", content=b"{not json",
+                      headers={"content-type": "application/json"}).status_code == 422
+
+
+def test_oversized_body_is_refused(server):
+    url, _, folder = server
+    many = records(folder, 1) * 2000
+    assert httpx.post(f"{url}/predict", json={"records": many}).status_code == 413
+
+
+def test_metrics_in_prometheus_format(server):
+    url, _, folder = server
+    httpx.post(f"{url}/predict", json={"records": records(folder)})
+    text = httpx.get(f"{url}/metrics").text
+    assert "# TYPE conveyor_requests_total counter" in text
+    assert "conveyor_request_seconds_bucket" in text
+    assert 'variant="production"' in text or 'variant="staging"' in text
+
+
+def test_models_lists_the_registry(server):
+    url, config, _ = server
+    listed = httpx.get(f"{url}/models").json()
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    assert [m["version"] for m in listed] == sorted(store.frame("models")["version"],
+                                                    reverse=True)
+
+
+def test_sticky_challenger_split(server):
+    url, _, folder = server
+    body = records(folder, 1)
+    first = {httpx.post(f"{url}/predict", json={"records": body, "key": "user-42"}).json()[
+        "variant"] for _ in range(5)}
+    assert len(first) == 1  # the same key always gets the same model
+
+
+def test_admin_needs_the_token_and_promotion_is_hot_reloaded(server):
+    url, config, folder = server
+    assert httpx.post(f"{url}/rollback").status_code == 401
+    wrong = {"authorization": "Bearer nope"}
+    assert httpx.post(f"{url}/rollback", headers=wrong).status_code == 401
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    current = store.production()["version"]
+    other = int(store.frame("models").query("stage in ['archived', 'candidate']")
+                ["version"].iloc[0])
+    auth = {"authorization": f"Bearer {TOKEN}"}
+    response = httpx.post(f"{url}/promote/{other}", headers=auth)
+    assert response.status_code == 200, response.text
+    assert httpx.get(f"{url}/health").json()["model_version"] == other
+    # a promotion made outside the API (by `conveyor promote`) is picked up too
+    pipeline.promote(config, current, "back")
+    time.sleep(0.5)
+    assert httpx.get(f"{url}/health").json()["model_version"] == current
+    answer = httpx.post(f"{url}/predict", json={"records": records(folder), "key": "k"}).json()
+    assert answer["model_version"] in {current, other} or answer["variant"] == "staging"
+
+
+def test_request_figures_reach_the_store(server):
+    url, config, folder = server
+    for _ in range(3):
+        httpx.post(f"{url}/predict", json={"records": records(folder)})
+    time.sleep(0.5)
+    httpx.post(f"{url}/predict", json={"records": records(folder)})
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        api = store.frame("inference_log").query("kind == 'api'")
+        if len(api):
+            break
+        time.sleep(0.2)
+    assert len(api) and api["rows"].sum() >= 3 and (api["p99_ms"] > 0).all()
+
+
+def test_not_ready_before_a_model_and_admin_disabled_without_a_token(tmp_path):
+    write_flights_slice(tmp_path)
+    port = free_port()
+    path = write_config(tmp_path, serve={"port": port, "reload_seconds": 0.2})
+    process, url = start_server(path, tmp_path, port)
+    try:
+        assert httpx.get(f"{url}/health").status_code == 503  # no model yet
+        assert httpx.post(f"{url}/predict", json={"records": [{"a": 1}]}).status_code == 503
+        response = httpx.post(f"{url}/rollback", headers={"authorization": "Bearer x"})
+        assert response.status_code == 403 and "disabled" in response.json()["detail"]
+        assert pipeline.update(load_config(path)).ok  # the first model is picked up live
+        time.sleep(0.5)
+        assert httpx.get(f"{url}/health").json()["status"] == "ready"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
