@@ -9,7 +9,7 @@ if [ -z "$cluster" ]; then
   cluster="$version main"
 fi
 # shellcheck disable=SC2086
-pg_ctlcluster $cluster start 2>/dev/null || true
+pg_ctlcluster $cluster start >/dev/null 2>&1 || true
 for _ in $(seq 1 30); do
   pg_isready -h 127.0.0.1 -q && break
   sleep 1

