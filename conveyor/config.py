@@ -272,6 +272,33 @@ class CleanConfig(Section):
     )
 
 
+class VariantConfig(Section):
+    numeric_impute: Literal["median", "mean", "none"] = Field(
+        "median", description="Missing numbers: filled with the median or mean, or left as NaN "
+        "(none: only for families that take NaN natively: tree, forest, hgb)."
+    )
+    missing_indicators: bool = Field(
+        False, description="Add a 0/1 column per numeric feature that had missing values."
+    )
+    scale: Literal["standard", "robust", "quantile", "none"] = Field(
+        "standard", description="Scaling of numbers: z-score, median/IQR, quantile-to-normal, "
+        "or none."
+    )
+    categorical: Literal["onehot", "ordinal", "target", "native"] = Field(
+        "onehot", description="Categories: one-hot (rare levels grouped), ordinal codes, "
+        "target encoding (cross-fitted), or native (ordinal codes, NaN kept, declared "
+        "categorical to hgb)."
+    )
+
+
+def default_variants() -> dict[str, VariantConfig]:
+    return {
+        "onehot": VariantConfig(),
+        "robust": VariantConfig(missing_indicators=True, scale="robust", categorical="target"),
+        "native": VariantConfig(numeric_impute="none", scale="none", categorical="native"),
+    }
+
+
 class PrepareConfig(Section):
     max_categories: int = Field(
         30, ge=2, description="One-hot levels kept per categorical column; rarer ones are grouped."
@@ -279,12 +306,20 @@ class PrepareConfig(Section):
     min_frequency: int = Field(
         5, ge=1, description="A category seen fewer times than this is grouped as infrequent."
     )
+    variants: dict[str, VariantConfig] = Field(
+        default_factory=default_variants,
+        description="Named preprocessing variants the search pairs with model families.",
+    )
 
 
 class FamilyConfig(Section):
     enabled: bool = Field(True, description="Whether the search tries this family.")
     grid: dict[str, list[Any]] = Field(
         default_factory=dict, description="Hyperparameter grid: estimator parameter -> values."
+    )
+    variants: list[str] | None = Field(
+        None, description="Preprocessing variants to pair with this family; null: the "
+        "family's default (onehot and robust for linear, sgd, knn; native for trees)."
     )
 
 
@@ -296,6 +331,30 @@ def default_families() -> dict[str, FamilyConfig]:
     }
 
 
+class SearchConfig(Section):
+    sampler: Literal["grid", "random"] = Field(
+        "grid", description="grid: every combination; random: n_candidates drawn from the grid."
+    )
+    n_candidates: int = Field(
+        20, ge=1, description="Random sampler: candidates drawn per update (across families)."
+    )
+    budget_seconds: float | None = Field(
+        None, gt=0, description="Stop starting new candidates after this many seconds; the "
+        "meta-learner orders them so the most promising run first. null: no limit."
+    )
+
+
+class ComputeConfig(Section):
+    backend: Literal["local", "dask"] = Field(
+        "local", description="Where the search runs: local processes (joblib) or a Dask cluster."
+    )
+    n_jobs: int = Field(1, description="Parallel candidate fits; -1 uses every core.")
+    dask_address: str | None = Field(
+        None, description="Dask scheduler address (tcp://host:8786); null starts a local "
+        "cluster in this process."
+    )
+
+
 class TrainConfig(Section):
     window_batches: int = Field(
         8, ge=1, description="Sliding training window: the newest N accepted batches."
@@ -305,8 +364,22 @@ class TrainConfig(Section):
     )
     families: dict[str, FamilyConfig] = Field(
         default_factory=default_families,
-        description="Model families to search: linear, knn, tree.",
+        description="Model families to search: linear, sgd, knn, tree, forest, hgb.",
     )
+    strategy: Literal["auto", "retrain", "incremental"] = Field(
+        "auto", description="auto: update the production model incrementally when its family "
+        "can and nothing drifted, else search and retrain; retrain: always search; "
+        "incremental: always update when the family can."
+    )
+    retrain_every: int = Field(
+        4, ge=1, description="auto: search and retrain at least every N updates, even "
+        "without drift."
+    )
+    knn_memory: int = Field(
+        50_000, ge=100, description="kNN: rows kept in its time-ordered memory (newest kept)."
+    )
+    search: SearchConfig = Field(default_factory=SearchConfig,
+                                 description="How candidates are drawn and budgeted.")
 
     @field_validator("families")
     @classmethod
@@ -429,6 +502,8 @@ class Config(Section):
                                      description="Model retention.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Inference output.")
     lock: LockConfig = Field(default_factory=LockConfig, description="The writer lock.")
+    compute: ComputeConfig = Field(default_factory=ComputeConfig,
+                                   description="Parallelism of the search: local or Dask.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -445,6 +520,31 @@ class Config(Section):
         roles = {self.target.column, self.source.time_column}
         if self.columns.features and roles & set(self.columns.features):
             raise ValueError("columns.features must not contain the target or the time column")
+        return self
+
+    @model_validator(mode="after")
+    def _variants_fit_families(self) -> Config:
+        from conveyor.train.families import FAMILIES
+
+        variants = self.prepare.variants
+        for name, family in self.train.families.items():
+            if not family.enabled:
+                continue
+            spec = FAMILIES[name]
+            for variant in family.variants or spec.variants:
+                if variant not in variants:
+                    raise ValueError(
+                        f"train.families.{name}.variants: '{variant}' is not defined in "
+                        f"prepare.variants; defined: {sorted(variants)}"
+                    )
+                chosen = variants[variant]
+                leaves_nan = chosen.numeric_impute == "none" or chosen.categorical == "native"
+                if leaves_nan and not spec.takes_nan:
+                    raise ValueError(
+                        f"train.families.{name}: variant '{variant}' leaves missing values or "
+                        f"raw category codes in, which {name} cannot take; pair it with a "
+                        "variant that imputes and encodes (e.g. onehot)"
+                    )
         return self
 
     @property

@@ -8,23 +8,18 @@ it when it beats production.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.eda import batch_eda
 from conveyor.analyze.quality import (
     BatchQuality,
-    CleanPlan,
     Reference,
     assess,
     reference_from_stats,
@@ -33,68 +28,24 @@ from conveyor.analyze.report import write_quality_report
 from conveyor.collect import inbox, rawstore, sources, stream
 from conveyor.collect.enrich import enrich, load_enrichment, make_enricher
 from conveyor.collect.profile import batch_profile
-from conveyor.config import Config, default_families
-from conveyor.errors import ConfigError, ConveyorError, InputError, ModelError, SourceError
-from conveyor.prepare.features import FeatureMaker
-from conveyor.prepare.roles import Roles, resolve_roles
+from conveyor.config import Config
+from conveyor.errors import ConveyorError, InputError, ModelError, SourceError
+from conveyor.learn import BATCH_COLUMN, Stages, UpdateResult, learn
+from conveyor.prepare.roles import resolve_roles
 from conveyor.serve.bundle import (
-    LoadedModel,
-    feature_schema,
-    library_versions,
     load_model,
-    save_model,
 )
-from conveyor.serve.predict import peak_memory_mb, predict_file
+from conveyor.serve.predict import predict_file
 from conveyor.store import Store
 from conveyor.store.db import utcnow
-from conveyor.train.search import Evaluation, expand_grid, make_pipeline, search
 from conveyor.validate import registry
-from conveyor.validate.baseline import baseline_scores
-from conveyor.validate.checks import SanityReport, sanity_check
-from conveyor.validate.interpret import explain_row, explain_version
-from conveyor.validate.metrics import LOWER_IS_BETTER, is_better, score_model
-from conveyor.validate.model_drift import PageHinkley, relative_loss
-from conveyor.validate.schemes import holdout_split, kfold_splits, timeseries_splits
+from conveyor.validate.interpret import explain_row
 from conveyor.workspace import Workspace, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-BATCH_COLUMN = "__conveyor_batch_id"
-
-
-@dataclass
-class UpdateResult:
-    """What one update did; ``ok`` is the True/False the contract prints."""
-
-    ok: bool
-    message: str
-    batch_ids: list[int] = field(default_factory=list)
-    rows: int = 0
-    version: int | None = None
-    promoted: bool = False
-    exhausted: bool = False
-
-
-class Stages:
-    """Times each stage of a run and records seconds and peak memory."""
-
-    def __init__(self, store: Store, run: str) -> None:
-        self.store, self.run, self.batch_id = store, run, None
-        self.rows: list[dict[str, Any]] = []
-
-    @contextlib.contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
-        yield
-        self.rows.append({"run": self.run, "batch_id": self.batch_id, "stage": name,
-                          "seconds": time.perf_counter() - start, "peak_mb": peak_memory_mb()})
-
-    def save(self) -> None:
-        for row in self.rows:  # stages timed before the batch id was known (collect)
-            row["batch_id"] = row["batch_id"] if row["batch_id"] is not None else self.batch_id
-        with self.store.transaction() as conn:
-            self.store.insert_rows(conn, "stage_timings", self.rows)
-
+__all__ = ["BATCH_COLUMN", "Stages", "UpdateResult", "update", "inference", "summary",
+           "replay", "status", "explain", "models", "promote", "rollback"]
 
 def open_workspace(config: Config) -> tuple[Workspace, Store]:
     workspace = Workspace(config.workspace).create()
@@ -283,298 +234,6 @@ def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path
                       json.dumps(note, indent=2))
 
 
-# -- training data --------------------------------------------------------------------------
-
-
-def _training_frame(config: Config, workspace: Workspace,
-                    batches: list[dict[str, Any]]) -> pd.DataFrame:
-    """Return the cleaned, time-sorted rows of ``batches``, tagged with their batch id."""
-    frames = []
-    for batch in batches:
-        raw = rawstore.read_batch(workspace.root / batch["path"], batch["sha256"])
-        plan = CleanPlan.from_dict(batch.get("clean_plan"))
-        cleaned = apply_plan(raw, plan, config.target.column).frame
-        frames.append(cleaned.assign(**{BATCH_COLUMN: batch["id"]}))
-    data = pd.concat(frames, ignore_index=True)
-    data = data.sort_values(config.source.time_column, kind="stable").reset_index(drop=True)
-    if config.train.max_rows is not None and len(data) > config.train.max_rows:
-        data = data.iloc[-config.train.max_rows:].reset_index(drop=True)
-    return data
-
-
-@dataclass(frozen=True)
-class Design:
-    """What the models of one window read and encode."""
-
-    inputs: list[str]           # raw columns the pipeline reads (its feature schema)
-    roles: Roles                # columns the preprocessing encodes, engineered ones included
-    maker: FeatureMaker | None  # the feature-engineering step, when configured
-    dropped: list[str]          # features left out for missing too often
-
-
-def _design(config: Config, data: pd.DataFrame) -> Design:
-    """Roles for this window; features missing too often are left out (and named)."""
-    roles = resolve_roles(data.drop(columns=[BATCH_COLUMN]), config.columns,
-                          config.target.column, config.source.time_column)
-    dropped = [c for c in roles.features if c not in data.columns
-               or data[c].isna().mean() > config.quality.missing_share.fail]
-    roles = roles.without(set(dropped))
-    spec = config.features
-    if not spec.calendar and not spec.derived:
-        return Design(list(roles.features), roles, None, dropped)
-    maker = FeatureMaker(time_column=config.source.time_column, timezone=spec.timezone,
-                         calendar=list(spec.calendar),
-                         derived=[d.model_dump() for d in spec.derived])
-    needed = [config.source.time_column] if spec.calendar else []
-    needed += [c for d in spec.derived for c in d.columns]
-    missing = sorted({c for c in needed if c not in data.columns})
-    if missing:
-        raise ConfigError(f"features: column(s) {missing} are not in the data")
-    inputs = list(dict.fromkeys([*roles.features, *needed]))
-    model_roles = Roles(roles.numeric + tuple(maker.output_names()), roles.categorical)
-    return Design(inputs, model_roles, maker, dropped)
-
-
-def _target(config: Config, data: pd.DataFrame) -> np.ndarray:
-    values = data[config.target.column]
-    if config.target.task == "regression":
-        return values.astype(float).to_numpy()
-    return values.astype(str).to_numpy()
-
-
-# -- prequential -------------------------------------------------------------------------
-
-
-def load_production(workspace: Workspace, store: Store) -> LoadedModel | None:
-    row = store.production()
-    if row is None:
-        return None
-    return load_model(workspace.root / row["path"], row["sha256"])
-
-
-def _prequential(config: Config, workspace: Workspace, store: Store,
-                 batches: list[dict[str, Any]]) -> None:
-    """Score production (and the never-updated baseline) on new batches before training."""
-    production = store.production()
-    if production is None:
-        return
-    models = {"production": production}
-    baseline = store.first_production()
-    if baseline is not None:
-        models["baseline"] = baseline
-    staging = registry.staging(store)
-    if staging is not None:
-        models["staging"] = staging
-    loaded = {role: load_model(workspace.root / row["path"], row["sha256"])
-              for role, row in models.items()}
-    rows = []
-    for batch in batches:
-        data = _training_frame(config, workspace, [batch])
-        if data.empty:
-            continue
-        y = _target(config, data)
-        for role, model in loaded.items():
-            metrics = score_model(model.model, config.target.task, data[model.features], y)
-            rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
-                         "rows": len(data), "score": metrics[config.metric], "metrics": metrics})
-            log.info("prequential %s v%d on batch %d: %s = %.4g", role, model.version,
-                     batch["id"], config.metric, metrics[config.metric] or float("nan"))
-    with store.transaction() as conn:
-        store.insert_rows(conn, "prequential", rows)
-
-
-# -- train + validate ----------------------------------------------------------------------
-
-
-def _splits(config: Config, n_rows: int, holdout_start: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    if config.validate_.scheme == "holdout":
-        return holdout_split(n_rows, holdout_start)
-    if config.validate_.scheme == "kfold":
-        return kfold_splits(n_rows, config.validate_.n_splits)
-    return timeseries_splits(n_rows, config.validate_.n_splits)
-
-
-def _watch_model(config: Config, store: Store, new_batches: list[dict[str, Any]]) -> bool:
-    """Run the model-drift detector and its policy; return whether to widen the search."""
-    settings = config.validate_.model_drift
-    production = store.production()
-    if not settings.enabled or production is None:
-        return False
-    reference = (production["metrics"].get("holdout") or {}).get(config.metric)
-    scores = store.frame("prequential")
-    series = scores[(scores["role"] == "production") & (scores["version"] ==
-                                                         production["version"])]
-    if reference is None or series.empty:
-        return False
-    detector = PageHinkley(settings.delta, settings.threshold, settings.min_batches)
-    lower = config.metric in LOWER_IS_BETTER
-    for score in series.sort_values("batch_id")["score"]:
-        detector.update(relative_loss(float(score), float(reference), lower))
-    if not detector.drift_detected:
-        return False
-    last = float(series.sort_values("batch_id")["score"].iloc[-1])
-    reason = (f"model drift: production v{production['version']}'s {config.metric} went from "
-              f"{reference:.4g} at promotion to {last:.4g} (Page-Hinkley {detector.statistic:.3g}"
-              f" > {settings.threshold}); policy {settings.policy}")
-    batch_id = new_batches[-1]["id"]
-    with store.transaction() as conn:
-        store.add_event(conn, "model_drift", reason, batch_id=batch_id,
-                        version=production["version"])
-    log.warning(reason)
-    if settings.policy == "rollback":
-        try:
-            registry.rollback(store, reason)
-            return False
-        except ModelError as exc:
-            log.warning("cannot roll back (%s); retraining on recent data instead", exc)
-    if settings.policy == "widen_search":
-        return True
-    recent = store.accepted_batches(settings.retrain_batches)
-    with store.transaction() as conn:
-        store.add_event(conn, "window_reset", f"retrain on recent data after {reason}",
-                        batch_id=recent[0]["id"])
-    return False
-
-
-def _train(config: Config, workspace: Workspace, store: Store,
-           new_batches: list[dict[str, Any]], stages: Stages,
-           widen: bool = False) -> UpdateResult:
-    window = store.accepted_batches(config.train.window_batches, store.window_anchor())
-    data = _training_frame(config, workspace, window)
-    design = _design(config, data)
-    roles, maker = design.roles, design.maker
-    if design.dropped:
-        log.info("features left out of this window (missing share above %.2f): %s",
-                 config.quality.missing_share.fail, design.dropped)
-    if len(data) < 2 * config.quality.min_rows:
-        return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
-                                   "lower quality.min_rows or use a wider stream.window")
-    production = load_production(workspace, store)
-    new_ids = {b["id"] for b in new_batches}
-    is_new = data[BATCH_COLUMN].isin(new_ids).to_numpy()
-    if production is not None and is_new.any() and not is_new.all():
-        holdout_start = int(np.argmax(is_new))  # the new batch: unseen by production too
-    else:
-        holdout_start = int(len(data) * (1 - config.validate_.holdout_share))
-    X, y = data[design.inputs], _target(config, data)
-    metric, task, seed = config.metric, config.target.task, config.seed
-
-    with stages.stage("search"):
-        splits = _splits(config, len(data), holdout_start)
-        families = {**default_families(), **config.train.families} if widen \
-            else config.train.families
-        evaluations = search(expand_grid(families), X, y, splits, roles,
-                             config.prepare, task, metric, seed, maker=maker)
-        baseline, baseline_seconds = baseline_scores(X, y, splits, task)
-    best = evaluations[0]
-    log.info("best candidate: %s %s (%s = %.4g over %d candidates)", best.candidate.family,
-             best.candidate.params, metric, best.score or float("nan"), len(evaluations))
-
-    with stages.stage("validate"):
-        train_part, test_part = holdout_split(len(data), holdout_start)[0]
-        if config.validate_.scheme == "holdout":
-            challenger_holdout = best.metrics
-        else:
-            model = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker)
-            model.fit(X.iloc[train_part], y[train_part])
-            challenger_holdout = score_model(model, task, X.iloc[test_part], y[test_part])
-        production_holdout = None
-        if production is not None:
-            production_holdout = score_model(production.model, task,
-                                             data.iloc[test_part][production.features],
-                                             y[test_part])
-
-    with stages.stage("fit"):
-        start = time.perf_counter()
-        final = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker).fit(X, y)
-        train_seconds = time.perf_counter() - start
-        sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
-
-    with stages.stage("interpret"):
-        explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
-
-    with stages.stage("register"):
-        version = _register(config, workspace, store, final, best, evaluations, X, roles,
-                            window, new_batches, challenger_holdout, train_seconds, sanity,
-                            (baseline, baseline_seconds), explanation)
-        promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
-                                   sanity, config.validate_.promotion_margin, version)
-        batch_id = new_batches[-1]["id"]
-        if promoted:
-            registry.promote(store, version, reason, batch_id=batch_id)
-        else:
-            if sanity.passed:
-                registry.set_staging(store, version, reason)
-            with store.transaction() as conn:
-                store.add_event(conn, "kept", reason, batch_id=batch_id, version=version)
-        registry.apply_retention(store, workspace, config.registry.keep_versions)
-    log.info("v%d %s: %s", version, "promoted" if promoted else "kept as candidate", reason)
-    return UpdateResult(True, f"trained v{version} on {len(data)} rows; "
-                        f"{'promoted' if promoted else 'production kept'}: {reason}",
-                        version=version, promoted=promoted)
-
-
-def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] | None,
-            production: LoadedModel | None, sanity: SanityReport, margin: float,
-            version: int) -> tuple[bool, str]:
-    if not sanity.passed:
-        return False, f"v{version} failed its checks: {'; '.join(sanity.failures)}"
-    score = challenger.get(metric)
-    if production is None or incumbent is None:
-        return True, f"first model: hold-out {metric} {score:.4g}"
-    current = incumbent.get(metric)
-    text = f"hold-out {metric} {score:.4g} vs production v{production.version} {current:.4g}"
-    if is_better(metric, score, current, margin):
-        return True, f"beats production: {text}"
-    return False, f"does not beat production by {margin:.0%}: {text}"
-
-
-def _register(config: Config, workspace: Workspace, store: Store, model: Any,
-              best: Evaluation, evaluations: list[Evaluation], data: pd.DataFrame,
-              roles: Roles, window: list[dict[str, Any]], new_batches: list[dict[str, Any]],
-              holdout: dict[str, Any], train_seconds: float, sanity: SanityReport,
-              baseline: tuple[dict[str, Any], float], explanation: dict[str, Any]) -> int:
-    version = store.next_version()
-    lineage = {"batch_ids": [b["id"] for b in window],
-               "batch_sha256": [b["sha256"] for b in window],
-               "window_start": window[0]["window_start"], "window_end": window[-1]["window_end"],
-               "train_rows": len(data), "config_hash": config.digest()}
-    metrics = {"validation": best.metrics, "holdout": holdout,
-               "latency_ms_per_1k_rows": sanity.latency_ms}
-    manifest = {"family": best.candidate.family, "params": best.candidate.params,
-                "task": config.target.task, "target": config.target.column,
-                "schema": feature_schema(data, roles), "metrics": metrics, "lineage": lineage,
-                "engineered": [] if "features" not in model.named_steps
-                else model.named_steps["features"].output_names(),
-                "libraries": library_versions(), "created_at": utcnow()}
-    folder, sha, size = save_model(workspace.models, version, model, manifest,
-                                   {"explain.json": explanation})
-    batch_id = new_batches[-1]["id"]
-    with store.transaction() as conn:
-        store.insert_rows(conn, "models", [{
-            "version": version, "family": best.candidate.family,
-            "params": best.candidate.params, "stage": "candidate",
-            "path": str(folder.relative_to(workspace.root)), "sha256": sha, "size_bytes": size,
-            "batch_ids": lineage["batch_ids"], "window_start": lineage["window_start"],
-            "window_end": lineage["window_end"], "train_rows": len(data), "metrics": metrics,
-            "config_hash": lineage["config_hash"], "libraries": manifest["libraries"],
-            "train_seconds": train_seconds, "created_at": manifest["created_at"]}])
-        store.insert_rows(conn, "evaluations", [{
-            "batch_id": batch_id, "family": e.candidate.family, "params": e.candidate.params,
-            "scheme": config.validate_.scheme, "metric": config.metric, "score": e.score,
-            "metrics": e.metrics, "fit_seconds": e.fit_seconds,
-            "predict_seconds": e.predict_seconds, "chosen": int(e is best)}
-            for e in evaluations] + [{
-            "batch_id": batch_id, "family": "baseline", "params": {},
-            "scheme": config.validate_.scheme, "metric": config.metric,
-            "score": baseline[0][config.metric], "metrics": baseline[0],
-            "fit_seconds": baseline[1], "predict_seconds": 0.0, "chosen": 0}])
-        store.insert_rows(conn, "importance", [
-            {"version": version, "column": c, "importance": v}
-            for c, v in explanation["importance"].items()])
-    return version
-
-
 # -- modes --------------------------------------------------------------------------------
 
 
@@ -603,10 +262,7 @@ def _update_locked(config: Config, workspace: Workspace, store: Store) -> Update
         stages.save()
         reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
         return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
-    with stages.stage("prequential"):
-        _prequential(config, workspace, store, accepted)
-        widen = _watch_model(config, store, accepted)
-    result = _train(config, workspace, store, accepted, stages, widen)
+    result = learn(config, workspace, store, accepted, stages)
     stages.save()
     result.batch_ids, result.rows = ids, rows
     return result

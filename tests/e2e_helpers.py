@@ -33,7 +33,7 @@ def write_config(folder: Path, **overrides: object) -> Path:
             "linear": {"grid": {"alpha": [1.0, 10.0]}},
             "knn": {"grid": {"n_neighbors": [10]}},
             "tree": {"grid": {"max_depth": [5]}},
-        }},
+        }, "strategy": "retrain"},
         "lock": {"timeout_seconds": 1},
     }
     config.update(overrides)

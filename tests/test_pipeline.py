@@ -14,6 +14,7 @@ from conveyor.config import load_config
 from conveyor.errors import InputError, ModelError
 from conveyor.serve.bundle import load_model
 from conveyor.store import Store
+from conveyor.train.search import expand_grid
 from tests.e2e_helpers import inference_sample, read_csv_text, write_config, write_flights_slice
 
 
@@ -69,10 +70,13 @@ def test_registry_and_database_agree(replayed):
         assert manifest["lineage"]["batch_ids"] == row["batch_ids"]
         assert "arr_time" not in manifest["schema"] and "air_time" not in manifest["schema"]
         assert "arr_delay" not in manifest["schema"]
-    # every update evaluated every candidate and chose exactly one
+    # every update evaluated every (family x variant x grid point) and chose exactly one
     evaluations = store.frame("evaluations")
     assert evaluations.groupby("batch_id")["chosen"].sum().tolist() == [1, 1, 1]
-    assert evaluations.groupby("batch_id").size().tolist() == [5, 5, 5]  # 4 + the baseline
+    candidates = len(expand_grid(config.train.families))
+    assert candidates == 6  # linear: 2 alphas x (onehot, robust); knn onehot; tree native
+    assert evaluations.groupby("batch_id").size().tolist() == [candidates + 1] * 3
+    assert set(evaluations["variant"].dropna()) == {"onehot", "robust", "native"}
     baseline = evaluations[evaluations["family"] == "baseline"]
     assert len(baseline) == 3 and (baseline["chosen"] == 0).all()
     # every chosen model beats the window-mean baseline on real data

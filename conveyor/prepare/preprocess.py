@@ -1,21 +1,40 @@
 """The preprocessing step of every model pipeline, built from the column roles.
 
-Numeric columns: median imputation and standard scaling. Categorical columns:
-a constant level for missing values and one-hot encoding that groups rare
-levels (so high-cardinality columns stay small) and ignores unseen ones.
+A *variant* (``prepare.variants`` in the config) says how numbers are imputed
+and scaled and how categories are encoded:
+
+- ``onehot``: median imputation, standard scaling, one-hot encoding that groups
+  rare levels (so high-cardinality columns such as a tail number stay small)
+  and ignores unseen ones; for models that need complete, scaled input.
+- ``robust``: median imputation plus missing-value indicators, median/IQR
+  scaling, cross-fitted target encoding (a high-cardinality column becomes
+  one informative number instead of many sparse ones).
+- ``native``: numbers as they are (NaN kept), categories as ordinal codes
+  declared categorical; for tree ensembles that handle both themselves.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import KFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    OneHotEncoder,
+    OrdinalEncoder,
+    QuantileTransformer,
+    RobustScaler,
+    StandardScaler,
+    TargetEncoder,
+)
 
-from conveyor.config import PrepareConfig
+from conveyor.config import PrepareConfig, VariantConfig
+from conveyor.errors import ConfigError
 from conveyor.prepare.roles import Roles
 
 
@@ -53,21 +72,73 @@ class AsCategories(TransformerMixin, BaseEstimator):
         return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
 
 
-def build_preprocessor(roles: Roles, config: PrepareConfig) -> ColumnTransformer:
-    """Return an unfitted ColumnTransformer for these roles."""
+NATIVE_MAX_LEVELS = 250  # histogram gradient boosting takes at most 255 bins per feature
+
+
+def _numeric(variant: VariantConfig) -> Pipeline | str:
+    steps: list[tuple[str, Any]] = []
+    if variant.numeric_impute != "none":
+        steps.append(("impute", SimpleImputer(strategy=variant.numeric_impute,
+                                              add_indicator=variant.missing_indicators,
+                                              keep_empty_features=True)))
+    scaler = {"standard": StandardScaler(), "robust": RobustScaler(),
+              "quantile": QuantileTransformer(output_distribution="normal", n_quantiles=200,
+                                              subsample=100_000, random_state=0),
+              "none": None}[variant.scale]
+    if scaler is not None:
+        steps.append(("scale", scaler))
+    return Pipeline(steps) if steps else "passthrough"
+
+
+def _categorical(variant: VariantConfig, config: PrepareConfig) -> Pipeline:
+    steps: list[tuple[str, Any]] = [("as_categories", AsCategories())]
+    if variant.categorical == "native":
+        steps.append(("ordinal", OrdinalEncoder(
+            handle_unknown="use_encoded_value", unknown_value=np.nan,
+            encoded_missing_value=np.nan, max_categories=NATIVE_MAX_LEVELS,
+            min_frequency=config.min_frequency)))
+        return Pipeline(steps)
+    steps.append(("impute", SimpleImputer(strategy="constant", fill_value="(missing)")))
+    if variant.categorical == "onehot":
+        steps.append(("one_hot", OneHotEncoder(handle_unknown="infrequent_if_exist",
+                                               min_frequency=config.min_frequency,
+                                               max_categories=config.max_categories,
+                                               sparse_output=False)))
+    elif variant.categorical == "ordinal":
+        steps.append(("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value",
+                                                unknown_value=-1,
+                                                min_frequency=config.min_frequency)))
+    else:
+        steps.append(("target", TargetEncoder(cv=KFold(5))))  # unshuffled: time order
+    return Pipeline(steps)
+
+
+def build_preprocessor(roles: Roles, config: PrepareConfig,
+                       variant: str = "onehot") -> ColumnTransformer:
+    """Return an unfitted ColumnTransformer for these roles and variant.
+
+    Categorical columns come first in the output, so a model can be told
+    which leading columns are categories (see :func:`categorical_indices`).
+
+    >>> ct = build_preprocessor(Roles(("a",), ("b",)), PrepareConfig(), "native")
+    >>> [name for name, _, _ in ct.transformers]
+    ['categorical', 'numeric']
+    """
+    try:
+        spec = config.variants[variant]
+    except KeyError:
+        raise ConfigError(f"unknown preprocessing variant '{variant}'; defined in "
+                          f"prepare.variants: {sorted(config.variants)}") from None
     steps = []
-    if roles.numeric:
-        steps.append(("numeric", Pipeline([
-            ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-            ("scale", StandardScaler()),
-        ]), list(roles.numeric)))
     if roles.categorical:
-        steps.append(("categorical", Pipeline([
-            ("as_categories", AsCategories()),
-            ("impute", SimpleImputer(strategy="constant", fill_value="(missing)")),
-            ("one_hot", OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                      min_frequency=config.min_frequency,
-                                      max_categories=config.max_categories,
-                                      sparse_output=False)),
-        ]), list(roles.categorical)))
+        steps.append(("categorical", _categorical(spec, config), list(roles.categorical)))
+    if roles.numeric:
+        steps.append(("numeric", _numeric(spec), list(roles.numeric)))
     return ColumnTransformer(steps, remainder="drop", verbose_feature_names_out=True)
+
+
+def categorical_indices(roles: Roles, config: PrepareConfig, variant: str) -> list[int] | None:
+    """Output columns a native-categorical model must treat as categories, else None."""
+    if config.variants[variant].categorical != "native" or not roles.categorical:
+        return None
+    return list(range(len(roles.categorical)))

@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.exc import OperationalError
 
 from conveyor.errors import ConveyorError
-from conveyor.store import schema
+from conveyor.store import migrations, schema
 from conveyor.store.schema import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> str:
@@ -56,19 +69,27 @@ class Store:
         return store
 
     def _init_schema(self) -> None:
+        """Create a new database, or upgrade an older one step by step (see migrations)."""
         with self.engine.begin() as conn:
-            schema.metadata.create_all(conn)
-            row = conn.execute(
+            existing = inspect(conn).has_table("meta")
+            row = None if not existing else conn.execute(
                 select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
             ).scalar()
-            if row is None:
-                conn.execute(insert(schema.meta).values(key="schema_version",
-                                                        value=str(SCHEMA_VERSION)))
-            elif int(row) > SCHEMA_VERSION:
+            if row is not None and int(row) > SCHEMA_VERSION:
                 raise ConveyorError(
                     f"the workspace database has schema version {row}, newer than this "
                     f"conveyor ({SCHEMA_VERSION}); upgrade conveyor"
                 )
+            if row is not None and int(row) < SCHEMA_VERSION:
+                applied = migrations.upgrade(conn, int(row), SCHEMA_VERSION)
+                log.info("upgraded the metadata database schema %s -> %s (steps %s)",
+                         row, SCHEMA_VERSION, applied)
+                conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
+            schema.metadata.create_all(conn)
+            if row is None:
+                conn.execute(insert(schema.meta).values(key="schema_version",
+                                                        value=str(SCHEMA_VERSION)))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -86,6 +107,15 @@ class Store:
         with self.engine.connect() as conn:
             last = conn.execute(select(func.max(schema.batches.c.window_index))).scalar()
         return 0 if last is None else int(last) + 1
+
+    def batch(self, batch_id: int) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(schema.batches).where(schema.batches.c.id == batch_id)
+            ).mappings().first()
+        if row is None:
+            raise ConveyorError(f"no batch {batch_id} in the metadata database")
+        return dict(row)
 
     def batch_by_sha(self, sha256: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -102,6 +102,7 @@ evaluations = Table(
     Column("id", Integer, primary_key=True),
     Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
     Column("family", String(32), nullable=False),
+    Column("variant", String(32)),  # preprocessing variant; null for the baseline row
     Column("params", JSON, nullable=False),
     Column("scheme", String(16), nullable=False),
     Column("metric", String(16), nullable=False),
@@ -116,6 +117,7 @@ models = Table(
     "models", metadata,
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("family", String(32), nullable=False),
+    Column("variant", String(32)),
     Column("params", JSON, nullable=False),
     Column("stage", String(16), nullable=False),  # candidate | production | archived
     Column("path", Text, nullable=False),
@@ -131,6 +133,9 @@ models = Table(
     Column("train_seconds", Float, nullable=False),
     Column("created_at", String(40), nullable=False),
     Column("reason", Text),
+    Column("strategy", String(16)),  # retrain | incremental
+    Column("strategy_note", Text),  # why this strategy, and how the model learned
+    Column("parent_version", Integer),  # incremental: the version it was updated from
 )
 
 importance = Table(

@@ -1,20 +1,40 @@
 """Model families: how to build an estimator of each family for a task.
 
 A family's hyperparameters come from ``train.families.<name>.grid`` in the
-config; parameters not in the grid keep scikit-learn's defaults.
+config; parameters not in the grid keep the defaults below. Each family also
+says how it can learn from a new batch without starting over
+(:mod:`conveyor.train.incremental`) and which preprocessing variants it pairs
+with by default.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sklearn.base import BaseEstimator
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier, SGDRegressor
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from conveyor.errors import ConfigError
+from conveyor.train.incremental import MemoryKNN
+
+
+@dataclass(frozen=True)
+class Family:
+    """What conveyor knows about a model family."""
+
+    build: Callable[[str, int], BaseEstimator]
+    incremental: str | None  # how it learns from a new batch; None: refit on the window
+    variants: tuple[str, ...]  # default preprocessing variants
+    takes_nan: bool  # accepts missing values and ordinal category codes as they are
 
 
 def _linear(task: str, seed: int) -> BaseEstimator:
@@ -23,8 +43,14 @@ def _linear(task: str, seed: int) -> BaseEstimator:
     return LogisticRegression(max_iter=2000, random_state=seed)
 
 
+def _sgd(task: str, seed: int) -> BaseEstimator:
+    if task == "regression":
+        return SGDRegressor(penalty="l2", alpha=1e-4, max_iter=50, tol=1e-3, random_state=seed)
+    return SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=50, tol=1e-3, random_state=seed)
+
+
 def _knn(task: str, seed: int) -> BaseEstimator:
-    return KNeighborsRegressor() if task == "regression" else KNeighborsClassifier()
+    return MemoryKNN(task=task)
 
 
 def _tree(task: str, seed: int) -> BaseEstimator:
@@ -33,10 +59,29 @@ def _tree(task: str, seed: int) -> BaseEstimator:
     return DecisionTreeClassifier(random_state=seed)
 
 
-FAMILIES: dict[str, Callable[[str, int], BaseEstimator]] = {
-    "linear": _linear,
-    "knn": _knn,
-    "tree": _tree,
+def _forest(task: str, seed: int) -> BaseEstimator:
+    common = {"n_estimators": 50, "min_samples_leaf": 5, "max_samples": 0.5,
+              "n_jobs": 1, "random_state": seed}
+    if task == "regression":
+        return RandomForestRegressor(**common)
+    return RandomForestClassifier(**common)
+
+
+def _hgb(task: str, seed: int) -> BaseEstimator:
+    common = {"max_iter": 200, "learning_rate": 0.1, "early_stopping": False,
+              "categorical_features": "from_dtype", "random_state": seed}
+    if task == "regression":
+        return HistGradientBoostingRegressor(**common)
+    return HistGradientBoostingClassifier(**common)
+
+
+FAMILIES: dict[str, Family] = {
+    "linear": Family(_linear, None, ("onehot", "robust"), takes_nan=False),
+    "sgd": Family(_sgd, "partial_fit", ("onehot", "robust"), takes_nan=False),
+    "knn": Family(_knn, "memory", ("onehot",), takes_nan=False),
+    "tree": Family(_tree, None, ("native",), takes_nan=True),
+    "forest": Family(_forest, None, ("native",), takes_nan=True),
+    "hgb": Family(_hgb, "added_trees", ("native",), takes_nan=True),
 }
 
 
@@ -47,7 +92,7 @@ def build_estimator(family: str, task: str, params: dict[str, Any], seed: int) -
     DecisionTreeRegressor(max_depth=3, random_state=0)
     """
     try:
-        estimator = FAMILIES[family](task, seed)
+        estimator = FAMILIES[family].build(task, seed)
     except KeyError:
         raise ConfigError(
             f"unknown model family '{family}'; choose from {sorted(FAMILIES)}"

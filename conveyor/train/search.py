@@ -1,23 +1,35 @@
-"""The search: every (family, hyperparameters) candidate scored on time-ordered splits."""
+"""The search: (family x preprocessing variant x hyperparameters) candidates scored on
+time-ordered splits, under a time budget, locally or on a Dask cluster.
+
+Candidates are evaluated in rounds of ``n_jobs`` through joblib, so the same
+code runs in local processes or, inside :func:`compute_backend` with
+``backend: dask``, on a Dask cluster. When a budget is set, no new round
+starts after it is spent; the candidates are ordered beforehand (by the
+meta-learner) so the most promising ones run first.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, effective_n_jobs, parallel_config
 from sklearn.base import clone
 from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
 
-from conveyor.config import FamilyConfig, PrepareConfig
+from conveyor.config import ComputeConfig, FamilyConfig, PrepareConfig, SearchConfig
+from conveyor.errors import ConfigError
 from conveyor.prepare.features import FeatureMaker
-from conveyor.prepare.preprocess import build_preprocessor
+from conveyor.prepare.preprocess import build_preprocessor, categorical_indices
 from conveyor.prepare.roles import Roles
-from conveyor.train.families import build_estimator
+from conveyor.train.families import FAMILIES, build_estimator
 from conveyor.validate.metrics import score_model, sort_key
 from conveyor.validate.schemes import Split
 
@@ -28,6 +40,10 @@ class Candidate:
 
     family: str
     params: dict[str, Any]
+    variant: str = "onehot"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"family": self.family, "variant": self.variant, "params": self.params}
 
 
 @dataclass(frozen=True)
@@ -41,23 +57,67 @@ class Evaluation:
     predict_seconds: float
 
 
-def expand_grid(families: dict[str, FamilyConfig]) -> list[Candidate]:
-    """Return every grid point of every enabled family, in config order.
+@dataclass(frozen=True)
+class SearchResult:
+    """Evaluations best first, and what the budget left out."""
 
-    >>> [c.params for c in expand_grid({"knn": FamilyConfig(grid={"n_neighbors": [5, 9]})})]
-    [{'n_neighbors': 5}, {'n_neighbors': 9}]
+    evaluations: list[Evaluation]
+    skipped: list[Candidate] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def expand_grid(families: dict[str, FamilyConfig]) -> list[Candidate]:
+    """Return every (variant, grid point) of every enabled family, in config order.
+
+    >>> grid = expand_grid({"knn": FamilyConfig(grid={"n_neighbors": [5, 9]})})
+    >>> [(c.variant, c.params) for c in grid]
+    [('onehot', {'n_neighbors': 5}), ('onehot', {'n_neighbors': 9})]
     """
-    return [Candidate(name, dict(params))
+    return [Candidate(name, dict(params), variant)
             for name, family in families.items() if family.enabled
+            for variant in (family.variants or FAMILIES[name].variants)
             for params in ParameterGrid(family.grid)]
 
 
+def draw_candidates(families: dict[str, FamilyConfig], search: SearchConfig,
+                    seed: int) -> list[Candidate]:
+    """Return the candidates of one search: the whole grid, or a seeded random draw from it.
+
+    The random draw keeps at least one candidate of every family, so the
+    comparison between families stays complete.
+
+    >>> fams = {"knn": FamilyConfig(grid={"n_neighbors": list(range(1, 30))}),
+    ...         "tree": FamilyConfig(grid={"max_depth": [2, 4]})}
+    >>> draw = draw_candidates(fams, SearchConfig(sampler="random", n_candidates=4), seed=0)
+    >>> len(draw), sorted({c.family for c in draw})
+    (4, ['knn', 'tree'])
+    """
+    grid = expand_grid(families)
+    if search.sampler == "grid" or len(grid) <= search.n_candidates:
+        return grid
+    rng = random.Random(seed)
+    by_family: dict[str, list[Candidate]] = {}
+    for candidate in grid:
+        by_family.setdefault(candidate.family, []).append(candidate)
+    chosen = [rng.choice(options) for options in by_family.values()]
+    rest = [c for c in grid if c not in chosen]
+    chosen += rng.sample(rest, max(0, search.n_candidates - len(chosen)))
+    return [c for c in grid if c in chosen]  # config order, reproducible
+
+
 def make_pipeline(candidate: Candidate, roles: Roles, prepare: PrepareConfig, task: str,
-                  seed: int, maker: FeatureMaker | None = None) -> Pipeline:
+                  seed: int, maker: FeatureMaker | None = None,
+                  overrides: dict[str, Any] | None = None) -> Pipeline:
     """Return the unfitted pipeline of a candidate: [features +] preprocessing + estimator."""
     steps: list[tuple[str, Any]] = [] if maker is None else [("features", clone(maker))]
-    steps += [("prepare", build_preprocessor(roles, prepare)),
-              ("model", build_estimator(candidate.family, task, candidate.params, seed))]
+    estimator = build_estimator(candidate.family, task, candidate.params, seed)
+    extra = {k: v for k, v in (overrides or {}).get(candidate.family, {}).items()
+             if k not in candidate.params}
+    if candidate.family == "hgb":
+        extra["categorical_features"] = categorical_indices(roles, prepare, candidate.variant)
+    estimator.set_params(**extra)
+    steps += [("prepare", build_preprocessor(roles, prepare, candidate.variant)),
+              ("model", estimator)]
     return Pipeline(steps)
 
 
@@ -71,11 +131,12 @@ def _mean_metrics(folds: list[dict[str, float | None]]) -> dict[str, float | Non
 
 def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
                        splits: list[Split], roles: Roles, prepare: PrepareConfig, task: str,
-                       metric: str, seed: int, maker: FeatureMaker | None = None) -> Evaluation:
+                       metric: str, seed: int, maker: FeatureMaker | None = None,
+                       overrides: dict[str, Any] | None = None) -> Evaluation:
     """Fit on each split's training rows and score on its test rows."""
     folds, fit_s, predict_s = [], 0.0, 0.0
     for train, test in splits:
-        model = make_pipeline(candidate, roles, prepare, task, seed, maker)
+        model = make_pipeline(candidate, roles, prepare, task, seed, maker, overrides)
         start = time.perf_counter()
         model.fit(X.iloc[train], y[train])
         fit_s += time.perf_counter() - start
@@ -88,10 +149,58 @@ def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
 
 def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
            roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
-           n_jobs: int = 1, maker: FeatureMaker | None = None) -> list[Evaluation]:
-    """Evaluate every candidate; return evaluations best first."""
-    evaluations = Parallel(n_jobs=n_jobs)(
-        delayed(evaluate_candidate)(c, X, y, splits, roles, prepare, task, metric, seed, maker)
-        for c in candidates
-    )
-    return sorted(evaluations, key=lambda e: sort_key(metric, e.score))
+           n_jobs: int = 1, maker: FeatureMaker | None = None,
+           budget_seconds: float | None = None, overrides: dict[str, Any] | None = None,
+           progress: Callable[[int, int], None] | None = None) -> SearchResult:
+    """Evaluate candidates in order, in rounds of ``n_jobs``, until done or out of budget."""
+    start = time.perf_counter()
+    width = max(1, effective_n_jobs(n_jobs))
+    evaluations: list[Evaluation] = []
+    done = 0
+    with Parallel(n_jobs=n_jobs) as parallel:
+        while done < len(candidates):
+            if budget_seconds is not None and evaluations \
+                    and time.perf_counter() - start >= budget_seconds:
+                break
+            batch = candidates[done:done + width]
+            evaluations += parallel(
+                delayed(evaluate_candidate)(c, X, y, splits, roles, prepare, task, metric,
+                                            seed, maker, overrides)
+                for c in batch)
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(candidates))
+    evaluations.sort(key=lambda e: sort_key(metric, e.score))
+    return SearchResult(evaluations, candidates[done:], time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def compute_backend(compute: ComputeConfig) -> Iterator[int]:
+    """Run joblib work inside on the configured backend; yield the ``n_jobs`` to use.
+
+    ``dask`` connects to ``dask_address`` or starts a local cluster (two worker
+    processes, one thread each) for the duration.
+    """
+    if compute.backend == "local":
+        yield compute.n_jobs
+        return
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("compute.backend 'dask' needs dask[distributed]: "
+                          "pip install 'conveyor[dask]'") from None
+    cluster = None
+    if compute.dask_address:
+        client = Client(compute.dask_address)
+    else:
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        with parallel_config(backend="dask"):
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            yield compute.n_jobs if compute.n_jobs > 0 else workers
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

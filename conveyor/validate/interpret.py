@@ -139,11 +139,9 @@ def explain_row(model: Pipeline, row: pd.DataFrame, top: int = 10) -> dict[str, 
     estimator = _estimator(model)
     if hasattr(estimator, "kneighbors"):
         encoded, _ = _encoded(model, row)
-        distances, indices = estimator.kneighbors(encoded, n_neighbors=min(
-            5, estimator.n_samples_fit_))
-        targets = np.asarray(estimator._y)[indices[0]]
-        if hasattr(estimator, "classes_") and np.issubdtype(targets.dtype, np.integer):
-            targets = np.asarray(estimator.classes_)[targets]
+        memory = np.asarray(estimator.y_memory_)  # MemoryKNN: the rows it remembers
+        distances, indices = estimator.kneighbors(encoded, n_neighbors=min(5, len(memory)))
+        targets = memory[indices[0]]
         out["neighbours"] = [{"training_row": int(i), "distance": float(d),
                               "target": t.item() if hasattr(t, "item") else t}
                              for i, d, t in zip(indices[0], distances[0], targets, strict=True)]

@@ -1,0 +1,579 @@
+"""The learning half of an update: prequential scores, the training strategy, the search,
+validation, registration and promotion.
+
+:mod:`conveyor.pipeline` calls :func:`learn` after a batch is collected and
+checked; everything here works on accepted batches already in the raw store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conveyor.analyze.clean import apply_plan
+from conveyor.analyze.quality import (
+    CleanPlan,
+)
+from conveyor.collect import rawstore
+from conveyor.config import Config, default_families
+from conveyor.errors import ConfigError, ModelError
+from conveyor.prepare.features import FeatureMaker
+from conveyor.prepare.roles import Roles, resolve_roles
+from conveyor.serve.bundle import (
+    LoadedModel,
+    feature_schema,
+    library_versions,
+    load_model,
+    save_model,
+)
+from conveyor.serve.predict import peak_memory_mb
+from conveyor.store import Store
+from conveyor.store.db import utcnow
+from conveyor.train.incremental import can_update, update_model
+from conveyor.train.search import (
+    Candidate,
+    Evaluation,
+    compute_backend,
+    draw_candidates,
+    make_pipeline,
+    search,
+)
+from conveyor.validate import registry
+from conveyor.validate.baseline import baseline_scores
+from conveyor.validate.checks import SanityReport, sanity_check
+from conveyor.validate.interpret import explain_version
+from conveyor.validate.metrics import LOWER_IS_BETTER, is_better, score_model
+from conveyor.validate.model_drift import PageHinkley, relative_loss
+from conveyor.validate.schemes import holdout_split, kfold_splits, timeseries_splits
+from conveyor.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+BATCH_COLUMN = "__conveyor_batch_id"
+
+
+@dataclass
+class UpdateResult:
+    """What one update did; ``ok`` is the True/False the contract prints."""
+
+    ok: bool
+    message: str
+    batch_ids: list[int] = field(default_factory=list)
+    rows: int = 0
+    version: int | None = None
+    promoted: bool = False
+    exhausted: bool = False
+
+
+class Stages:
+    """Times each stage of a run and records seconds and peak memory."""
+
+    def __init__(self, store: Store, run: str) -> None:
+        self.store, self.run, self.batch_id = store, run, None
+        self.rows: list[dict[str, Any]] = []
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.rows.append({"run": self.run, "batch_id": self.batch_id, "stage": name,
+                          "seconds": time.perf_counter() - start, "peak_mb": peak_memory_mb()})
+
+    def save(self) -> None:
+        for row in self.rows:  # stages timed before the batch id was known (collect)
+            row["batch_id"] = row["batch_id"] if row["batch_id"] is not None else self.batch_id
+        with self.store.transaction() as conn:
+            self.store.insert_rows(conn, "stage_timings", self.rows)
+
+
+# -- training data --------------------------------------------------------------------------
+
+
+def _training_frame(config: Config, workspace: Workspace,
+                    batches: list[dict[str, Any]]) -> pd.DataFrame:
+    """Return the cleaned, time-sorted rows of ``batches``, tagged with their batch id."""
+    frames = []
+    for batch in batches:
+        raw = rawstore.read_batch(workspace.root / batch["path"], batch["sha256"])
+        plan = CleanPlan.from_dict(batch.get("clean_plan"))
+        cleaned = apply_plan(raw, plan, config.target.column).frame
+        frames.append(cleaned.assign(**{BATCH_COLUMN: batch["id"]}))
+    data = pd.concat(frames, ignore_index=True)
+    data = data.sort_values(config.source.time_column, kind="stable").reset_index(drop=True)
+    if config.train.max_rows is not None and len(data) > config.train.max_rows:
+        data = data.iloc[-config.train.max_rows:].reset_index(drop=True)
+    return data
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the models of one window read and encode."""
+
+    inputs: list[str]           # raw columns the pipeline reads (its feature schema)
+    roles: Roles                # columns the preprocessing encodes, engineered ones included
+    maker: FeatureMaker | None  # the feature-engineering step, when configured
+    dropped: list[str]          # features left out for missing too often
+
+
+def _design(config: Config, data: pd.DataFrame) -> Design:
+    """Roles for this window; features missing too often are left out (and named)."""
+    roles = resolve_roles(data.drop(columns=[BATCH_COLUMN]), config.columns,
+                          config.target.column, config.source.time_column)
+    dropped = [c for c in roles.features if c not in data.columns
+               or data[c].isna().mean() > config.quality.missing_share.fail]
+    roles = roles.without(set(dropped))
+    spec = config.features
+    if not spec.calendar and not spec.derived:
+        return Design(list(roles.features), roles, None, dropped)
+    maker = FeatureMaker(time_column=config.source.time_column, timezone=spec.timezone,
+                         calendar=list(spec.calendar),
+                         derived=[d.model_dump() for d in spec.derived])
+    needed = [config.source.time_column] if spec.calendar else []
+    needed += [c for d in spec.derived for c in d.columns]
+    missing = sorted({c for c in needed if c not in data.columns})
+    if missing:
+        raise ConfigError(f"features: column(s) {missing} are not in the data")
+    inputs = list(dict.fromkeys([*roles.features, *needed]))
+    model_roles = Roles(roles.numeric + tuple(maker.output_names()), roles.categorical)
+    return Design(inputs, model_roles, maker, dropped)
+
+
+def _target(config: Config, data: pd.DataFrame) -> np.ndarray:
+    values = data[config.target.column]
+    if config.target.task == "regression":
+        return values.astype(float).to_numpy()
+    return values.astype(str).to_numpy()
+
+
+# -- prequential -------------------------------------------------------------------------
+
+
+def load_production(workspace: Workspace, store: Store) -> LoadedModel | None:
+    row = store.production()
+    if row is None:
+        return None
+    return load_model(workspace.root / row["path"], row["sha256"])
+
+
+def _prequential(config: Config, workspace: Workspace, store: Store,
+                 batches: list[dict[str, Any]]) -> None:
+    """Score production (and the never-updated baseline) on new batches before training."""
+    production = store.production()
+    if production is None:
+        return
+    models = {"production": production}
+    baseline = store.first_production()
+    if baseline is not None:
+        models["baseline"] = baseline
+    staging = registry.staging(store)
+    if staging is not None:
+        models["staging"] = staging
+    loaded = {role: load_model(workspace.root / row["path"], row["sha256"])
+              for role, row in models.items()}
+    rows = []
+    for batch in batches:
+        data = _training_frame(config, workspace, [batch])
+        if data.empty:
+            continue
+        y = _target(config, data)
+        for role, model in loaded.items():
+            metrics = score_model(model.model, config.target.task, data[model.features], y)
+            rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
+                         "rows": len(data), "score": metrics[config.metric], "metrics": metrics})
+            log.info("prequential %s v%d on batch %d: %s = %.4g", role, model.version,
+                     batch["id"], config.metric, metrics[config.metric] or float("nan"))
+    with store.transaction() as conn:
+        store.insert_rows(conn, "prequential", rows)
+
+
+# -- train + validate ----------------------------------------------------------------------
+
+
+def _splits(config: Config, n_rows: int, holdout_start: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    if config.validate_.scheme == "holdout":
+        return holdout_split(n_rows, holdout_start)
+    if config.validate_.scheme == "kfold":
+        return kfold_splits(n_rows, config.validate_.n_splits)
+    return timeseries_splits(n_rows, config.validate_.n_splits)
+
+
+def _watch_model(config: Config, store: Store,
+                 new_batches: list[dict[str, Any]]) -> tuple[bool, str | None]:
+    """Run the model-drift detector and its policy.
+
+    Return whether to widen the search and, on an alarm, its reason (which
+    rules out an incremental update).
+    """
+    settings = config.validate_.model_drift
+    production = store.production()
+    if not settings.enabled or production is None:
+        return False, None
+    reference = (production["metrics"].get("holdout") or {}).get(config.metric)
+    scores = store.frame("prequential")
+    series = scores[(scores["role"] == "production") & (scores["version"] ==
+                                                         production["version"])]
+    if reference is None or series.empty:
+        return False, None
+    detector = PageHinkley(settings.delta, settings.threshold, settings.min_batches)
+    lower = config.metric in LOWER_IS_BETTER
+    for score in series.sort_values("batch_id")["score"]:
+        detector.update(relative_loss(float(score), float(reference), lower))
+    if not detector.drift_detected:
+        return False, None
+    last = float(series.sort_values("batch_id")["score"].iloc[-1])
+    reason = (f"model drift: production v{production['version']}'s {config.metric} went from "
+              f"{reference:.4g} at promotion to {last:.4g} (Page-Hinkley {detector.statistic:.3g}"
+              f" > {settings.threshold}); policy {settings.policy}")
+    batch_id = new_batches[-1]["id"]
+    with store.transaction() as conn:
+        store.add_event(conn, "model_drift", reason, batch_id=batch_id,
+                        version=production["version"])
+    log.warning(reason)
+    if settings.policy == "rollback":
+        try:
+            registry.rollback(store, reason)
+            return False, reason
+        except ModelError as exc:
+            log.warning("cannot roll back (%s); retraining on recent data instead", exc)
+    if settings.policy == "widen_search":
+        return True, reason
+    recent = store.accepted_batches(settings.retrain_batches)
+    with store.transaction() as conn:
+        store.add_event(conn, "window_reset", f"retrain on recent data after {reason}",
+                        batch_id=recent[0]["id"])
+    return False, reason
+
+
+def learn(config: Config, workspace: Workspace, store: Store,
+          new_batches: list[dict[str, Any]], stages: Stages,
+          drift_alarm: str | None = None) -> UpdateResult:
+    """Score production on the new batches, then update it or search for a new model."""
+    with stages.stage("prequential"):
+        _prequential(config, workspace, store, new_batches)
+        widen, model_alarm = _watch_model(config, store, new_batches)
+    strategy, why = choose_strategy(config, store, drift_alarm or model_alarm)
+    log.info("strategy: %s (%s)", strategy, why)
+    if strategy == "incremental":
+        result = _incremental(config, workspace, store, new_batches, stages, why)
+        if result is not None:
+            return result
+        why = "the incremental update did not beat production; searching instead"
+    return _train(config, workspace, store, new_batches, stages, widen, why)
+
+
+def choose_strategy(config: Config, store: Store, alarm: str | None) -> tuple[str, str]:
+    """Return ``incremental`` or ``retrain`` for this update, and why."""
+    production = store.production()
+    if production is None:
+        return "retrain", "no production model yet"
+    if config.train.strategy == "retrain":
+        return "retrain", "train.strategy is retrain"
+    if not can_update(production["family"]):
+        return "retrain", f"{production['family']} cannot learn incrementally; refit on the window"
+    if alarm:
+        return "retrain", f"drift: {alarm}"
+    if config.train.strategy == "auto":
+        chain = _incremental_chain(store, production["version"])
+        if chain >= config.train.retrain_every - 1:
+            return "retrain", (f"{chain} incremental updates since the last search; "
+                               f"train.retrain_every is {config.train.retrain_every}")
+    return "incremental", f"no drift; {production['family']} learns from the new batch"
+
+
+def _incremental_chain(store: Store, version: int) -> int:
+    """How many incremental updates lead from the last searched model to ``version``."""
+    count, row = 0, store.model(version)
+    while row is not None and row.get("strategy") == "incremental" and row.get("parent_version"):
+        count += 1
+        row = store.model(int(row["parent_version"]))
+    return count
+
+
+def _incremental(config: Config, workspace: Workspace, store: Store,
+                 new_batches: list[dict[str, Any]], stages: Stages,
+                 why: str) -> UpdateResult | None:
+    """Update production with the new batches only; None when the update does not help.
+
+    Validated honestly in time order: the update learns from the first part of
+    the new rows and is compared with production on the rest; the registered
+    model then learns from all of them.
+    """
+    production = load_production(workspace, store)
+    assert production is not None
+    row = store.production()
+    family, metric, task = production.manifest["family"], config.metric, config.target.task
+    data = _training_frame(config, workspace, new_batches)
+    if len(data) < 2 * config.quality.min_rows:
+        return None
+    X, y = data[production.features], _target(config, data)
+    cut = int(len(data) * (1 - config.validate_.holdout_share))
+    with stages.stage("incremental"):
+        try:
+            trial, _ = update_model(production.model, family, X.iloc[:cut], y[:cut], config.seed)
+        except ModelError as exc:
+            log.info("incremental update impossible: %s", exc)
+            return None
+        challenger = score_model(trial, task, X.iloc[cut:], y[cut:])
+        incumbent = score_model(production.model, task, X.iloc[cut:], y[cut:])
+        if not is_better(metric, challenger.get(metric), incumbent.get(metric), 0.0):
+            log.info("incremental trial %s %.4g vs production %.4g on the newest rows",
+                     metric, challenger.get(metric) or float("nan"),
+                     incumbent.get(metric) or float("nan"))
+            return None
+        start = time.perf_counter()
+        final, how = update_model(production.model, family, X, y, config.seed)
+        train_seconds = time.perf_counter() - start
+        sanity = sanity_check(final, X, config.validate_.max_latency_ms)
+    with stages.stage("interpret"):
+        explanation = explain_version(final, X.iloc[cut:], y[cut:], task, config.seed)
+    window = [store.batch(b) for b in row["batch_ids"]] + new_batches
+    trained = Trained(final, family, production.manifest.get("variant", "onehot"),
+                      production.manifest["params"], "incremental", f"{why}; {how}",
+                      production.version, production.manifest["schema"],
+                      production.manifest.get("engineered", []))
+    with stages.stage("register"):
+        version = _register(config, workspace, store, trained, window, new_batches,
+                            {"validation": challenger, "holdout": challenger}, len(data),
+                            train_seconds, sanity, explanation)
+        promoted, reason = _decide(metric, challenger, incumbent, production, sanity, 0.0,
+                                   version)
+        _settle(config, workspace, store, version, promoted, reason, new_batches)
+    return UpdateResult(True, f"v{version} = v{production.version} updated incrementally "
+                        f"({how}); {'promoted' if promoted else 'production kept'}: {reason}",
+                        version=version, promoted=promoted)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A fitted model and how it came to be, ready to register."""
+
+    model: Any
+    family: str
+    variant: str
+    params: dict[str, Any]
+    strategy: str  # retrain | incremental
+    note: str
+    parent: int | None
+    schema: dict[str, Any]
+    engineered: list[str]
+
+
+def _settle(config: Config, workspace: Workspace, store: Store, version: int, promoted: bool,
+            reason: str, new_batches: list[dict[str, Any]]) -> None:
+    batch_id = new_batches[-1]["id"]
+    if promoted:
+        registry.promote(store, version, reason, batch_id=batch_id)
+    else:
+        if not reason.startswith(f"v{version} failed"):
+            registry.set_staging(store, version, reason)
+        with store.transaction() as conn:
+            store.add_event(conn, "kept", reason, batch_id=batch_id, version=version)
+    registry.apply_retention(store, workspace, config.registry.keep_versions)
+    log.info("v%d %s: %s", version, "promoted" if promoted else "kept as candidate", reason)
+
+
+def _train(config: Config, workspace: Workspace, store: Store,
+           new_batches: list[dict[str, Any]], stages: Stages,
+           widen: bool = False, why: str = "") -> UpdateResult:
+    window = store.accepted_batches(config.train.window_batches, store.window_anchor())
+    data = _training_frame(config, workspace, window)
+    design = _design(config, data)
+    roles, maker = design.roles, design.maker
+    if design.dropped:
+        log.info("features left out of this window (missing share above %.2f): %s",
+                 config.quality.missing_share.fail, design.dropped)
+    if len(data) < 2 * config.quality.min_rows:
+        return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
+                                   "lower quality.min_rows or use a wider stream.window")
+    production = load_production(workspace, store)
+    new_ids = {b["id"] for b in new_batches}
+    is_new = data[BATCH_COLUMN].isin(new_ids).to_numpy()
+    if production is not None and is_new.any() and not is_new.all():
+        holdout_start = int(np.argmax(is_new))  # the new batch: unseen by production too
+    else:
+        holdout_start = int(len(data) * (1 - config.validate_.holdout_share))
+    X, y = data[design.inputs], _target(config, data)
+    metric, task, seed = config.metric, config.target.task, config.seed
+    overrides = {"knn": {"memory": config.train.knn_memory}}
+
+    with stages.stage("search"):
+        splits = _splits(config, len(data), holdout_start)
+        families = {**default_families(), **config.train.families} if widen \
+            else config.train.families
+        candidates = draw_candidates(families, config.train.search,
+                                     seed + new_batches[-1]["id"])
+        candidates = order_candidates(store, candidates, metric, config.target.column)
+        with compute_backend(config.compute) as n_jobs:
+            found = search(candidates, X, y, splits, roles, config.prepare, task, metric, seed,
+                           n_jobs=n_jobs, maker=maker,
+                           budget_seconds=config.train.search.budget_seconds,
+                           overrides=overrides)
+        baseline, baseline_seconds = baseline_scores(X, y, splits, task)
+    evaluations = found.evaluations
+    if found.skipped:
+        log.info("search budget of %.0f s spent: %d of %d candidates not tried",
+                 config.train.search.budget_seconds or 0, len(found.skipped), len(candidates))
+    best = evaluations[0]
+    log.info("best candidate: %s/%s %s (%s = %.4g over %d candidates)", best.candidate.family,
+             best.candidate.variant, best.candidate.params, metric,
+             best.score or float("nan"), len(evaluations))
+
+    with stages.stage("validate"):
+        train_part, test_part = holdout_split(len(data), holdout_start)[0]
+        if config.validate_.scheme == "holdout":
+            challenger_holdout = best.metrics
+        else:
+            model = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker,
+                                  overrides)
+            model.fit(X.iloc[train_part], y[train_part])
+            challenger_holdout = score_model(model, task, X.iloc[test_part], y[test_part])
+        production_holdout = None
+        if production is not None:
+            production_holdout = score_model(production.model, task,
+                                             data.iloc[test_part][production.features],
+                                             y[test_part])
+
+    with stages.stage("fit"):
+        start = time.perf_counter()
+        final = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker,
+                              overrides).fit(X, y)
+        train_seconds = time.perf_counter() - start
+        sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
+
+    with stages.stage("interpret"):
+        explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
+
+    skipped = f"; budget left {len(found.skipped)} untried" if found.skipped else ""
+    trained = Trained(final, best.candidate.family, best.candidate.variant,
+                      best.candidate.params, "retrain",
+                      f"{why}; searched {len(evaluations)} candidates{skipped}", None,
+                      feature_schema(X, roles),
+                      [] if maker is None else final.named_steps["features"].output_names())
+    with stages.stage("register"):
+        version = _register(config, workspace, store, trained, window, new_batches,
+                            {"validation": best.metrics, "holdout": challenger_holdout},
+                            len(data), train_seconds, sanity, explanation,
+                            evaluations=evaluations, best=best,
+                            baseline=(baseline, baseline_seconds))
+        promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
+                                   sanity, config.validate_.promotion_margin, version)
+        _settle(config, workspace, store, version, promoted, reason, new_batches)
+    return UpdateResult(True, f"trained v{version} on {len(data)} rows; "
+                        f"{'promoted' if promoted else 'production kept'}: {reason}",
+                        version=version, promoted=promoted)
+
+
+def batch_features(store: Store, target: str) -> pd.DataFrame:
+    """Data properties of each accepted batch, for the meta-learner (one row per batch)."""
+    batches = store.frame("batches")
+    stats = store.frame("column_stats")
+    if batches.empty or stats.empty:
+        return pd.DataFrame(columns=["batch_id"])
+    batches = batches[batches["status"] == "accepted"]
+    features = stats[stats["column"] != target].groupby("batch_id").agg(
+        missing_share=("missing_share", "mean"),
+        numeric_columns=("dtype", lambda d: int((d == "numeric").sum())),
+        categorical_columns=("dtype", lambda d: int((d == "categorical").sum())))
+    target_stats = stats[stats["column"] == target].set_index("batch_id")
+    out = batches.set_index("id")[["rows", "rows_with_target"]].join(features)
+    for column in ("mean", "std", "missing_share"):
+        if column in target_stats:
+            out[f"target_{column}"] = target_stats[column]
+    return out.rename_axis("batch_id").reset_index()
+
+
+def order_candidates(store: Store, candidates: list[Candidate], metric: str,
+                     target: str) -> list[Candidate]:
+    """Put the candidates the meta-learner expects to do best first (when it can tell)."""
+    try:
+        from conveyor.meta import fit_meta, meta_table, rank_candidates
+    except ImportError:  # the meta-learner is optional
+        return candidates
+    evaluations = store.frame("evaluations")
+    if evaluations.empty:
+        return candidates
+    try:
+        features = batch_features(store, target)
+        direction = "min" if metric in LOWER_IS_BETTER else "max"
+        table = meta_table(evaluations, features, direction)
+        meta = fit_meta(table)
+        newest = features.iloc[-1].to_dict() if len(features) else {}
+        order = rank_candidates(meta, [c.as_dict() for c in candidates], newest)
+    except Exception as exc:  # noqa: BLE001 - ordering is an optimisation, never a failure
+        log.info("meta-learner could not order candidates: %s", exc)
+        return candidates
+    return [candidates[i] for i in order]
+
+
+def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] | None,
+            production: LoadedModel | None, sanity: SanityReport, margin: float,
+            version: int) -> tuple[bool, str]:
+    if not sanity.passed:
+        return False, f"v{version} failed its checks: {'; '.join(sanity.failures)}"
+    score = challenger.get(metric)
+    if production is None or incumbent is None:
+        return True, f"first model: hold-out {metric} {score:.4g}"
+    current = incumbent.get(metric)
+    text = f"hold-out {metric} {score:.4g} vs production v{production.version} {current:.4g}"
+    if is_better(metric, score, current, margin):
+        return True, f"beats production: {text}"
+    return False, f"does not beat production by {margin:.0%}: {text}"
+
+
+def _register(config: Config, workspace: Workspace, store: Store, trained: Trained,
+              window: list[dict[str, Any]], new_batches: list[dict[str, Any]],
+              metrics: dict[str, Any], train_rows: int, train_seconds: float,
+              sanity: SanityReport, explanation: dict[str, Any],
+              evaluations: list[Evaluation] | None = None, best: Evaluation | None = None,
+              baseline: tuple[dict[str, Any], float] | None = None) -> int:
+    version = store.next_version()
+    lineage = {"batch_ids": [b["id"] for b in window],
+               "batch_sha256": [b["sha256"] for b in window],
+               "window_start": window[0]["window_start"], "window_end": window[-1]["window_end"],
+               "train_rows": train_rows, "config_hash": config.digest(),
+               "strategy": trained.strategy, "parent_version": trained.parent}
+    metrics = {**metrics, "latency_ms_per_1k_rows": sanity.latency_ms}
+    manifest = {"family": trained.family, "variant": trained.variant, "params": trained.params,
+                "task": config.target.task, "target": config.target.column,
+                "schema": trained.schema, "metrics": metrics, "lineage": lineage,
+                "engineered": trained.engineered, "strategy": trained.strategy,
+                "strategy_note": trained.note,
+                "libraries": library_versions(), "created_at": utcnow()}
+    folder, sha, size = save_model(workspace.models, version, trained.model, manifest,
+                                   {"explain.json": explanation})
+    batch_id = new_batches[-1]["id"]
+    scheme = config.validate_.scheme
+    with store.transaction() as conn:
+        store.insert_rows(conn, "models", [{
+            "version": version, "family": trained.family, "variant": trained.variant,
+            "params": trained.params, "stage": "candidate",
+            "path": str(folder.relative_to(workspace.root)), "sha256": sha, "size_bytes": size,
+            "batch_ids": lineage["batch_ids"], "window_start": lineage["window_start"],
+            "window_end": lineage["window_end"], "train_rows": train_rows, "metrics": metrics,
+            "config_hash": lineage["config_hash"], "libraries": manifest["libraries"],
+            "train_seconds": train_seconds, "created_at": manifest["created_at"],
+            "strategy": trained.strategy, "strategy_note": trained.note,
+            "parent_version": trained.parent}])
+        rows = [{
+            "batch_id": batch_id, "family": e.candidate.family, "variant": e.candidate.variant,
+            "params": e.candidate.params, "scheme": scheme, "metric": config.metric,
+            "score": e.score, "metrics": e.metrics, "fit_seconds": e.fit_seconds,
+            "predict_seconds": e.predict_seconds, "chosen": int(e is best)}
+            for e in evaluations or []]
+        if baseline is not None:
+            rows.append({"batch_id": batch_id, "family": "baseline", "variant": None,
+                         "params": {}, "scheme": scheme, "metric": config.metric,
+                         "score": baseline[0][config.metric], "metrics": baseline[0],
+                         "fit_seconds": baseline[1], "predict_seconds": 0.0, "chosen": 0})
+        store.insert_rows(conn, "evaluations", rows)
+        store.insert_rows(conn, "importance", [
+            {"version": version, "column": c, "importance": v}
+            for c, v in explanation["importance"].items()])
+    return version

@@ -1,0 +1,37 @@
+"""Explicit schema migrations: each step upgrades the database by one version.
+
+A step is a list of DDL statements that SQLite and PostgreSQL both accept
+(only ``ADD COLUMN`` of nullable columns so far); new tables are created by
+``metadata.create_all`` after the steps run. Everything runs in the same
+transaction as the version bump, so an interrupted upgrade leaves the old
+schema in place.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+MIGRATIONS: dict[int, list[str]] = {
+    # 1 -> 2: preprocessing variants, training strategy and lineage of incremental updates
+    2: [
+        "ALTER TABLE evaluations ADD COLUMN variant VARCHAR(32)",
+        "ALTER TABLE models ADD COLUMN variant VARCHAR(32)",
+        "ALTER TABLE models ADD COLUMN strategy VARCHAR(16)",
+        "ALTER TABLE models ADD COLUMN strategy_note TEXT",
+        "ALTER TABLE models ADD COLUMN parent_version INTEGER",
+    ],
+}
+
+
+def upgrade(conn: Connection, current: int, target: int) -> list[int]:
+    """Run the steps from ``current`` to ``target``; return the versions applied.
+
+    >>> sorted(MIGRATIONS)[0]
+    2
+    """
+    applied = []
+    for version in range(current + 1, target + 1):
+        for statement in MIGRATIONS.get(version, []):
+            conn.execute(text(statement))
+        applied.append(version)
+    return applied

@@ -1,0 +1,219 @@
+"""Updating a fitted model with a new batch, without training it from scratch.
+
+Each family that can learn incrementally does it its own way:
+
+- ``sgd``: :meth:`partial_fit` on the new rows (a few passes), so the weights
+  move from where they were;
+- ``hgb``: *added trees*: a small booster fitted to what the current model
+  still gets wrong on the new rows (residuals, or the logistic gradient for
+  classes) is appended to the ensemble; the earlier trees stay as they were.
+  (scikit-learn's own ``warm_start`` re-bins the new data but scores the old
+  trees on the new bins, which makes the fit worse, so it is not used);
+- ``knn``: :class:`MemoryKNN` keeps a bounded, time-ordered memory of rows;
+  an update appends the new rows and forgets the oldest beyond the bound.
+
+The preprocessing fitted with the model stays frozen: an update only changes
+the last step, so the feature schema and encodings the model was validated
+with do not move under it. Other families cannot learn incrementally and are
+refit on the window (:func:`can_update` says which).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.pipeline import Pipeline
+
+from conveyor.errors import ModelError
+
+
+class MemoryKNN(BaseEstimator):
+    """k-nearest neighbours over a bounded, time-ordered memory of rows.
+
+    Parameters
+    ----------
+    n_neighbors, weights, p: as in scikit-learn's KNeighbors estimators.
+    memory: rows kept; the newest are kept when an update overflows it.
+    task: ``regression`` or ``classification``.
+
+    >>> knn = MemoryKNN(n_neighbors=1, memory=3).fit([[0.0], [1.0]], [0.0, 1.0])
+    >>> knn.partial_fit([[5.0], [6.0]], [5.0, 6.0]).X_memory_.ravel().tolist()
+    [1.0, 5.0, 6.0]
+    >>> knn.predict([[0.2]]).tolist()
+    [1.0]
+    """
+
+    def __init__(self, n_neighbors: int = 5, weights: str = "uniform", p: int = 2,
+                 memory: int = 50_000, task: str = "regression") -> None:
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.p = p
+        self.memory = memory
+        self.task = task
+
+    def _inner(self) -> BaseEstimator:
+        cls = KNeighborsRegressor if self.task == "regression" else KNeighborsClassifier
+        k = min(self.n_neighbors, len(self.X_memory_))
+        return cls(n_neighbors=k, weights=self.weights, p=self.p)
+
+    def _refit(self) -> MemoryKNN:
+        self.knn_ = self._inner().fit(self.X_memory_, self.y_memory_)
+        if self.task != "regression":
+            self.classes_ = self.knn_.classes_
+        self.n_features_in_ = self.X_memory_.shape[1]
+        return self
+
+    def fit(self, X: Any, y: Any) -> MemoryKNN:
+        X, y = np.asarray(X, dtype=float), np.asarray(y)
+        self.X_memory_, self.y_memory_ = X[-self.memory:], y[-self.memory:]
+        return self._refit()
+
+    def partial_fit(self, X: Any, y: Any) -> MemoryKNN:
+        X, y = np.asarray(X, dtype=float), np.asarray(y)
+        self.X_memory_ = np.concatenate([self.X_memory_, X])[-self.memory:]
+        self.y_memory_ = np.concatenate([self.y_memory_, y])[-self.memory:]
+        return self._refit()
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.knn_.predict(np.asarray(X, dtype=float))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        return self.knn_.predict_proba(np.asarray(X, dtype=float))
+
+    def kneighbors(self, X: Any, n_neighbors: int | None = None) -> tuple[np.ndarray, ...]:
+        return self.knn_.kneighbors(np.asarray(X, dtype=float), n_neighbors)
+
+
+class AddedTrees(BaseEstimator):
+    """A fitted gradient-boosting model plus boosters added on later batches.
+
+    Regression adds each booster's prediction to the base prediction.
+    Classification adds them to the base model's decision function (log-odds)
+    and maps the sum back to probabilities, one booster per class for more
+    than two classes.
+    """
+
+    def __init__(self, base: Any = None, stages: list[Any] | None = None,
+                 learning_rate: float = 1.0) -> None:
+        self.base = base
+        self.stages = stages
+        self.learning_rate = learning_rate
+
+    @property
+    def classes_(self) -> np.ndarray:
+        return self.base.classes_
+
+    @property
+    def n_features_in_(self) -> int:
+        return self.base.n_features_in_
+
+    def _raw(self, X: Any) -> np.ndarray:
+        if isinstance(self.base, RegressorMixin):
+            raw = self.base.predict(X).astype(float)
+        else:
+            raw = np.asarray(self.base.decision_function(X), dtype=float)
+        for stage in self.stages or []:
+            raw = raw + self.learning_rate * _stage_predict(stage, X)
+        return raw
+
+    def predict(self, X: Any) -> np.ndarray:
+        raw = self._raw(X)
+        if isinstance(self.base, RegressorMixin):
+            return raw
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        raw = self._raw(X)
+        if raw.ndim == 1:
+            positive = expit(raw)
+            return np.column_stack([1 - positive, positive])
+        return softmax(raw, axis=1)
+
+    def _more_tags(self) -> dict[str, Any]:  # pragma: no cover - scikit-learn < 1.6
+        return {"requires_fit": True}
+
+
+def _stage_predict(stage: Any, X: Any) -> np.ndarray:
+    if isinstance(stage, list):
+        return np.column_stack([s.predict(X) for s in stage])
+    return stage.predict(X)
+
+
+def _booster(template: Any, seed: int) -> HistGradientBoostingRegressor:
+    """A small regressor with the base model's categorical handling."""
+    params = template.get_params()
+    return HistGradientBoostingRegressor(
+        max_iter=max(10, params["max_iter"] // 5), learning_rate=params["learning_rate"],
+        max_depth=params.get("max_depth"), min_samples_leaf=params["min_samples_leaf"],
+        categorical_features=params["categorical_features"], early_stopping=False,
+        random_state=seed)
+
+
+def add_trees(model: Any, X: Any, y: np.ndarray, seed: int = 0) -> AddedTrees:
+    """Return ``model`` (a fitted gradient-boosting model) with a booster fitted on ``X, y``."""
+    current = model if isinstance(model, AddedTrees) else AddedTrees(model, [])
+    base = current.base
+    if isinstance(base, RegressorMixin):
+        stage: Any = _booster(base, seed).fit(X, y - current.predict(X))
+    else:
+        proba = current.predict_proba(X)
+        unseen = sorted(set(np.unique(y)) - set(current.classes_))
+        if unseen:
+            raise ModelError(f"the batch has classes {unseen} the model never saw; retrain")
+        onehot = (np.asarray(y)[:, None] == current.classes_[None, :]).astype(float)
+        gradient = onehot - proba
+        if len(current.classes_) == 2:
+            stage = _booster(base, seed).fit(X, gradient[:, 1])
+        else:
+            stage = [_booster(base, seed).fit(X, gradient[:, k])
+                     for k in range(len(current.classes_))]
+    return AddedTrees(current.base, [*(current.stages or []), stage], current.learning_rate)
+
+
+def can_update(family: str) -> bool:
+    """Whether ``family`` learns from a new batch without a refit.
+
+    >>> can_update("sgd"), can_update("tree")
+    (True, False)
+    """
+    return family in {"sgd", "hgb", "knn"}
+
+
+def update_model(pipeline: Pipeline, family: str, X: Any, y: np.ndarray,
+                 seed: int = 0, sgd_passes: int = 5) -> tuple[Pipeline, str]:
+    """Return a copy of ``pipeline`` updated with one batch, and how it was done.
+
+    The preprocessing steps are reused as fitted; only the model step learns.
+    """
+    if not can_update(family):
+        raise ModelError(f"family '{family}' cannot learn incrementally; it is refit instead")
+    *prep, (name, model) = pipeline.steps
+    Xt = Pipeline(prep).transform(X) if prep else X
+    if family == "sgd":
+        updated = _copy(model)
+        if isinstance(updated, ClassifierMixin):
+            unseen = sorted(set(np.unique(y)) - set(updated.classes_))
+            if unseen:
+                raise ModelError(f"the batch has classes {unseen} the model never saw; retrain")
+        for _ in range(sgd_passes):
+            updated.partial_fit(Xt, y)
+        how = f"partial_fit: {sgd_passes} passes over {len(y)} new rows"
+    elif family == "hgb":
+        updated = add_trees(model, Xt, y, seed)
+        how = f"added trees: booster {len(updated.stages)} fitted on {len(y)} new rows"
+    else:
+        updated = _copy(model).partial_fit(Xt, y)
+        how = (f"memory: +{len(y)} rows, {len(updated.X_memory_)} kept "
+               f"(bound {updated.memory})")
+    return Pipeline([*prep, (name, updated)]), how
+
+
+def _copy(model: Any) -> Any:
+    """A deep copy of a fitted estimator (``clone`` would forget what it learned)."""
+    return copy.deepcopy(model)
