@@ -348,7 +348,8 @@ class ComputeConfig(Section):
     backend: Literal["local", "dask"] = Field(
         "local", description="Where the search runs: local processes (joblib) or a Dask cluster."
     )
-    n_jobs: int = Field(1, description="Parallel candidate fits; -1 uses every core.")
+    n_jobs: int = Field(1, description="Parallel candidate fits; -1 uses every core; with dask, "
+                        "1 or -1 means one per worker.")
     dask_address: str | None = Field(
         None, description="Dask scheduler address (tcp://host:8786); null starts a local "
         "cluster in this process."

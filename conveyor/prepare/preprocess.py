@@ -90,7 +90,7 @@ def _numeric(variant: VariantConfig) -> Pipeline | str:
     return Pipeline(steps) if steps else "passthrough"
 
 
-def _categorical(variant: VariantConfig, config: PrepareConfig) -> Pipeline:
+def _categorical(variant: VariantConfig, config: PrepareConfig, task: str) -> Pipeline:
     steps: list[tuple[str, Any]] = [("as_categories", AsCategories())]
     if variant.categorical == "native":
         steps.append(("ordinal", OrdinalEncoder(
@@ -109,12 +109,17 @@ def _categorical(variant: VariantConfig, config: PrepareConfig) -> Pipeline:
                                                 unknown_value=-1,
                                                 min_frequency=config.min_frequency)))
     else:
-        steps.append(("target", TargetEncoder(cv=KFold(5))))  # unshuffled: time order
+        # integer-valued regression targets would look like classes to "auto"
+        target_type = "continuous" if task == "regression" else "auto"
+        steps.append(("target", TargetEncoder(target_type=target_type,
+                                              cv=KFold(5))))  # unshuffled: time order
+        if variant.scale != "none":  # encoded values are in target units: scale them too
+            steps.append(("scale", StandardScaler()))
     return Pipeline(steps)
 
 
-def build_preprocessor(roles: Roles, config: PrepareConfig,
-                       variant: str = "onehot") -> ColumnTransformer:
+def build_preprocessor(roles: Roles, config: PrepareConfig, variant: str = "onehot",
+                       task: str = "regression") -> ColumnTransformer:
     """Return an unfitted ColumnTransformer for these roles and variant.
 
     Categorical columns come first in the output, so a model can be told
@@ -131,7 +136,7 @@ def build_preprocessor(roles: Roles, config: PrepareConfig,
                           f"prepare.variants: {sorted(config.variants)}") from None
     steps = []
     if roles.categorical:
-        steps.append(("categorical", _categorical(spec, config), list(roles.categorical)))
+        steps.append(("categorical", _categorical(spec, config, task), list(roles.categorical)))
     if roles.numeric:
         steps.append(("numeric", _numeric(spec), list(roles.numeric)))
     return ColumnTransformer(steps, remainder="drop", verbose_feature_names_out=True)

@@ -45,8 +45,8 @@ def _linear(task: str, seed: int) -> BaseEstimator:
 
 def _sgd(task: str, seed: int) -> BaseEstimator:
     if task == "regression":
-        return SGDRegressor(penalty="l2", alpha=1e-4, max_iter=50, tol=1e-3, random_state=seed)
-    return SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=50, tol=1e-3, random_state=seed)
+        return SGDRegressor(penalty="l2", alpha=1e-4, max_iter=200, tol=1e-3, random_state=seed)
+    return SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=200, tol=1e-3, random_state=seed)
 
 
 def _knn(task: str, seed: int) -> BaseEstimator:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from scipy.special import expit, softmax
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline
@@ -105,6 +105,15 @@ class AddedTrees(BaseEstimator):
         self.stages = stages
         self.learning_rate = learning_rate
 
+    def fit(self, X: Any, y: Any) -> AddedTrees:
+        """Refit the base model from scratch on ``X, y`` and drop the added boosters."""
+        self.base = clone(self.base).fit(X, y)
+        self.stages = []
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.base is not None and hasattr(self.base, "n_features_in_")
+
     @property
     def classes_(self) -> np.ndarray:
         return self.base.classes_
@@ -146,11 +155,16 @@ def _stage_predict(stage: Any, X: Any) -> np.ndarray:
 
 
 def _booster(template: Any, seed: int) -> HistGradientBoostingRegressor:
-    """A small regressor with the base model's categorical handling."""
+    """A small, strongly regularised regressor with the base model's categorical handling.
+
+    One batch is little data and its residuals are mostly noise: few shallow
+    steps and large leaves keep the booster to what the batch shows clearly.
+    """
     params = template.get_params()
     return HistGradientBoostingRegressor(
-        max_iter=max(10, params["max_iter"] // 5), learning_rate=params["learning_rate"],
-        max_depth=params.get("max_depth"), min_samples_leaf=params["min_samples_leaf"],
+        max_iter=max(10, params["max_iter"] // 10),
+        learning_rate=min(params["learning_rate"], 0.05),
+        max_depth=params.get("max_depth"), min_samples_leaf=max(params["min_samples_leaf"], 100),
         categorical_features=params["categorical_features"], early_stopping=False,
         random_state=seed)
 
@@ -163,7 +177,7 @@ def add_trees(model: Any, X: Any, y: np.ndarray, seed: int = 0) -> AddedTrees:
         stage: Any = _booster(base, seed).fit(X, y - current.predict(X))
     else:
         proba = current.predict_proba(X)
-        unseen = sorted(set(np.unique(y)) - set(current.classes_))
+        unseen = sorted(str(c) for c in set(np.unique(y)) - set(current.classes_))
         if unseen:
             raise ModelError(f"the batch has classes {unseen} the model never saw; retrain")
         onehot = (np.asarray(y)[:, None] == current.classes_[None, :]).astype(float)
@@ -198,7 +212,7 @@ def update_model(pipeline: Pipeline, family: str, X: Any, y: np.ndarray,
     if family == "sgd":
         updated = _copy(model)
         if isinstance(updated, ClassifierMixin):
-            unseen = sorted(set(np.unique(y)) - set(updated.classes_))
+            unseen = sorted(str(c) for c in set(np.unique(y)) - set(updated.classes_))
             if unseen:
                 raise ModelError(f"the batch has classes {unseen} the model never saw; retrain")
         for _ in range(sgd_passes):

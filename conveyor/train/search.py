@@ -116,7 +116,7 @@ def make_pipeline(candidate: Candidate, roles: Roles, prepare: PrepareConfig, ta
     if candidate.family == "hgb":
         extra["categorical_features"] = categorical_indices(roles, prepare, candidate.variant)
     estimator.set_params(**extra)
-    steps += [("prepare", build_preprocessor(roles, prepare, candidate.variant)),
+    steps += [("prepare", build_preprocessor(roles, prepare, candidate.variant, task)),
               ("model", estimator)]
     return Pipeline(steps)
 
@@ -199,7 +199,7 @@ def compute_backend(compute: ComputeConfig) -> Iterator[int]:
     try:
         with parallel_config(backend="dask"):
             workers = max(1, len(client.scheduler_info().get("workers", {})))
-            yield compute.n_jobs if compute.n_jobs > 0 else workers
+            yield compute.n_jobs if compute.n_jobs > 1 else workers
     finally:
         client.close()
         if cluster is not None:
