@@ -160,6 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batches", type=int, default=10, help="updates to replay (default 10)")
     demo.add_argument("--prepare-only", action="store_true",
                       help="only write the demo data files")
+    init = sub.add_parser("init", help="write a commented conveyor.yaml inferred from a "
+                                       "data file; prints its path and a summary")
+    init.add_argument("data_file", type=Path, metavar="DATA_FILE",
+                      help="CSV/TSV, Parquet or .xlsx file with a time column")
+    init.add_argument("--target", required=True, metavar="COL", help="column to predict")
+    init.add_argument("--time", metavar="COL", help="time column (default: detected)")
+    init.add_argument("--task", choices=["regression", "classification"],
+                      help="default: inferred from the target")
+    init.add_argument("--out", type=Path, default=None,
+                      help="config file to write (default: --config, i.e. ./conveyor.yaml)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
     return parser
 
 
@@ -168,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     quiet = args.command in ("replay", "demo")
     try:
+        if args.command == "init":  # there is no config to load yet
+            setup_logging(None, logging.DEBUG if args.debug else logging.INFO)
+            return _run_init(args)
         config = _load(args.config, args.debug, logging.WARNING if quiet else logging.INFO)
         commands: dict[str, Callable[[], int]] = {
             "update": lambda: _run_update(config),
@@ -194,6 +208,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    from conveyor.collect.init import init_config
+
+    result = init_config(args.data_file, args.target, args.out or Path(args.config),
+                         time=args.time, task=args.task, force=args.force)
+    print(result.path)
+    print(result.summary())
+    return 0
 
 
 def _serve(config: Config, path: str, workers: int) -> int:

@@ -98,11 +98,32 @@ class EnrichConfig(TableConfig):
     prefix: str = Field("", description="Prefix for the added columns (avoids name clashes).")
 
 
+class TargetDerive(Section):
+    source: str = Field(..., description="Column the target is computed from; it is never a "
+                        "feature (it would leak the answer).")
+    op: Literal["gt", "ge", "lt", "le", "eq", "ne", "in"] = Field(
+        ..., description="Comparison of `source` with `value`: gt, ge, lt, le, eq, ne, in."
+    )
+    value: float | str | list[float | str] = Field(..., description="What `source` is compared "
+                                                   "with (a list for `in`).")
+    labels: tuple[str, str] = Field(("yes", "no"), description="Class names when the "
+                                    "comparison holds / does not hold.")
+
+
 class TargetConfig(Section):
     column: str = Field(..., description="Column to predict.")
     task: Literal["regression", "classification"] = Field(
         "regression", description="Kind of prediction."
     )
+    derive: TargetDerive | None = Field(
+        None, description="Compute the target from another column (e.g. delayed = arr_delay "
+        "> 15) when batches are read; the raw batch stays as the source wrote it."
+    )
+
+    @property
+    def source_column(self) -> str:
+        """The column the source must have: the target, or what it is derived from."""
+        return self.derive.source if self.derive else self.column
 
 
 class ColumnsConfig(Section):
@@ -338,10 +359,6 @@ class SearchConfig(Section):
     n_candidates: int = Field(
         20, ge=1, description="Random sampler: candidates drawn per update (across families)."
     )
-    budget_seconds: float | None = Field(
-        None, gt=0, description="Stop starting new candidates after this many seconds; the "
-        "meta-learner orders them so the most promising run first. null: no limit."
-    )
 
 
 class ComputeConfig(Section):
@@ -379,8 +396,13 @@ class TrainConfig(Section):
     knn_memory: int = Field(
         50_000, ge=100, description="kNN: rows kept in its time-ordered memory (newest kept)."
     )
+    budget_seconds: float | None = Field(
+        None, gt=0, description="Search time budget per update: no new candidate starts after "
+        "it is spent; cheap and (by the meta-learner) promising candidates run first. "
+        "null: no limit."
+    )
     search: SearchConfig = Field(default_factory=SearchConfig,
-                                 description="How candidates are drawn and budgeted.")
+                                 description="How candidates are drawn from the grids.")
 
     @field_validator("families")
     @classmethod
@@ -507,6 +529,19 @@ class Config(Section):
                                    description="Parallelism of the search: local or Dask.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_target_source_is_not_a_feature(cls, data: Any) -> Any:
+        target = data.get("target") if isinstance(data, dict) else None
+        derive = target.get("derive") if isinstance(target, dict) else None
+        if isinstance(derive, dict) and derive.get("source"):
+            columns = dict(data.get("columns") or {})
+            exclude = list(columns.get("exclude") or [])
+            if derive["source"] not in exclude:
+                columns["exclude"] = [*exclude, derive["source"]]
+            data = {**data, "columns": columns}
+        return data
 
     @model_validator(mode="after")
     def _metric_fits_task(self) -> Config:

@@ -68,6 +68,7 @@ def prepare_demo_data(config: Config, force: bool = False) -> tuple[Path, Path]:
     if force or not sample.exists():
         table = pd.read_csv(source)
         newest = table.sort_values(config.source.time_column, kind="stable").tail(SAMPLE_ROWS)
-        table = newest.drop(columns=[config.target.column])
+        answers = {config.target.column, config.target.source_column}
+        table = newest.drop(columns=[c for c in answers if c in newest.columns])
         atomic_write(sample, lambda tmp: table.to_csv(tmp, index=False))
     return source, sample

@@ -24,8 +24,10 @@ from conveyor.analyze.quality import (
 from conveyor.collect import rawstore
 from conveyor.config import Config, default_families
 from conveyor.errors import ConfigError, ModelError
+from conveyor.meta import fit_meta, meta_table, rank_candidates
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.roles import Roles, resolve_roles
+from conveyor.prepare.target import derive_target
 from conveyor.serve.bundle import (
     LoadedModel,
     feature_schema,
@@ -102,6 +104,7 @@ def _training_frame(config: Config, workspace: Workspace,
     frames = []
     for batch in batches:
         raw = rawstore.read_batch(workspace.root / batch["path"], batch["sha256"])
+        raw = derive_target(raw, config.target)
         plan = CleanPlan.from_dict(batch.get("clean_plan"))
         cleaned = apply_plan(raw, plan, config.target.column).frame
         frames.append(cleaned.assign(**{BATCH_COLUMN: batch["id"]}))
@@ -409,17 +412,18 @@ def _train(config: Config, workspace: Workspace, store: Store,
             else config.train.families
         candidates = draw_candidates(families, config.train.search,
                                      seed + new_batches[-1]["id"])
-        candidates = order_candidates(store, candidates, metric, config.target.column)
+        if config.train.budget_seconds is not None:
+            candidates = order_candidates(store, candidates, metric, config.target.column)
         with compute_backend(config.compute) as n_jobs:
             found = search(candidates, X, y, splits, roles, config.prepare, task, metric, seed,
                            n_jobs=n_jobs, maker=maker,
-                           budget_seconds=config.train.search.budget_seconds,
+                           budget_seconds=config.train.budget_seconds,
                            overrides=overrides)
         baseline, baseline_seconds = baseline_scores(X, y, splits, task)
     evaluations = found.evaluations
     if found.skipped:
         log.info("search budget of %.0f s spent: %d of %d candidates not tried",
-                 config.train.search.budget_seconds or 0, len(found.skipped), len(candidates))
+                 config.train.budget_seconds or 0, len(found.skipped), len(candidates))
     best = evaluations[0]
     log.info("best candidate: %s/%s %s (%s = %.4g over %d candidates)", best.candidate.family,
              best.candidate.variant, best.candidate.params, metric,
@@ -489,27 +493,32 @@ def batch_features(store: Store, target: str) -> pd.DataFrame:
     return out.rename_axis("batch_id").reset_index()
 
 
+FAMILY_COST = ["linear", "sgd", "tree", "knn", "hgb", "forest"]  # cheapest first, by default
+
+
 def order_candidates(store: Store, candidates: list[Candidate], metric: str,
                      target: str) -> list[Candidate]:
-    """Put the candidates the meta-learner expects to do best first (when it can tell)."""
-    try:
-        from conveyor.meta import fit_meta, meta_table, rank_candidates
-    except ImportError:  # the meta-learner is optional
-        return candidates
+    """Order candidates for a budgeted search: the meta-learner's most promising first when
+    it has shown it can tell (forward-validated), else the cheapest first (past fit seconds
+    of each family and variant, or a default order by family)."""
     evaluations = store.frame("evaluations")
     if evaluations.empty:
-        return candidates
+        return sorted(candidates, key=lambda c: FAMILY_COST.index(c.family))
+    seconds = evaluations.groupby(["family", "variant"])["fit_seconds"].mean().to_dict()
+    cheapest = sorted(candidates, key=lambda c: seconds.get(
+        (c.family, c.variant), 1e3 + FAMILY_COST.index(c.family)))
     try:
         features = batch_features(store, target)
         direction = "min" if metric in LOWER_IS_BETTER else "max"
-        table = meta_table(evaluations, features, direction)
-        meta = fit_meta(table)
-        newest = features.iloc[-1].to_dict() if len(features) else {}
-        order = rank_candidates(meta, [c.as_dict() for c in candidates], newest)
-    except Exception as exc:  # noqa: BLE001 - ordering is an optimisation, never a failure
+        meta = fit_meta(meta_table(evaluations, features, direction))
+        newest = features.iloc[-1].drop("batch_id").to_dict() if len(features) else {}
+        order = rank_candidates(meta, [c.as_dict() for c in cheapest], newest)
+    except (ValueError, KeyError) as exc:
         log.info("meta-learner could not order candidates: %s", exc)
-        return candidates
-    return [candidates[i] for i in order]
+        return cheapest
+    if meta.informative:
+        log.info("candidates ordered by the meta-learner (forward R2 %.2f)", meta.cv_r2)
+    return [cheapest[i] for i in order]
 
 
 def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] | None,

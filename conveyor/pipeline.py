@@ -32,6 +32,7 @@ from conveyor.config import Config
 from conveyor.errors import ConveyorError, InputError, ModelError, SourceError
 from conveyor.learn import BATCH_COLUMN, Stages, UpdateResult, learn
 from conveyor.prepare.roles import resolve_roles
+from conveyor.prepare.target import derive_target
 from conveyor.serve.bundle import (
     load_model,
 )
@@ -63,7 +64,7 @@ def _collect(config: Config, workspace: Workspace, store: Store,
     wanted = config.stream.initial_batches if first_update else 1
     if config.source.kind == "inbox":
         return _collect_inbox(config, workspace, store, enrichments, wanted)
-    cache = sources.build_cache(config.source, config.target.column, workspace.cache,
+    cache = sources.build_cache(config.source, config.target.source_column, workspace.cache,
                                 set(config.columns.categorical or []))
     ingested: list[dict[str, Any]] = []
     for _ in range(wanted):
@@ -121,7 +122,8 @@ def _collect_inbox(config: Config, workspace: Workspace, store: Store,
             frame = sources.read_file(path, inbox.file_kind(path), config.source.csv,
                                       config.source.sheet)
             frame = sources.check_columns(frame, config.source.time_column,
-                                          config.target.column, f"inbox file '{path.name}'",
+                                          config.target.source_column,
+                                          f"inbox file '{path.name}'",
                                           set(config.columns.categorical or []))
             _check_schema(store, workspace, frame, path.name)
         except ConveyorError as exc:
@@ -165,6 +167,7 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
         raise SourceError(f"batch of window {window.index} is identical to batch "
                           f"{existing['id']} (same sha256); refusing to ingest it twice")
     path, sha = rawstore.write_batch(workspace.raw, window.index, data)
+    frame = derive_target(frame, config.target)  # after the raw copy: stored as the source wrote it
     roles = resolve_roles(frame, config.columns, config.target.column, config.source.time_column)
     reference = _reference(store)
     quality = assess(frame, list(roles.features), config.target.column, config.quality,

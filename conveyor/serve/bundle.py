@@ -29,6 +29,10 @@ from conveyor.workspace import atomic_write_dir
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "conveyor.", "builtins.", "collections.")
+# skops rebuilds a partial's function and arguments as nodes of their own, each checked
+# against the prefixes above; the partial itself runs nothing (scikit-learn's gradient
+# boosting keeps one around sklearn.utils.validation.check_array)
+TRUSTED_EXACT = frozenset({"functools.partial"})
 LIBRARIES = ("conveyor", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
 CATEGORY_LEVELS = 1000
 
@@ -128,7 +132,8 @@ def load_model(folder: Path, expected_sha256: str) -> LoadedModel:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
         raise ModelError(f"model file '{model_path}' is not a readable skops file: {exc}") from None
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    refused = [t for t in untrusted
+               if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_EXACT]
     if refused:
         raise ModelError(f"model file '{model_path}' holds types conveyor does not trust: "
                          f"{refused}; refusing to load it")

@@ -15,6 +15,7 @@ from conveyor.train.families import FAMILIES
 from conveyor.train.search import Candidate, expand_grid, make_pipeline
 
 EXCLUDE = ["arr_time", "air_time", "year", "flight", "time_hour"]
+SMALL = {"hgb": {"max_iter": 30}, "forest": {"n_estimators": 10}}  # keep the suite fast
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,8 @@ def test_family_fits_and_predicts_with_each_default_variant(flights, family, tas
     X, delay, roles = flights
     y = delay if task == "regression" else np.where(delay > 15, "late", "on time")
     for variant in FAMILIES[family].variants:
-        model = make_pipeline(Candidate(family, {}, variant), roles, PrepareConfig(), task, 0)
+        model = make_pipeline(Candidate(family, SMALL.get(family, {}), variant), roles,
+                              PrepareConfig(), task, 0)
         model.fit(X.iloc[:3000], y[:3000])
         predictions = model.predict(X.iloc[3000:])
         if task == "regression":
