@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from conveyor.analyze import drift
 from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.quality import (
     CleanPlan,
@@ -180,13 +181,16 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
         models["staging"] = staging
     loaded = {role: load_model(workspace.root / row["path"], row["sha256"])
               for role, row in models.items()}
-    rows = []
+    rows: list[dict[str, Any]] = []
+    rows_drift: list[dict[str, Any]] = []
     for batch in batches:
         data = _training_frame(config, workspace, [batch])
         if data.empty:
             continue
         y = _target(config, data)
         for role, model in loaded.items():
+            if role == "production" and model.manifest.get("prediction_profile"):
+                rows_drift.extend(_prediction_drift(config, model, data, batch["id"]))
             metrics = score_model(model.model, config.target.task, data[model.features], y)
             rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
                          "rows": len(data), "score": metrics[config.metric], "metrics": metrics})
@@ -194,6 +198,36 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
                      batch["id"], config.metric, metrics[config.metric] or float("nan"))
     with store.transaction() as conn:
         store.insert_rows(conn, "prequential", rows)
+        store.insert_rows(conn, "drift", rows_drift)
+
+
+def drift_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A drift result as a database row: non-finite numbers become NULL (JSON has no inf)."""
+    def finite(value: Any) -> Any:
+        return value if not isinstance(value, float) or np.isfinite(value) else None
+
+    return {**{k: finite(v) for k, v in row.items() if k != "scores"},
+            "drifted": int(row["drifted"]),
+            "scores": {k: finite(float(v)) for k, v in row["scores"].items()}}
+
+
+def drift_settings(config: Config) -> drift.DriftSettings:
+    return drift.DriftSettings(**config.drift.model_dump(include={
+        "numeric_method", "categorical_method", "alpha", "min_effect", "psi_threshold",
+        "js_threshold", "wasserstein_threshold", "share_threshold"}))
+
+
+def _prediction_drift(config: Config, model: LoadedModel, data: pd.DataFrame,
+                      batch_id: int) -> list[dict[str, Any]]:
+    """Compare production's predictions on a new batch with those on its held-out rows."""
+    reference = drift.profile_from_json(model.manifest["prediction_profile"])
+    edges = np.asarray(reference.edges) if isinstance(reference, drift.NumericProfile) else None
+    current = drift.profile_from_json(prediction_profile(model.model, data[model.features],
+                                                         edges))
+    report = drift.compare({"prediction": reference}, {"prediction": current},
+                           drift_settings(config))
+    return [drift_row({"batch_id": batch_id, "role": "prediction", **r})
+            for r in report.to_rows()]
 
 
 # -- train + validate ----------------------------------------------------------------------
@@ -261,6 +295,13 @@ def learn(config: Config, workspace: Workspace, store: Store,
     with stages.stage("prequential"):
         _prequential(config, workspace, store, new_batches)
         widen, model_alarm = _watch_model(config, store, new_batches)
+    if drift_alarm and config.drift.on_alarm == "ignore":
+        drift_alarm = None
+    elif drift_alarm and config.drift.on_alarm == "reset":
+        recent = store.accepted_batches(config.drift.reset_batches)
+        with store.transaction() as conn:
+            store.add_event(conn, "window_reset", f"train on the newest {len(recent)} "
+                            f"batch(es) only after {drift_alarm}", batch_id=recent[0]["id"])
     strategy, why = choose_strategy(config, store, drift_alarm or model_alarm)
     log.info("strategy: %s (%s)", strategy, why)
     if strategy == "incremental":
@@ -340,7 +381,8 @@ def _incremental(config: Config, workspace: Workspace, store: Store,
     trained = Trained(final, family, production.manifest.get("variant", "onehot"),
                       production.manifest["params"], "incremental", f"{why}; {how}",
                       production.version, production.manifest["schema"],
-                      production.manifest.get("engineered", []))
+                      production.manifest.get("engineered", []),
+                      prediction_profile(final, X.iloc[cut:]))
     with stages.stage("register"):
         version = _register(config, workspace, store, trained, window, new_batches,
                             {"validation": challenger, "holdout": challenger}, len(data),
@@ -366,6 +408,15 @@ class Trained:
     parent: int | None
     schema: dict[str, Any]
     engineered: list[str]
+    predictions: dict[str, Any] | None = None  # profile of its predictions on held-out rows
+
+
+def prediction_profile(model: Any, X: pd.DataFrame,
+                       edges: np.ndarray | None = None) -> dict[str, Any]:
+    """The distribution of a model's predictions on ``X``, as a JSON-safe drift profile."""
+    predictions = pd.DataFrame({"prediction": model.predict(X)})
+    given = None if edges is None else {"prediction": edges}
+    return drift.profile_to_json(drift.profile_frame(predictions, given)["prediction"])
 
 
 def _settle(config: Config, workspace: Workspace, store: Store, version: int, promoted: bool,
@@ -459,7 +510,8 @@ def _train(config: Config, workspace: Workspace, store: Store,
                       best.candidate.params, "retrain",
                       f"{why}; searched {len(evaluations)} candidates{skipped}", None,
                       feature_schema(X, roles),
-                      [] if maker is None else final.named_steps["features"].output_names())
+                      [] if maker is None else final.named_steps["features"].output_names(),
+                      prediction_profile(final, X.iloc[test_part]))
     with stages.stage("register"):
         version = _register(config, workspace, store, trained, window, new_batches,
                             {"validation": best.metrics, "holdout": challenger_holdout},
@@ -553,6 +605,7 @@ def _register(config: Config, workspace: Workspace, store: Store, trained: Train
                 "task": config.target.task, "target": config.target.column,
                 "schema": trained.schema, "metrics": metrics, "lineage": lineage,
                 "engineered": trained.engineered, "strategy": trained.strategy,
+                "prediction_profile": trained.predictions,
                 "strategy_note": trained.note,
                 "libraries": library_versions(), "created_at": utcnow()}
     folder, sha, size = save_model(workspace.models, version, trained.model, manifest,

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from conveyor.analyze import drift
 from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.eda import batch_eda
 from conveyor.analyze.quality import (
@@ -30,8 +32,8 @@ from conveyor.collect.enrich import enrich, load_enrichment, make_enricher
 from conveyor.collect.profile import batch_profile
 from conveyor.config import Config
 from conveyor.errors import ConveyorError, InputError, ModelError, SourceError
-from conveyor.learn import BATCH_COLUMN, Stages, UpdateResult, learn
-from conveyor.prepare.roles import resolve_roles
+from conveyor.learn import BATCH_COLUMN, Stages, UpdateResult, drift_row, drift_settings, learn
+from conveyor.prepare.roles import Roles, resolve_roles
 from conveyor.prepare.target import derive_target
 from conveyor.serve.bundle import (
     load_model,
@@ -195,6 +197,9 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
         store.insert_rows(conn, "eda", [{"batch_id": batch_id, "data": batch_eda(
             cleaned.frame, [c for c in roles.numeric if c in cleaned.frame.columns],
             config.target.column, config.target.task)}])
+        alarm = None
+        if status == "accepted" and config.drift.enabled:
+            alarm = _measure_drift(config, store, conn, batch_id, cleaned.frame, roles)
         if status == "quarantined":
             store.add_event(conn, "quarantine", quality.reason(), batch_id=batch_id)
     write_quality_report(workspace.reports / "quality", {**row, "id": batch_id}, quality,
@@ -206,7 +211,46 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
         log.debug("batch %d quality warning: %s", batch_id, warning)
     log.info("batch %d: window %s .. %s, %d rows, %s", batch_id, window.start, window.end,
              len(frame), quality.verdict)
-    return {**row, "id": batch_id}
+    return {**row, "id": batch_id, "drift_alarm": alarm}
+
+
+def _measure_drift(config: Config, store: Store, conn: Any, batch_id: int, frame: pd.DataFrame,
+                   roles: Roles) -> str | None:
+    """Profile the batch, compare it with the reference window, record it; return the alarm."""
+    columns = [c for c in [*roles.features, config.target.column] if c in frame.columns]
+    edges = store.bin_edges()
+    new_edges = {c: drift.edges_for(frame[c], config.drift.bins) for c in columns
+                 if c not in edges and pd.api.types.is_numeric_dtype(frame[c])
+                 and not pd.api.types.is_bool_dtype(frame[c])}
+    edges.update(new_edges)
+    profiles = drift.profile_frame(frame[columns], edges)
+    store.insert_rows(conn, "bin_edges", [
+        {"column": c, "edges": [float(x) if np.isfinite(x) else str(x) for x in e]}
+        for c, e in new_edges.items()])
+    store.insert_rows(conn, "profiles", [{"batch_id": batch_id, "column": c,
+                                          "profile": drift.profile_to_json(p)}
+                                         for c, p in profiles.items()])
+    reference = store.reference_profiles(conn)
+    if not reference:
+        return None
+    settings = drift_settings(config)
+    target = config.target.column
+    features = drift.compare({c: p for c, p in reference.items() if c != target},
+                             {c: p for c, p in profiles.items() if c != target}, settings)
+    on_target = drift.compare({c: p for c, p in reference.items() if c == target},
+                              {c: p for c, p in profiles.items() if c == target}, settings)
+    rows = [{"batch_id": batch_id, "role": "feature", **r} for r in features.to_rows()]
+    rows += [{"batch_id": batch_id, "role": "target", **r} for r in on_target.to_rows()]
+    store.insert_rows(conn, "drift", [drift_row(r) for r in rows])
+    if not features.drifted:
+        return None
+    top = sorted((c for c in features.columns if c.drifted), key=lambda c: -c.statistic)[:5]
+    reason = (f"data drift: {features.share_drifted:.0%} of features drifted "
+              f"(threshold {settings.share_threshold:.0%}): "
+              + ", ".join(f"{c.column} ({c.method} {c.statistic:.2f})" for c in top))
+    store.add_event(conn, "data_drift", reason, batch_id=batch_id)
+    log.warning("batch %d: %s", batch_id, reason)
+    return reason
 
 
 def _reference(store: Store) -> Reference | None:
@@ -265,7 +309,9 @@ def _update_locked(config: Config, workspace: Workspace, store: Store) -> Update
         stages.save()
         reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
         return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
-    result = learn(config, workspace, store, accepted, stages)
+    alarms = [b["drift_alarm"] for b in accepted if b.get("drift_alarm")]
+    result = learn(config, workspace, store, accepted, stages,
+                   drift_alarm="; ".join(alarms) or None)
     stages.save()
     result.batch_ids, result.rows = ids, rows
     return result

@@ -592,13 +592,19 @@ COMMENT_COLUMN = 30
 FLOW_WIDTH = 70  # a section or list without inner comments stays on one line up to this
 
 
+def _reads_back(text: str, value: str) -> bool:
+    try:
+        return (yaml.safe_load(f"k: {text}\n") == {"k": value}
+                and yaml.safe_load(f"- {text}\n") == [value])
+    except yaml.YAMLError:
+        return False
+
+
 def _scalar(value: Any) -> str:
     """Return a value as a YAML flow scalar that reads back as itself after ``key:`` or ``-``."""
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000)
     text = text.removesuffix("\n...\n").strip()
-    if isinstance(value, str) and any(
-            yaml.safe_load(f"{lead} {text}\n") != shape(value)
-            for lead, shape in (("k:", lambda v: {"k": v}), ("-", lambda v: [v]))):
+    if isinstance(value, str) and not _reads_back(text, value):
         text = yaml.safe_dump(value, default_style='"', allow_unicode=True, width=10_000).strip()
     return text
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Connection,
@@ -107,6 +108,35 @@ class Store:
         with self.engine.connect() as conn:
             last = conn.execute(select(func.max(schema.batches.c.window_index))).scalar()
         return 0 if last is None else int(last) + 1
+
+    # -- drift profiles -------------------------------------------------------------------
+
+    def bin_edges(self) -> dict[str, np.ndarray]:
+        """The fixed numeric bin edges per column (see analyze.drift); ±inf stored as text."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.bin_edges)).mappings().all()
+        return {r["column"]: np.asarray([float(e) for e in r["edges"]]) for r in rows}
+
+    def reference_profiles(self, conn: Connection) -> dict[str, Any]:
+        """Profiles of the production model's training batches, merged per column."""
+        from conveyor.analyze.drift import merge_profiles, profile_from_json
+
+        production = conn.execute(select(schema.models.c.batch_ids).where(
+            schema.models.c.stage == "production")).scalar()
+        if not production:
+            return {}
+        rows = conn.execute(select(schema.profiles).where(
+            schema.profiles.c.batch_id.in_(list(production)))).mappings().all()
+        by_column: dict[str, list[Any]] = {}
+        for row in rows:
+            by_column.setdefault(row["column"], []).append(profile_from_json(row["profile"]))
+        merged = {}
+        for column, profiles in by_column.items():
+            try:
+                merged[column] = merge_profiles(profiles)
+            except ValueError:  # the column changed kind inside the window: not comparable
+                continue
+        return merged
 
     def batch(self, batch_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:

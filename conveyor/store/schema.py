@@ -80,6 +80,33 @@ column_stats = Table(
     UniqueConstraint("batch_id", "column"),
 )
 
+profiles = Table(
+    "profiles", metadata,  # mergeable distribution profile per batch and column (drift)
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
+    Column("column", String(256), nullable=False),
+    Column("profile", JSON, nullable=False),
+    UniqueConstraint("batch_id", "column"),
+)
+
+bin_edges = Table(
+    "bin_edges", metadata,  # fixed once per numeric column, so profiles stay mergeable
+    Column("column", String(256), primary_key=True),
+    Column("edges", JSON, nullable=False),
+)
+
+drift = Table(
+    "drift", metadata,
+    Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
+    Column("column", String(256), nullable=False),
+    Column("role", String(16), nullable=False),  # feature | target | prediction
+    Column("kind", String(16), nullable=False),  # numeric | categorical
+    Column("method", String(16), nullable=False),
+    Column("statistic", Float),
+    Column("p_value", Float),
+    Column("drifted", Integer, nullable=False),
+    Column("scores", JSON, nullable=False),
+)
+
 eda = Table(
     "eda", metadata,
     Column("batch_id", Integer, ForeignKey("batches.id"), primary_key=True),
