@@ -78,7 +78,7 @@ import yaml
 
 from conveyor.collect.sources import FILE_KINDS, NUMERIC_MAJORITY, parse_time
 from conveyor.collect.stream import window_width
-from conveyor.config import Config, default_families, parse_config
+from conveyor.config import Config, QualityConfig, default_families, parse_config
 from conveyor.errors import ConveyorError, InputError, SourceError
 from conveyor.prepare.roles import resolve_roles
 from conveyor.train.families import build_estimator
@@ -97,9 +97,9 @@ MIN_ID_ROWS = 20
 MAX_CLASS_CODES = 10
 WINDOWS = ("1h", "6h", "12h", "1D", "7D", "14D", "30D")
 MIN_BATCHES, TARGET_BATCHES = 20, 50
-MIN_BATCH_ROWS = 20
+DEFAULT_MIN_ROWS = QualityConfig().min_rows  # below it a batch is quarantined
+MIN_BATCH_ROWS = DEFAULT_MIN_ROWS  # a typical window must not be quarantined for its size
 INITIAL_ROWS = 200
-DEFAULT_MIN_ROWS = 20
 _DECIMAL_COMMA = re.compile(r"^[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+),\d+$")
 
 
@@ -673,10 +673,15 @@ def write_config(path: Path, text: str, force: bool = False) -> Path:
 
 
 def _relative(data_file: Path, folder: Path) -> str:
+    """Return the data file's path as the config holds it: relative to the config's folder
+    when they share a folder below the root (the pair can move together), else absolute."""
     try:
-        return Path(os.path.relpath(data_file, folder)).as_posix()
+        shared = Path(os.path.commonpath([data_file, folder]))
     except ValueError:  # another drive on Windows
         return data_file.as_posix()
+    if shared == Path(shared.anchor):
+        return data_file.as_posix()
+    return Path(os.path.relpath(data_file, folder)).as_posix()
 
 
 def init_config(data_file: Path, target: str, out: Path, time: str | None = None,
@@ -722,7 +727,8 @@ def init_config(data_file: Path, target: str, out: Path, time: str | None = None
     except ConveyorError as exc:
         raise InputError(f"the inferred config leaves no usable features: {exc}") from None
     if (out.parent / "workspace").exists():
-        log.warning("%s already exists; `update` will continue the stream kept there",
+        log.warning("%s already exists: `update` continues from the batches and models kept "
+                    "there; delete it to start the stream over",
                     out.parent / "workspace")
     write_config(out, text, force)
     return InitResult(out, config, text, len(frame), len(times), time_column,
