@@ -37,8 +37,10 @@ from conveyor.serve.bundle import (
     save_model,
 )
 from conveyor.serve.predict import peak_memory_mb
+from conveyor.serve.routing import Router
 from conveyor.store import Store
 from conveyor.store.db import utcnow
+from conveyor.train.families import FAMILIES
 from conveyor.train.incremental import can_update, update_model
 from conveyor.train.search import (
     Candidate,
@@ -382,7 +384,8 @@ def _incremental(config: Config, workspace: Workspace, store: Store,
                       production.manifest["params"], "incremental", f"{why}; {how}",
                       production.version, production.manifest["schema"],
                       production.manifest.get("engineered", []),
-                      prediction_profile(final, X.iloc[cut:]))
+                      prediction_profile(final, X.iloc[cut:]), production.fallback,
+                      production.router)
     with stages.stage("register"):
         version = _register(config, workspace, store, trained, window, new_batches,
                             {"validation": challenger, "holdout": challenger}, len(data),
@@ -409,6 +412,31 @@ class Trained:
     schema: dict[str, Any]
     engineered: list[str]
     predictions: dict[str, Any] | None = None  # profile of its predictions on held-out rows
+    fallback: Any = None  # robust model for the rows the router flags
+    router: Any = None
+
+
+def _fallback(config: Config, evaluations: list[Evaluation], best: Evaluation, roles: Roles,
+              maker: FeatureMaker | None, X: pd.DataFrame, y: np.ndarray,
+              overrides: dict[str, Any]) -> tuple[Any, Any]:
+    """Fit the robust fallback (the best other candidate that takes missing values and
+    outliers natively) and the router that decides which rows it answers."""
+    settings = config.serve.routing
+    if not settings.enabled:
+        return None, None
+    robust = [e for e in evaluations if FAMILIES[e.candidate.family].takes_nan
+              and e.candidate != best.candidate and e.score is not None]
+    if not robust:
+        log.info("no robust candidate besides the champion: no fallback for this version")
+        return None, None
+    choice = robust[0].candidate  # evaluations are sorted best first
+    fallback = make_pipeline(choice, roles, config.prepare, config.target.task, config.seed,
+                             maker, overrides).fit(X, y)
+    router = Router(settings.max_missing_share, settings.range_margin,
+                    settings.unseen_categories, settings.anomaly, settings.contamination,
+                    config.seed).fit(X[[c for c in X.columns if c in roles.features]])
+    log.info("fallback: %s/%s %s", choice.family, choice.variant, choice.params)
+    return fallback, router
 
 
 def prediction_profile(model: Any, X: pd.DataFrame,
@@ -501,6 +529,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
                               overrides).fit(X, y)
         train_seconds = time.perf_counter() - start
         sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
+        fallback, router = _fallback(config, evaluations, best, roles, maker, X, y, overrides)
 
     with stages.stage("interpret"):
         explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
@@ -511,7 +540,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
                       f"{why}; searched {len(evaluations)} candidates{skipped}", None,
                       feature_schema(X, roles),
                       [] if maker is None else final.named_steps["features"].output_names(),
-                      prediction_profile(final, X.iloc[test_part]))
+                      prediction_profile(final, X.iloc[test_part]), fallback, router)
     with stages.stage("register"):
         version = _register(config, workspace, store, trained, window, new_batches,
                             {"validation": best.metrics, "holdout": challenger_holdout},
@@ -606,10 +635,14 @@ def _register(config: Config, workspace: Workspace, store: Store, trained: Train
                 "schema": trained.schema, "metrics": metrics, "lineage": lineage,
                 "engineered": trained.engineered, "strategy": trained.strategy,
                 "prediction_profile": trained.predictions,
+                "fallback": None if trained.fallback is None else {
+                    "family": trained.fallback.named_steps["model"].__class__.__name__,
+                    "routing": trained.router.get_params()},
                 "strategy_note": trained.note,
                 "libraries": library_versions(), "created_at": utcnow()}
     folder, sha, size = save_model(workspace.models, version, trained.model, manifest,
-                                   {"explain.json": explanation})
+                                   {"explain.json": explanation}, trained.fallback,
+                                   trained.router)
     batch_id = new_batches[-1]["id"]
     scheme = config.validate_.scheme
     with store.transaction() as conn:

@@ -327,15 +327,25 @@ def inference(config: Config, file: Path) -> Path:
         loaded = load_model(workspace.root / row["path"], row["sha256"])
         out_dir = config.serve.output_dir or workspace.predictions
         result = predict_file(Path(file), loaded, out_dir, config.source.csv,
-                              augment=make_enricher(config, loaded.features))
+                              augment=make_enricher(config, loaded.features),
+                              route_columns=config.serve.route_columns,
+                              version_column=config.serve.version_column)
+        per_1k = 1000 * 1000 * result.seconds / max(result.rows, 1)
         store.record("inference_log", at=utcnow(), version=loaded.version,
                      input_path=str(Path(file).resolve()),
                      input_sha256=sources.file_sha256(Path(file)), output_path=str(result.output),
                      rows=result.rows, seconds=result.seconds,
                      rows_per_second=result.rows / max(result.seconds, 1e-9),
-                     peak_mb=result.peak_mb)
-        log.info("inference with v%d: %d rows in %.2f s -> %s", loaded.version, result.rows,
-                 result.seconds, result.output)
+                     peak_mb=result.peak_mb, route_counts=result.routes)
+        budget = config.serve.max_latency_ms
+        if budget is not None and per_1k > budget:
+            with store.transaction() as conn:
+                store.add_event(conn, "latency_budget", f"inference of {result.rows} rows took "
+                                f"{per_1k:.0f} ms per 1,000 rows, over serve.max_latency_ms "
+                                f"{budget:.0f}", version=loaded.version)
+            log.warning("inference over the latency budget: %.0f ms per 1,000 rows", per_1k)
+        log.info("inference with v%d: %d rows in %.2f s -> %s (routes %s)", loaded.version,
+                 result.rows, result.seconds, result.output, result.routes)
         return result.output
     finally:
         store.close()

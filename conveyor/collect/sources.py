@@ -102,7 +102,7 @@ def read_table(table: TableConfig) -> pd.DataFrame:
             if table.query is not None:
                 return pd.read_sql_query(text(table.query), conn)
             return pd.read_sql_table(str(table.table), conn)
-    except (SQLAlchemyError, ValueError) as exc:
+    except (SQLAlchemyError, pd.errors.DatabaseError, ValueError) as exc:
         raise SourceError(f"cannot read {_describe(table)}: {exc}") from None
     finally:
         engine.dispose()

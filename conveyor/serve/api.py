@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter as Counter_
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from conveyor.config import Config
 from conveyor.errors import ConveyorError, InputError
 from conveyor.serve.bundle import LoadedModel, load_model
 from conveyor.serve.predict import features_frame, peak_memory_mb
+from conveyor.serve.routing import predict_routed, route_counts
 from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.validate import registry
@@ -55,6 +57,7 @@ class PredictResponse(BaseModel):
     predictions: list[Any]
     model_version: int
     variant: str
+    routes: list[str] | None = None  # per record: "champion" or the fallback's reason
 
 
 @dataclass
@@ -117,17 +120,21 @@ class RequestLog:
         self.store, self.period = store, period
         self._lock = threading.Lock()
         self._buffer: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
+        self._routes: dict[tuple[int, str], Counter_[str]] = defaultdict(Counter_)
         self._last = time.monotonic()
 
-    def add(self, version: int, variant: str, rows: int, seconds: float) -> None:
+    def add(self, version: int, variant: str, rows: int, seconds: float,
+            routes: dict[str, int] | None = None) -> None:
         with self._lock:
             self._buffer[(version, variant)].append((rows, seconds))
+            self._routes[(version, variant)].update(routes or {})
         if time.monotonic() - self._last >= self.period:
             self.flush()
 
     def flush(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, defaultdict(list)
+            routes, self._routes = self._routes, defaultdict(Counter_)
             self._last = time.monotonic()
         rows = []
         for (version, variant), calls in buffer.items():
@@ -139,7 +146,8 @@ class RequestLog:
                          "calls": len(calls), "rows": total_rows, "seconds": total_seconds,
                          "rows_per_second": total_rows / max(total_seconds, 1e-9),
                          "peak_mb": peak_memory_mb(),
-                         "p99_ms": float(np.percentile(latencies, 99))})
+                         "p99_ms": float(np.percentile(latencies, 99)),
+                         "route_counts": dict(routes[(version, variant)])})
         if rows:
             try:
                 with self.store.transaction() as conn:
@@ -211,6 +219,8 @@ def create_app(config: Config) -> FastAPI:
                             ["version", "variant", "status"], registry=metrics)
     rows_count = Counter("conveyor_rows_total", "Rows predicted", ["version", "variant"],
                          registry=metrics)
+    route_count = Counter("conveyor_route_rows_total", "Rows per route (champion or the "
+                          "fallback's reason)", ["version", "route"], registry=metrics)
     latency = Histogram("conveyor_request_seconds", "Prediction latency", registry=metrics,
                         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                  2.5, 5))
@@ -260,14 +270,20 @@ def create_app(config: Config) -> FastAPI:
             features = features_frame(frame, model.manifest["schema"], "request")
         except InputError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
-        predictions = model.model.predict(features)
+        predictions, reasons = predict_routed(model.model, model.fallback, model.router,
+                                              features)
         seconds = time.perf_counter() - start
+        counts = route_counts(reasons)
         request_count.labels(model.version, variant, "ok").inc()
         rows_count.labels(model.version, variant).inc(len(frame))
+        for route, n in counts.items():
+            route_count.labels(model.version, route).inc(n)
         latency.observe(seconds)
-        requests_log.add(model.version, variant, len(frame), seconds)
+        requests_log.add(model.version, variant, len(frame), seconds, counts)
         values = [p.item() if hasattr(p, "item") else p for p in predictions]
-        return PredictResponse(predictions=values, model_version=model.version, variant=variant)
+        routes = [r or "champion" for r in reasons] if config.serve.route_columns else None
+        return PredictResponse(predictions=values, model_version=model.version, variant=variant,
+                               routes=routes)
 
     @app.get("/models")
     def models() -> list[dict[str, Any]]:

@@ -76,14 +76,18 @@ def version_dir(models_dir: Path, version_number: int) -> Path:
 
 
 def save_model(models_dir: Path, version_number: int, model: Pipeline,
-               manifest: dict[str, Any],
-               extras: dict[str, Any] | None = None) -> tuple[Path, str, int]:
+               manifest: dict[str, Any], extras: dict[str, Any] | None = None,
+               fallback: Any = None, router: Any = None) -> tuple[Path, str, int]:
     """Write a version folder atomically; return (folder, model sha256, model size).
 
+    With a ``fallback`` model and its ``router``, the three go into the one
+    model file (so one sha256 in the registry covers everything that predicts).
     ``extras`` maps file names to JSON-safe data written beside the model
     (e.g. ``explain.json``).
     """
-    data = sio.dumps(model, compression=zipfile.ZIP_DEFLATED)
+    bundle = model if fallback is None else {"champion": model, "fallback": fallback,
+                                             "router": router}
+    data = sio.dumps(bundle, compression=zipfile.ZIP_DEFLATED)
     sha = hashlib.sha256(data).hexdigest()
     manifest = {**manifest, "version": version_number, "model_file": MODEL_FILE,
                 "sha256": sha, "size_bytes": len(data)}
@@ -107,6 +111,8 @@ class LoadedModel:
     version: int
     model: Pipeline
     manifest: dict[str, Any]
+    fallback: Pipeline | None = None  # a robust model for rows the router flags
+    router: Any = None  # conveyor.serve.routing.Router
 
     @property
     def features(self) -> list[str]:
@@ -138,4 +144,7 @@ def load_model(folder: Path, expected_sha256: str) -> LoadedModel:
         raise ModelError(f"model file '{model_path}' holds types conveyor does not trust: "
                          f"{refused}; refusing to load it")
     model = sio.loads(data, trusted=untrusted)
+    if isinstance(model, dict):
+        return LoadedModel(int(manifest["version"]), model["champion"], manifest,
+                           model.get("fallback"), model.get("router"))
     return LoadedModel(int(manifest["version"]), model, manifest)

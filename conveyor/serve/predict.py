@@ -10,8 +10,9 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from conveyor.config import CsvOptions
 from conveyor.errors import InputError
 from conveyor.serve.bundle import LoadedModel
+from conveyor.serve.routing import predict_routed, route_counts
 from conveyor.workspace import atomic_write
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
@@ -40,6 +42,7 @@ class InferenceResult:
     rows: int
     seconds: float
     peak_mb: float
+    routes: dict[str, int] = field(default_factory=dict)  # rows per route (see routing)
 
 
 def peak_memory_mb() -> float:
@@ -228,7 +231,8 @@ class _Writer:
 
 def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions,
                  augment: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                 chunk_rows: int = 200_000) -> InferenceResult:
+                 chunk_rows: int = 200_000, route_columns: bool = False,
+                 version_column: bool = False) -> InferenceResult:
     """Predict every row of ``path`` chunk by chunk; return where the output was written.
 
     Memory stays bounded by the chunk size whatever the file's size. The input's
@@ -243,21 +247,35 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
     schema = loaded.manifest["schema"]
     target = output_path(path, out_dir, loaded.version)
     rows = 0
+    routes: Counter[str] = Counter()
+    added = [PREDICT_COLUMN] + (["route", "route_reason"] if route_columns else []) + (
+        ["model_version"] if version_column else [])
 
     def write(tmp: Path) -> None:
         nonlocal rows
         writer = _Writer(tmp, kind, csv, path.suffix.lower() == ".tsv")
         try:
             for batch in _chunks(path, kind, csv, chunk_rows):
-                if PREDICT_COLUMN in batch.schema.names:
-                    raise InputError(f"input file '{path}' already has a '{PREDICT_COLUMN}' "
-                                     "column; rename or drop it")
+                clash = [c for c in added if c in batch.schema.names]
+                if clash:
+                    raise InputError(f"input file '{path}' already has column(s) {clash} that "
+                                     "inference adds; rename or drop them")
                 frame = batch.to_pandas()
                 model_input = augment(frame) if augment is not None else frame
                 features = features_frame(model_input, schema, str(path), offset=rows)
-                predictions = np.asarray(loaded.model.predict(features))
+                predictions, reasons = predict_routed(loaded.model, loaded.fallback,
+                                                      loaded.router, features)
+                routes.update(route_counts(reasons))
                 table = pa.Table.from_batches([batch]).append_column(
-                    PREDICT_COLUMN, pa.array(predictions))
+                    PREDICT_COLUMN, pa.array(predictions if predictions.dtype != object
+                                             else predictions.tolist()))
+                if route_columns:
+                    table = table.append_column("route", pa.array(
+                        np.where(reasons == "", "champion", "fallback").tolist()))
+                    table = table.append_column("route_reason", pa.array(reasons.tolist()))
+                if version_column:
+                    table = table.append_column("model_version", pa.array(
+                        [loaded.version] * len(frame), pa.int64()))
                 writer.write(table)
                 rows += len(frame)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
@@ -268,4 +286,5 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
             raise InputError(f"input file '{path}' has no rows to predict")
 
     atomic_write(target, write)
-    return InferenceResult(target, rows, time.perf_counter() - start, peak_memory_mb())
+    return InferenceResult(target, rows, time.perf_counter() - start, peak_memory_mb(),
+                           dict(routes))

@@ -12,13 +12,15 @@ from __future__ import annotations
 from sqlalchemy import Connection, text
 
 MIGRATIONS: dict[int, list[str]] = {
-    # 1 -> 2: preprocessing variants, training strategy and lineage of incremental updates
+    # 1 -> 2: preprocessing variants, training strategy, lineage of incremental updates,
+    # route counts of inference calls (new tables: drift, profiles, bin_edges)
     2: [
         "ALTER TABLE evaluations ADD COLUMN variant VARCHAR(32)",
         "ALTER TABLE models ADD COLUMN variant VARCHAR(32)",
         "ALTER TABLE models ADD COLUMN strategy VARCHAR(16)",
         "ALTER TABLE models ADD COLUMN strategy_note TEXT",
         "ALTER TABLE models ADD COLUMN parent_version INTEGER",
+        "ALTER TABLE inference_log ADD COLUMN route_counts JSON",
     ],
 }
 

@@ -209,6 +209,7 @@ inference_log = Table(
     Column("rows_per_second", Float, nullable=False),
     Column("peak_mb", Float, nullable=False),
     Column("p99_ms", Float),
+    Column("route_counts", JSON),  # rows per route: champion, missing, out_of_range, ...
 )
 
 stage_timings = Table(

@@ -88,9 +88,16 @@ FAMILIES: dict[str, Family] = {
 def build_estimator(family: str, task: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     """Return an unfitted estimator of ``family`` with ``params`` set.
 
+    The linear family's ``alpha`` (Ridge's penalty) means the same for classes:
+    LogisticRegression gets ``C = 1 / alpha``, so one grid serves both tasks.
+
     >>> build_estimator("tree", "regression", {"max_depth": 3}, seed=0)
     DecisionTreeRegressor(max_depth=3, random_state=0)
+    >>> build_estimator("linear", "classification", {"alpha": 4.0}, seed=0).C
+    0.25
     """
+    if family == "linear" and task == "classification" and "alpha" in params:
+        params = {k: v for k, v in params.items() if k != "alpha"} | {"C": 1 / params["alpha"]}
     try:
         estimator = FAMILIES[family].build(task, seed)
     except KeyError:

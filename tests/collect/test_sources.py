@@ -86,9 +86,6 @@ def test_sql_errors_name_the_source(readings_db, tmp_path):
         TableConfig(kind="sql", path=readings_db, table="readings", query="SELECT 1")
 
 
-@pytest.mark.xfail(strict=True, raises=pd.errors.DatabaseError,
-                   reason="read_table catches SQLAlchemyError, but pandas 3 wraps a failing "
-                   "query in pandas.errors.DatabaseError, so the message does not name the source")
 def test_a_failing_query_names_the_source(readings_db):
     with pytest.raises(SourceError, match="cannot read sql source .*query"):
         read_table(TableConfig(kind="sql", path=readings_db, query="SELECT nope FROM readings"))
