@@ -18,6 +18,8 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from conveyor.config import Config
+from conveyor.learn import batch_features
+from conveyor.report import monitoring
 from conveyor.store import Store
 from conveyor.validate.metrics import LOWER_IS_BETTER
 from conveyor.workspace import atomic_write_text
@@ -171,7 +173,10 @@ def _models_section(evaluations: pd.DataFrame, times: dict[int, str],
     figure = go.Figure()
     if evaluations.empty:
         return figure, "No candidates evaluated yet."
-    evaluations = evaluations.assign(time=evaluations["batch_id"].map(times))
+    variant = evaluations["variant"].fillna("") if "variant" in evaluations else ""
+    evaluations = evaluations.assign(time=evaluations["batch_id"].map(times),
+                                     family=evaluations["family"].where(
+                                         variant == "", evaluations["family"] + "/" + variant))
     best = (evaluations.sort_values("score", ascending=metric in LOWER_IS_BETTER)
             .groupby(["time", "family"], as_index=False).first())
     for family, part in best.groupby("family"):
@@ -289,7 +294,9 @@ def _registry_table(models: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "version": models["version"].map(lambda v: f"v{v:06d}"),
         "stage": models["stage"],
-        "family": models["family"],
+        "family": models["family"] + models.get("variant", pd.Series("", index=models.index))
+        .fillna("").map(lambda v: f"/{v}" if v else ""),
+        "strategy": models.get("strategy", pd.Series("", index=models.index)).fillna(""),
         "hyperparameters": models["params"].map(lambda p: json.dumps(p, sort_keys=True)),
         "hold-out": models["metrics"].map(lambda m: json.dumps(
             {k: round(v, 4) for k, v in (m.get("holdout") or {}).items() if v is not None})),
@@ -381,6 +388,26 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
                 store.frame("inference_log"))),
         ):
             sections.append({"key": key, "title": title, "figure": figure, "reading": reading})
+        events = store.frame("events")
+        drift_figure, drift_reading = monitoring.drift_section(store.frame("drift"), events,
+                                                              times)
+        sections.insert(3, {"key": "drift", "title": "Data drift", "figure": drift_figure,
+                            "reading": drift_reading})
+        prequential = next(s for s in sections if s["key"] == "prequential")
+        prequential["reading"] += " " + monitoring.challenger_reading(
+            store.frame("prequential"), metric)
+        figure, reading = monitoring.strategy_section(models, store.frame("stage_timings"),
+                                                      times)
+        sections.append({"key": "strategy", "title": "Training strategy: incremental or "
+                         "retrain", "figure": figure, "reading": reading})
+        figure, reading = monitoring.routing_section(store.frame("inference_log"))
+        sections.append({"key": "routing", "title": "Routing between champion and fallback",
+                         "figure": figure, "reading": reading})
+        if not evaluations.empty:
+            figure, reading, _ = monitoring.meta_section(
+                evaluations, batch_features(store, config.target.column), metric)
+            sections.append({"key": "meta", "title": "Meta-learning: what drives quality",
+                             "figure": figure, "reading": reading})
     tables = {
         "hyperparameters": _params_table(evaluations, times) if not evaluations.empty
         else pd.DataFrame(),
