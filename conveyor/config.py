@@ -546,6 +546,14 @@ class ServeConfig(Section):
     )
 
 
+class StoreConfig(Section):
+    url: str | None = Field(
+        None, description="Metadata database URL (e.g. postgresql+psycopg://user:pw@host/db); "
+        "null: SQLite in <workspace>/conveyor.db. Raw batches and models stay in the workspace "
+        "folder, which every process must share."
+    )
+
+
 class LockConfig(Section):
     timeout_seconds: float = Field(
         30, ge=0, description="How long a second writer waits for the workspace lock."
@@ -582,6 +590,8 @@ class Config(Section):
                                      description="Model retention.")
     serve: ServeConfig = Field(default_factory=ServeConfig, description="Inference output.")
     lock: LockConfig = Field(default_factory=LockConfig, description="The writer lock.")
+    store: StoreConfig = Field(default_factory=StoreConfig,
+                               description="Where the metadata database lives.")
     compute: ComputeConfig = Field(default_factory=ComputeConfig,
                                    description="Parallelism of the search: local or Dask.")
 

@@ -51,7 +51,7 @@ __all__ = ["BATCH_COLUMN", "Stages", "UpdateResult", "update", "inference", "sum
            "replay", "status", "explain", "models", "promote", "rollback"]
 
 def open_workspace(config: Config) -> tuple[Workspace, Store]:
-    workspace = Workspace(config.workspace).create()
+    workspace = Workspace.of(config).create()
     return workspace, Store.open(workspace.db_url)
 
 
@@ -286,7 +286,7 @@ def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path
 
 def update(config: Config) -> UpdateResult:
     """Run one update: ingest the next window and carry it through every stage."""
-    workspace = Workspace(config.workspace).create()
+    workspace = Workspace.of(config).create()
     with workspace.lock(config.lock.timeout_seconds):
         store = Store.open(workspace.db_url)
         try:
@@ -454,7 +454,7 @@ def model_detail(config: Config, version: int) -> dict[str, Any]:
 
 def promote(config: Config, version: int, reason: str) -> None:
     """Make a version production by hand (under the workspace lock)."""
-    workspace = Workspace(config.workspace).create()
+    workspace = Workspace.of(config).create()
     with workspace.lock(config.lock.timeout_seconds):
         store = Store.open(workspace.db_url)
         try:
@@ -468,7 +468,7 @@ def promote(config: Config, version: int, reason: str) -> None:
 
 def rollback(config: Config, reason: str) -> int:
     """Switch production back to its predecessor; return the version now in production."""
-    workspace = Workspace(config.workspace).create()
+    workspace = Workspace.of(config).create()
     with workspace.lock(config.lock.timeout_seconds):
         store = Store.open(workspace.db_url)
         try:

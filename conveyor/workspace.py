@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
@@ -34,6 +35,12 @@ class Workspace:
     """Paths of one state folder."""
 
     root: Path
+    database_url: str | None = None  # a server database instead of <root>/conveyor.db
+
+    @classmethod
+    def of(cls, config: Any) -> Workspace:
+        """The workspace a config names (``workspace`` and ``store.url``)."""
+        return cls(config.workspace, config.store.url)
 
     @property
     def db_path(self) -> Path:
@@ -41,7 +48,7 @@ class Workspace:
 
     @property
     def db_url(self) -> str:
-        return f"sqlite:///{self.db_path}"
+        return self.database_url or f"sqlite:///{self.db_path}"
 
     @property
     def raw(self) -> Path:

@@ -74,7 +74,7 @@ class ModelHolder:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.workspace = Workspace(config.workspace).create()
+        self.workspace = Workspace.of(config).create()
         self.store = Store.open(self.workspace.db_url)
         self.served: Served | None = None
         self._checked = 0.0
