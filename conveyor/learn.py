@@ -35,6 +35,7 @@ from conveyor.serve.bundle import (
     library_versions,
     load_model,
     save_model,
+    version_dir,
 )
 from conveyor.serve.predict import peak_memory_mb
 from conveyor.serve.routing import Router
@@ -196,6 +197,11 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
             metrics = score_model(model.model, config.target.task, data[model.features], y)
             rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
                          "rows": len(data), "score": metrics[config.metric], "metrics": metrics})
+            if role == "production" and model.fallback is not None:
+                kept = score_model(model.fallback, config.target.task, data[model.features], y)
+                rows.append({"batch_id": batch["id"], "version": model.version,
+                             "role": "fallback", "rows": len(data),
+                             "score": kept[config.metric], "metrics": kept})
             log.info("prequential %s v%d on batch %d: %s = %.4g", role, model.version,
                      batch["id"], config.metric, metrics[config.metric] or float("nan"))
     with store.transaction() as conn:
@@ -624,6 +630,11 @@ def _register(config: Config, workspace: Workspace, store: Store, trained: Train
               evaluations: list[Evaluation] | None = None, best: Evaluation | None = None,
               baseline: tuple[dict[str, Any], float] | None = None) -> int:
     version = store.next_version()
+    while version_dir(workspace.models, version).exists():
+        # a crash after the folder's rename but before its row: never listed nor served
+        log.warning("model folder %s has no registry row (an interrupted update); skipping "
+                    "its number", version_dir(workspace.models, version).name)
+        version += 1
     lineage = {"batch_ids": [b["id"] for b in window],
                "batch_sha256": [b["sha256"] for b in window],
                "window_start": window[0]["window_start"], "window_end": window[-1]["window_end"],

@@ -176,7 +176,7 @@ prequential = Table(
     "prequential", metadata,
     Column("batch_id", Integer, ForeignKey("batches.id"), nullable=False),
     Column("version", Integer, ForeignKey("models.version"), nullable=False),
-    Column("role", String(16), nullable=False),  # production | baseline
+    Column("role", String(16), nullable=False),  # production | fallback | staging | baseline
     Column("rows", Integer, nullable=False),
     Column("score", Float),
     Column("metrics", JSON, nullable=False),
