@@ -81,9 +81,14 @@ def _prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
     if prequential.empty:
         return figure, "No prequential scores yet: they start once a production model exists."
     prequential = prequential.assign(time=prequential["batch_id"].map(times))
-    for role, dash in (("production", "solid"), ("baseline", "dot")):
+    labels = {"production": "production (updated)", "baseline": "baseline (never updated)",
+              "fallback": "fallback (robust)", "staging": "challenger (staging)"}
+    for role, dash in (("production", "solid"), ("baseline", "dot"), ("fallback", "dashdot"),
+                       ("staging", "dash")):
         part = prequential[prequential["role"] == role].sort_values("time")
-        label = "production (updated)" if role == "production" else "baseline (never updated)"
+        if part.empty:
+            continue
+        label = labels[role]
         figure.add_scatter(x=part["time"], y=part["score"], mode="lines+markers", name=label,
                            line={"dash": dash},
                            customdata=part["version"],
