@@ -73,15 +73,18 @@ def conveyor_path(path: Path, model: LoadedModel, out_dir: Path) -> float:
     return elapsed
 
 
-def peak_child(path: Path, rows: int) -> float:
-    """Peak resident memory (MiB) of a fresh process predicting ``path`` with conveyor."""
+def peak_child(path: Path | None, rows: int) -> float:
+    """Peak resident memory (MiB) of a fresh process predicting ``path`` with conveyor
+    (``None``: only building the model, the process's fixed cost)."""
+    predict = "" if path is None else (
+        f"r = predict_file(pathlib.Path({str(path)!r}), m, pathlib.Path(tempfile.mkdtemp()),"
+        " CsvOptions()); ")
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import resource, pathlib, "
             "tempfile; from bench.inference_bench import build_model; "
             "from conveyor.serve.predict import predict_file; "
             "from conveyor.config import CsvOptions; "
             "from conveyor.serve.predict import peak_memory_mb; m = build_model(); "
-            f"r = predict_file(pathlib.Path({str(path)!r}), m, pathlib.Path(tempfile.mkdtemp()),"
-            " CsvOptions()); print(peak_memory_mb())")
+            f"{predict}print(peak_memory_mb())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     return float(done.stdout.strip().splitlines()[-1])
@@ -97,7 +100,7 @@ def main() -> None:
         folder_path = Path(folder)
         big, small = folder_path / "big.csv", folder_path / "small.csv"
         write_input(big, args.rows)
-        write_input(small, args.rows // 5)
+        write_input(small, args.rows // 2)  # several chunks too: growth would show here
         bare_s, conveyor_s = [], []
         for _ in range(args.repeats):  # interleaved, so both see the same machine load
             bare_s.append(bare(big, model, folder_path / "bare-out.csv"))
@@ -106,7 +109,8 @@ def main() -> None:
             "rows": args.rows,
             "bare_rows_per_s": args.rows / float(np.median(bare_s)),
             "conveyor_rows_per_s": args.rows / float(np.median(conveyor_s)),
-            "peak_mb_small": peak_child(small, args.rows // 5),
+            "peak_mb_small": peak_child(small, args.rows // 2),
+            "peak_mb_model_only": peak_child(None, 0),
             "peak_mb_big": peak_child(big, args.rows),
         }
         result["ratio"] = result["conveyor_rows_per_s"] / result["bare_rows_per_s"]

@@ -247,12 +247,14 @@ class DriftConfig(Section):
                                    "features that drifted.")
     bins: int = Field(20, ge=4, le=200, description="Quantile bins per numeric column, fixed "
                       "from the first batch so profiles of any batches can be merged.")
-    on_alarm: Literal["retrain", "reset", "ignore"] = Field(
-        "retrain", description="On a dataset alarm: retrain (search instead of an incremental "
-        "update), reset (retrain on the newest reset_batches only), or ignore (record only)."
+    on_alarm: Literal["reset", "retrain", "ignore"] = Field(
+        "reset", description="On a dataset alarm: reset (search and retrain on a window that "
+        "starts at the drift point; the window grows again from there, and the reference "
+        "moves with the new production model), retrain (search on the usual window instead "
+        "of an incremental update), or ignore (record only)."
     )
-    reset_batches: int = Field(2, ge=1, description="reset: batches kept in the training "
-                               "window, the drifted one included.")
+    reset_batches: int = Field(1, ge=1, description="reset: batches kept in the training "
+                               "window, the drifted one included (1: start at the drift point).")
 
 
 class QualityConfig(Section):

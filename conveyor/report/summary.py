@@ -26,9 +26,9 @@ from conveyor.workspace import atomic_write_text
 
 
 def _figure_html(figure: go.Figure) -> str:
-    figure.update_layout(template="plotly_white", height=figure.layout.height or 360,
-                         margin={"l": 60, "r": 20, "t": 40, "b": 50},
-                         legend={"orientation": "h", "y": -0.2})
+    figure.update_layout(template="plotly_white", height=figure.layout.height or 380,
+                         margin={"l": 60, "r": 20, "t": 40, "b": 90},
+                         legend={"orientation": "h", "y": -0.32})
     return figure.to_html(full_html=False, include_plotlyjs=False,
                           config={"displaylogo": False, "responsive": True})
 
@@ -205,7 +205,8 @@ def _params_table(evaluations: pd.DataFrame, times: dict[int, str]) -> pd.DataFr
     chosen = evaluations[evaluations["chosen"] == 1]
     return pd.DataFrame({
         "window start": chosen["batch_id"].map(times).str[:10],
-        "family": chosen["family"],
+        "family": chosen["family"] + chosen.get("variant", pd.Series("", index=chosen.index))
+        .fillna("").map(lambda v: f"/{v}" if v else ""),
         "hyperparameters": chosen["params"].map(lambda p: json.dumps(p, sort_keys=True)),
         "validation score": chosen["score"].round(4),
     }).sort_values("window start")

@@ -241,7 +241,12 @@ class Store:
         return dict(row) if row else None
 
     def first_production(self) -> dict[str, Any] | None:
-        """Return the first model ever promoted: the never-updated baseline."""
+        """Return the first model ever promoted: the never-updated baseline.
+
+        None before the first promotion, and once retention deleted the baseline's
+        files (stage ``deleted``): it can no longer be loaded, and scoring it must
+        not fail every later update.
+        """
         with self.engine.connect() as conn:
             version = conn.execute(
                 select(schema.events.c.version)
@@ -249,7 +254,8 @@ class Store:
                 .order_by(schema.events.c.id)
                 .limit(1)
             ).scalar()
-        return None if version is None else self.model(int(version))
+        row = None if version is None else self.model(int(version))
+        return None if row is None or row["stage"] == "deleted" else row
 
     def promote(self, conn: Connection, version: int, reason: str,
                 batch_id: int | None = None, kind: str = "promotion") -> None:
