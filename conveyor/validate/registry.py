@@ -104,13 +104,17 @@ def staging(store: Store) -> dict[str, Any] | None:
 def apply_retention(store: Store, workspace: Workspace, keep: int) -> list[int]:
     """Delete the files of old versions beyond the newest ``keep`` non-production ones.
 
-    Production, its predecessor and the staging model are never deleted; the
-    rows stay (stage ``deleted``) so lineage and metrics remain queryable.
+    Production, its predecessor, the staging model and the first production
+    model (the never-updated baseline every update is compared with) are never
+    deleted; the rows stay (stage ``deleted``) so lineage and metrics remain
+    queryable.
     """
     models = list_models(store)
     if models.empty:
         return []
-    protected = {v for v in (previous_production(store),) if v is not None}
+    first = store.first_production()
+    protected = {v for v in (previous_production(store),
+                             None if first is None else first["version"]) if v is not None}
     alive = models[models["stage"].isin(["candidate", "archived"])]
     alive = alive[~alive["version"].isin(protected)]
     doomed = [int(v) for v in alive["version"].iloc[keep:]]

@@ -73,9 +73,12 @@ def test_retention_keeps_production_predecessor_and_the_newest(trained):
     previous = registry.previous_production(store)
     if previous is not None:
         assert store.model(previous)["stage"] != "deleted"
+    # the never-updated baseline stays loadable for prequential comparisons
+    first = store.first_production()
+    assert first is not None and first["stage"] != "deleted"
     # at most keep_versions (2) candidate/archived files beyond the protected ones
     alive = kept[kept["stage"].isin(["candidate", "archived"])]
-    assert len(alive[alive["version"] != previous]) <= 2
+    assert len(alive[~alive["version"].isin([previous, first["version"]])]) <= 2
 
 
 def test_models_show_lists_the_raw_batches_with_sha256(trained):
