@@ -36,7 +36,9 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from conveyor.analyze.clean import apply_plan  # noqa: E402
 from conveyor.analyze.drift import NumericProfile, compare, profile_frame  # noqa: E402
+from conveyor.analyze.eda import batch_eda  # noqa: E402
 from conveyor.analyze.quality import ColumnReference, Reference, assess  # noqa: E402
 from conveyor.config import CleanConfig, QualityConfig  # noqa: E402
 
@@ -133,9 +135,29 @@ def main(argv: list[str] | None = None) -> None:
     def quality(frame: pd.DataFrame) -> object:
         return assess(frame, features, TARGET, config, clean, summary)
 
+    numeric = [c for c in features if is_numeric(reference[c])]
+
+    def cleaning(frame: pd.DataFrame) -> object:
+        return apply_plan(frame, assess(frame, features, TARGET, config, clean, summary).plan,
+                          TARGET)
+
+    def eda(frame: pd.DataFrame) -> object:
+        return batch_eda(frame, numeric, TARGET, "regression")
+
+    def everything(frame: pd.DataFrame) -> object:
+        checked = assess(frame, features, TARGET, config, clean, summary)
+        cleaned = apply_plan(frame, checked.plan, TARGET).frame
+        batch_eda(cleaned, numeric, TARGET, "regression")
+        return compare(ref_profiles, profile_frame(cleaned, edges))
+
     results = {
         "conveyor drift (profile_frame + compare)": timed(drift, later, args.repeats),
         "conveyor quality (quality.assess)": timed(quality, later, args.repeats),
+        "conveyor quality + cleaning (assess + apply_plan)": timed(cleaning, later,
+                                                                   args.repeats),
+        "conveyor EDA (batch_eda)": timed(eda, later, args.repeats),
+        "conveyor all analyze work (quality + cleaning + EDA + drift)": timed(
+            everything, later, args.repeats),
         "baseline: scipy ks_2samp + chi2_contingency on raw rows":
             timed(lambda f: baseline(reference, f), later, args.repeats),
         "baseline with ks_2samp(method='asymp')":
@@ -161,6 +183,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name} | {mean:.4f} | {statistics.median(seconds):.4f} | {mean / base:.2f} |")
     print(f"| conveyor drift, synthetic 10,000 rows x 40 columns | {statistics.mean(syn):.4f} "
           f"| {statistics.median(syn):.4f} | - |")
+    total = statistics.mean(results["conveyor all analyze work (quality + cleaning + EDA + "
+                                    "drift)"])
+    print(f"\nPer feature: {1000 * total / len(features):.2f} ms of analyze work per feature "
+          f"per batch ({len(features)} features).")
 
     reports = [drift(f) for f in later]
     alarms = sum(r.drifted for r in reports)  # type: ignore[attr-defined]
