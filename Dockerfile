@@ -24,4 +24,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4).status == 200 else 1)"
 
 ENTRYPOINT ["conveyor", "--config", "/app/conveyor.yaml"]
-CMD ["serve"]
+CMD ["serve", "--host", "0.0.0.0"]

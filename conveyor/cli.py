@@ -10,10 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from conveyor import pipeline
 from conveyor.config import Config, load_config
@@ -134,33 +136,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", "-config", default=DEFAULT_CONFIG,
                         help="config file (default: ./conveyor.yaml)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    # --config also after the command (`conveyor replay --config x.yaml`); the top-level one
+    # is the default when the command does not repeat it
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-config", default=argparse.SUPPRESS,
+                        help="config file (default: ./conveyor.yaml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("update", help="ingest the next window and run every stage; prints True/False")
-    infer = sub.add_parser("inference", help="predict a file; prints the output's path")
+
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], **kwargs)
+    command("update", help="ingest the next window and run every stage; prints True/False")
+    infer = command("inference", help="predict a file; prints the output's path")
     infer.add_argument("file", type=Path)
-    sub.add_parser("summary", help="write the monitoring report; prints its path")
-    rep = sub.add_parser("replay", help="run updates over the stream with a progress bar")
+    command("summary", help="write the monitoring report; prints its path")
+    rep = command("replay", help="run updates over the stream with a progress bar")
     rep.add_argument("--batches", type=int, default=None, help="stop after N updates")
-    sub.add_parser("status", help="show the workspace's batches and production model")
-    serve = sub.add_parser("serve", help="start the REST API (FastAPI + uvicorn)")
+    command("status", help="show the workspace's batches and production model")
+    serve = command("serve", help="start the REST API (FastAPI + uvicorn)")
     serve.add_argument("--workers", type=int, default=1)
-    explain = sub.add_parser("explain", help="explain one prediction of the production model")
+    serve.add_argument("--host", default=None, help="address to listen on (default: "
+                       "serve.host; 0.0.0.0 inside a container)")
+    serve.add_argument("--port", type=int, default=None, help="port (default: serve.port)")
+    explain = command("explain", help="explain one prediction of the production model")
     explain.add_argument("--file", type=Path, required=True)
     explain.add_argument("--row", type=int, default=0, help="0-based row number")
-    models = sub.add_parser("models", help="list model versions, or `models show VERSION`")
+    models = command("models", help="list model versions, or `models show VERSION`")
     models.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     models.add_argument("version", nargs="?", type=int)
-    promote = sub.add_parser("promote", help="make a version production")
+    promote = command("promote", help="make a version production")
     promote.add_argument("version", type=int)
     promote.add_argument("--reason", default="promoted by hand")
-    rollback = sub.add_parser("rollback", help="switch production back to its predecessor")
+    rollback = command("rollback", help="switch production back to its predecessor")
     rollback.add_argument("--reason", default="rolled back by hand")
-    demo = sub.add_parser("demo", help="prepare the demo data, replay, predict a sample, "
+    demo = command("demo", help="prepare the demo data, replay, predict a sample, "
                                        "write the summary")
     demo.add_argument("--batches", type=int, default=10, help="updates to replay (default 10)")
     demo.add_argument("--prepare-only", action="store_true",
                       help="only write the demo data files")
-    init = sub.add_parser("init", help="write a commented conveyor.yaml inferred from a "
+    init = command("init", help="write a commented conveyor.yaml inferred from a "
                                        "data file; prints its path and a summary")
     init.add_argument("data_file", type=Path, metavar="DATA_FILE",
                       help="CSV/TSV, Parquet or .xlsx file with a time column")
@@ -191,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "status": lambda: _print_status(config),
             "models": lambda: _print_models(config, args),
             "explain": lambda: _print_json(pipeline.explain(config, args.file, args.row)),
-            "serve": lambda: _serve(config, args.config, args.workers),
+            "serve": lambda: _serve(_with_address(config, args.host, args.port), args.config,
+                                    args.workers),
             "promote": lambda: _done(pipeline.promote(config, args.version, args.reason),
                                      f"v{args.version} is production"),
             "rollback": lambda: _done(None, f"v{pipeline.rollback(config, args.reason)} "
@@ -199,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "demo": lambda: _run_demo(config, args.batches, args.prepare_only),
         }
         return commands[args.command]()
+    except BrokenPipeError:  # `conveyor status | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line + exit code
         if args.command == "update":
             code = _fail(exc, args.debug)
@@ -218,6 +235,12 @@ def _run_init(args: argparse.Namespace) -> int:
     print(result.path)
     print(result.summary())
     return 0
+
+
+def _with_address(config: Config, host: str | None, port: int | None) -> Config:
+    serve = config.serve.model_copy(update={k: v for k, v in (("host", host), ("port", port))
+                                            if v is not None})
+    return config.model_copy(update={"serve": serve})
 
 
 def _serve(config: Config, path: str, workers: int) -> int:

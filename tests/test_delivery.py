@@ -24,7 +24,7 @@ def test_dockerfile_runs_the_service_as_a_non_root_user_with_a_healthcheck():
     assert re.search(r"^USER conveyor$", text, re.M)
     assert "HEALTHCHECK" in text and "/health" in text
     entry = re.search(r'^ENTRYPOINT \["conveyor", "--config", "([^"]+)"\]', text, re.M)
-    cmd = re.search(r'^CMD \["(\w+)"\]', text, re.M)
+    cmd = re.search(r'^CMD \["(\w+)", "--host", "0.0.0.0"\]', text, re.M)
     assert entry and cmd and cmd.group(1) == "serve" and "serve" in commands()
     assert 'VOLUME ["/app/workspace"' in text
 
@@ -32,7 +32,7 @@ def test_dockerfile_runs_the_service_as_a_non_root_user_with_a_healthcheck():
 def test_compose_runs_the_api_and_a_scheduled_update_on_one_workspace():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     api, scheduler = compose["services"]["api"], compose["services"]["scheduler"]
-    assert api["command"] == ["serve"]
+    assert api["command"] == ["serve", "--host", "0.0.0.0"]  # reachable from the host
     assert "conveyor --config /app/conveyor.yaml update" in scheduler["command"][0]
     assert "update" in commands()
     assert api["volumes"][0].split(":")[1] == "/app/workspace"
