@@ -391,6 +391,10 @@ class SearchConfig(Section):
     n_candidates: int = Field(
         20, ge=1, description="Random sampler: candidates drawn per update (across families)."
     )
+    halving: bool = Field(
+        False, description="Successive halving: score every candidate on the newest third of "
+        "each training split first, and only the better half on the full splits."
+    )
 
 
 class ComputeConfig(Section):

@@ -48,6 +48,7 @@ from conveyor.train.search import (
     Evaluation,
     compute_backend,
     draw_candidates,
+    halve,
     make_pipeline,
     search,
 )
@@ -499,7 +500,11 @@ def _train(config: Config, workspace: Workspace, store: Store,
                                      seed + new_batches[-1]["id"])
         if config.train.budget_seconds is not None:
             candidates = order_candidates(store, candidates, metric, config.target.column)
+        halved: list[Candidate] = []
         with compute_backend(config.compute) as n_jobs:
+            if config.train.search.halving:
+                candidates, halved = halve(candidates, X, y, splits, roles, config.prepare,
+                                           task, metric, seed, n_jobs, maker, overrides)
             found = search(candidates, X, y, splits, roles, config.prepare, task, metric, seed,
                            n_jobs=n_jobs, maker=maker,
                            budget_seconds=config.train.budget_seconds,
@@ -541,6 +546,8 @@ def _train(config: Config, workspace: Workspace, store: Store,
         explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
 
     skipped = f"; budget left {len(found.skipped)} untried" if found.skipped else ""
+    if halved:
+        skipped += f"; halving dropped {len(halved)} after a cheap first rung"
     trained = Trained(final, best.candidate.family, best.candidate.variant,
                       best.candidate.params, "retrain",
                       f"{why}; searched {len(evaluations)} candidates{skipped}", None,

@@ -174,6 +174,25 @@ def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: 
     return SearchResult(evaluations, candidates[done:], time.perf_counter() - start)
 
 
+def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
+          roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
+          n_jobs: int = 1, maker: FeatureMaker | None = None,
+          overrides: dict[str, Any] | None = None) -> tuple[list[Candidate], list[Candidate]]:
+    """Successive halving's first rung: score every candidate cheaply, on the newest third
+    of each split's training rows (time order kept), and keep the better half.
+
+    Return (survivors, dropped); with fewer than four candidates all survive.
+    """
+    if len(candidates) < 4:
+        return candidates, []
+    cheap = [(train[-max(len(train) // 3, 1):], test) for train, test in splits]
+    rung = search(candidates, X, y, cheap, roles, prepare, task, metric, seed, n_jobs, maker,
+                  overrides=overrides).evaluations
+    best = [e.candidate for e in rung[:max(2, len(rung) // 2)]]
+    survivors = [c for c in candidates if c in best]  # in the given order
+    return survivors, [c for c in candidates if c not in best]
+
+
 @contextlib.contextmanager
 def compute_backend(compute: ComputeConfig) -> Iterator[int]:
     """Run joblib work inside on the configured backend; yield the ``n_jobs`` to use.

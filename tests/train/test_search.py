@@ -77,3 +77,21 @@ def test_dask_backend_gives_the_local_results(window):
         remote = [(e.candidate, e.score) for e in _run(window, candidates,
                                                        n_jobs=n_jobs).evaluations]
     assert remote == local
+
+
+def test_halving_keeps_the_better_half_scored_on_the_newest_rows(window):
+    from conveyor.train.search import halve
+
+    X, y, roles, splits = window
+    candidates = expand_grid(FAMILIES)
+    survivors, dropped = halve(candidates, X, y, splits, roles, PrepareConfig(), "regression",
+                               "mae", 0)
+    assert len(survivors) == len(candidates) // 2 and len(dropped) == len(candidates) - len(
+        survivors)
+    assert set(map(repr, survivors)) | set(map(repr, dropped)) == set(map(repr, candidates))
+    # the rung scored each candidate on the newest third of the training rows: recompute one
+    (train, test), = splits
+    cheap = [(train[-len(train) // 3:], test)]
+    rung = _run((X, y, roles, cheap), candidates).evaluations
+    assert [e.candidate for e in rung[:len(survivors)]] == sorted(
+        survivors, key=lambda c: [e.candidate for e in rung].index(c))
