@@ -115,8 +115,10 @@ def _prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
     return figure, reading + f"; {len(promotions)} promotions."
 
 
-def _eda_section(store: Store, batches: pd.DataFrame) -> tuple[go.Figure, str]:
-    """The newest batch against the reference (the production model's training batches)."""
+def _eda_section(store: Store, batches: pd.DataFrame,
+                 hidden: set[str]) -> tuple[go.Figure, str]:
+    """The newest batch against the reference (the production model's training batches);
+    ``hidden`` columns (target, time, excluded ones) stay out of the missingness plot."""
     from plotly.subplots import make_subplots
 
     figure = make_subplots(rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.18,
@@ -131,6 +133,7 @@ def _eda_section(store: Store, batches: pd.DataFrame) -> tuple[go.Figure, str]:
     production = store.production()
     reference = [b for b in (production["batch_ids"] if production else []) if b != newest]
     stats = store.frame("column_stats")
+    stats = stats[~stats["column"].isin(hidden)]
     latest_stats = stats[stats["batch_id"] == newest].set_index("column")["missing_share"]
     ref_stats = stats[stats["batch_id"].isin(reference)].groupby("column")["missing_share"].mean()
     figure.add_bar(x=latest_stats.index, y=latest_stats.values, name="newest batch",
@@ -163,7 +166,8 @@ def _eda_section(store: Store, batches: pd.DataFrame) -> tuple[go.Figure, str]:
     matrix = data[newest]["correlation_matrix"] if newest in data.index else None
     if matrix and matrix["values"]:
         figure.add_heatmap(z=matrix["values"], x=matrix["columns"], y=matrix["columns"],
-                           zmin=-1, zmax=1, colorscale="RdBu", showscale=False, row=2, col=2)
+                           zmin=-1, zmax=1, colorscale="RdBu",
+                           colorbar={"len": 0.4, "y": 0.2, "title": "r"}, row=2, col=2)
     figure.update_layout(height=760, barmode="group")
     moved = (latest_stats - ref_stats).abs().dropna().sort_values(ascending=False)
     reading = f"Batch {newest} against reference batches {reference or 'none yet'}"
@@ -381,7 +385,9 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
         for key, title, (figure, reading) in (
             ("stream", "Stream and batches", _stream_section(batches)),
             ("quality", "Data quality", _quality_section(store.frame("quality"), times)),
-            ("eda", "EDA: newest batch against the reference", _eda_section(store, batches)),
+            ("eda", "EDA: newest batch against the reference", _eda_section(
+                store, batches, {config.target.column, config.target.source_column,
+                                 config.source.time_column, *config.columns.exclude})),
             ("prequential", "Production model quality (prequential)",
              _prequential_section(store.frame("prequential"), store.frame("events"), times,
                                   metric)),
