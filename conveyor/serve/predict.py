@@ -231,7 +231,7 @@ class _Writer:
 
 def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions,
                  augment: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
-                 chunk_rows: int = 200_000, route_columns: bool = False,
+                 chunk_rows: int = 50_000, route_columns: bool = False,
                  version_column: bool = False) -> InferenceResult:
     """Predict every row of ``path`` chunk by chunk; return where the output was written.
 
