@@ -8,8 +8,10 @@ one, never half of one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -97,7 +99,8 @@ class Workspace:
         self.root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.root / ".lock"))
         try:
-            lock.acquire(timeout=0)
+            with _clear_write_errors(self.root / ".lock"):  # a read-only or full workspace
+                lock.acquire(timeout=0)
         except Timeout:
             log.warning("another conveyor process is updating %s; waiting up to %.0f s",
                         self.root, timeout)
@@ -109,9 +112,44 @@ class Workspace:
                     "finishes (or raise lock.timeout_seconds)"
                 ) from None
         try:
+            self.sweep_temp_files()
             yield
         finally:
             lock.release()
+
+    def sweep_temp_files(self) -> list[Path]:
+        """Remove the hidden temp files and folders that a killed writer left behind.
+
+        Call it with the writer lock held: it sweeps only folders that writers fill
+        under the lock (raw, models, cache, quarantine and its batch folders,
+        reports/quality), so no temp file it removes can still be in use. Inference
+        outputs and summaries are written without the lock and are left alone.
+        """
+        folders = [self.raw, self.models, self.cache, self.reports / "quality", self.quarantine]
+        if self.quarantine.is_dir():
+            folders += [p for p in self.quarantine.iterdir()
+                        if p.is_dir() and not p.name.startswith(".")]
+        removed = []
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if not _TEMP_NAME.match(path.name):
+                    continue
+                with contextlib.suppress(OSError):  # a read-only workspace: leave it
+                    if path.is_dir():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    removed.append(path)
+        if removed:
+            log.info("removed %d temp file(s) left by an interrupted write: %s", len(removed),
+                     ", ".join(str(p.relative_to(self.root)) for p in removed))
+        return removed
+
+
+# the hidden temp names atomic_write/atomic_write_dir use: ".<name>.<mkstemp's 8 chars>.tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -123,13 +161,58 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
+class WriteError(ConveyorError, OSError):
+    """A workspace file could not be written: disk full, read-only, permission denied.
+
+    Also an :class:`OSError` (with the original ``errno``), so code that catches
+    either keeps working; the message names the file and the problem on one line.
+    """
+
+    @classmethod
+    def of(cls, path: Path, exc: OSError) -> WriteError:
+        reason = exc.strerror or str(exc)
+        other = isinstance(exc.filename, str) and \
+            Path(exc.filename).parent not in (path, path.parent)
+        where = f" ({exc.filename})" if other else ""  # e.g. the source of a copy
+        error = cls(f"cannot write '{path}': {reason}{where}{_HINTS.get(exc.errno or 0, '')}; "
+                    "it was left as it was")
+        error.errno = exc.errno
+        return error
+
+
+_HINTS = {
+    errno.ENOSPC: " (the disk is full: free some space, then run again)",
+    errno.EDQUOT: " (the disk quota is used up: free some space, then run again)",
+    errno.EROFS: " (make the workspace writable or point `workspace` elsewhere)",
+    errno.EACCES: " (check the owner and permissions of the workspace folder)",
+    errno.EPERM: " (check the owner and permissions of the workspace folder)",
+}
+
+
+@contextlib.contextmanager
+def _clear_write_errors(path: Path) -> Iterator[None]:
+    """Turn an OSError of a write into a :class:`WriteError` that names ``path``."""
+    try:
+        yield
+    except (ConveyorError, TimeoutError):  # filelock's Timeout is an OSError too
+        raise
+    except OSError as exc:
+        raise WriteError.of(path, exc) from exc
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     """Write ``path`` atomically: ``write(tmp)`` fills a temp file that is then renamed.
 
     The temp file lives in the destination folder (so the rename is atomic) and is
     hidden (leading dot) so no reader ever lists it. On any failure it is removed
-    and the previous content of ``path`` is untouched.
+    and the previous content of ``path`` is untouched; an OSError (disk full,
+    read-only, permissions) is raised as a :class:`WriteError` naming ``path``.
     """
+    with _clear_write_errors(path):
+        return _atomic_write(path, write)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -160,8 +243,14 @@ def atomic_write_text(path: Path, text: str) -> Path:
 def atomic_write_dir(path: Path, fill: Callable[[Path], None]) -> Path:
     """Create folder ``path`` atomically: ``fill(tmpdir)`` writes its files, then a rename.
 
-    A crash leaves at most a hidden ``.name.*.tmp`` folder that no reader lists.
+    A crash leaves at most a hidden ``.name.*.tmp`` folder that no reader lists; an
+    OSError is raised as a :class:`WriteError` naming ``path`` (see :func:`atomic_write`).
     """
+    with _clear_write_errors(path):
+        return _atomic_write_dir(path, fill)
+
+
+def _atomic_write_dir(path: Path, fill: Callable[[Path], None]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         raise ConveyorError(f"'{path}' already exists; refusing to overwrite it")

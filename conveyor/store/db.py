@@ -97,9 +97,20 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """One transaction: everything inside commits together or not at all."""
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction: everything inside commits together or not at all.
+
+        When the database refuses to write (disk full, read-only file, locked too
+        long) the transaction is rolled back and a ConveyorError gives the
+        database's reason on one line (not the statement and its parameters).
+        """
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            reason = " ".join(str(exc.orig).split())
+            raise ConveyorError(f"the metadata database refused a write: {reason}; the "
+                                "transaction was rolled back (check the free disk space and "
+                                "the workspace's permissions)") from exc
 
     # -- batches --------------------------------------------------------------------------
 
