@@ -8,6 +8,7 @@ it when it beats production.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from conveyor.analyze import drift
 from conveyor.analyze.clean import apply_plan
@@ -287,7 +289,9 @@ def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path
 def update(config: Config) -> UpdateResult:
     """Run one update: ingest the next window and carry it through every stage."""
     workspace = Workspace.of(config).create()
-    with workspace.lock(config.lock.timeout_seconds):
+    threads = threadpool_limits(config.compute.threads) if config.compute.threads else \
+        contextlib.nullcontext()
+    with workspace.lock(config.lock.timeout_seconds), threads:
         store = Store.open(workspace.db_url)
         try:
             return _update_locked(config, workspace, store)
