@@ -6,8 +6,11 @@ Both paths use the same fitted scikit-learn pipeline. The bare path is what a
 user would write by hand: pyarrow reads the whole file (typed), the pipeline
 predicts, pyarrow writes it back. conveyor's path streams the file in chunks,
 keeps every input value exactly as written and writes atomically. Peak memory
-is measured in fresh processes for two file sizes to show it does not grow
-with the file.
+is measured in fresh processes for three file sizes (a quarter, one and two
+times ``--rows``) to show it does not grow with the file: each process builds
+the model, resets its high-water mark (``/proc/self/clear_refs``), predicts,
+and reports its peak resident memory (VmHWM) and its resident memory before
+predicting.
 """
 
 from __future__ import annotations
@@ -73,21 +76,28 @@ def conveyor_path(path: Path, model: LoadedModel, out_dir: Path) -> float:
     return elapsed
 
 
-def peak_child(path: Path | None, rows: int) -> float:
-    """Peak resident memory (MiB) of a fresh process predicting ``path`` with conveyor
-    (``None``: only building the model, the process's fixed cost)."""
-    predict = "" if path is None else (
-        f"r = predict_file(pathlib.Path({str(path)!r}), m, pathlib.Path(tempfile.mkdtemp()),"
-        " CsvOptions()); ")
-    code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import resource, pathlib, "
-            "tempfile; from bench.inference_bench import build_model; "
-            "from conveyor.serve.predict import predict_file; "
-            "from conveyor.config import CsvOptions; "
-            "from conveyor.serve.predict import peak_memory_mb; m = build_model(); "
-            f"{predict}print(peak_memory_mb())")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+PEAK_CHILD = """
+import pathlib, sys, tempfile
+sys.path.insert(0, {root!r})
+from bench.inference_bench import build_model
+from conveyor.config import CsvOptions
+from conveyor.serve.predict import peak_memory_mb, predict_file
+model = build_model()
+pathlib.Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+before = peak_memory_mb()
+predict_file(pathlib.Path({path!r}), model, pathlib.Path(tempfile.mkdtemp()), CsvOptions())
+print(before, peak_memory_mb())
+"""
+
+
+def peak_child(path: Path) -> tuple[float, float]:
+    """Resident MiB of a fresh process with its model loaded, and its peak while
+    predicting ``path`` with conveyor."""
+    done = subprocess.run([sys.executable, "-c", PEAK_CHILD.format(root=str(ROOT),
+                                                                   path=str(path))],
+                          capture_output=True, text=True, check=True)
+    before, peak = done.stdout.split()
+    return float(before), float(peak)
 
 
 def main() -> None:
@@ -98,9 +108,8 @@ def main() -> None:
     model = build_model()
     with tempfile.TemporaryDirectory() as folder:
         folder_path = Path(folder)
-        big, small = folder_path / "big.csv", folder_path / "small.csv"
+        big = folder_path / "big.csv"
         write_input(big, args.rows)
-        write_input(small, args.rows // 2)  # several chunks too: growth would show here
         bare_s, conveyor_s = [], []
         for _ in range(args.repeats):  # interleaved, so both see the same machine load
             bare_s.append(bare(big, model, folder_path / "bare-out.csv"))
@@ -109,11 +118,16 @@ def main() -> None:
             "rows": args.rows,
             "bare_rows_per_s": args.rows / float(np.median(bare_s)),
             "conveyor_rows_per_s": args.rows / float(np.median(conveyor_s)),
-            "peak_mb_small": peak_child(small, args.rows // 2),
-            "peak_mb_model_only": peak_child(None, 0),
-            "peak_mb_big": peak_child(big, args.rows),
+            "memory": [],
         }
         result["ratio"] = result["conveyor_rows_per_s"] / result["bare_rows_per_s"]
+        for rows in (args.rows // 4, args.rows, 2 * args.rows):
+            path = folder_path / f"memory-{rows}.csv"
+            write_input(path, rows)
+            before, peak = peak_child(path)
+            path.unlink()
+            result["memory"].append({"rows": rows, "mb_with_model": before, "peak_mb": peak,
+                                     "peak_mb_above_model": peak - before})
     print(json.dumps(result, indent=2))
 
 
