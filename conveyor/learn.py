@@ -153,6 +153,12 @@ def _design(config: Config, data: pd.DataFrame) -> Design:
     return Design(inputs, model_roles, maker, dropped)
 
 
+def model_input(data: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The columns a model takes; one that cleaning left out of a batch (it failed its
+    quality check, e.g. all missing) comes back empty, as the model's imputers expect."""
+    return data.reindex(columns=features)
+
+
 def _target(config: Config, data: pd.DataFrame) -> np.ndarray:
     values = data[config.target.column]
     if config.target.task == "regression":
@@ -193,13 +199,14 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
             continue
         y = _target(config, data)
         for role, model in loaded.items():
+            X = model_input(data, model.features)
             if role == "production" and model.manifest.get("prediction_profile"):
                 rows_drift.extend(_prediction_drift(config, model, data, batch["id"]))
-            metrics = score_model(model.model, config.target.task, data[model.features], y)
+            metrics = score_model(model.model, config.target.task, X, y)
             rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
                          "rows": len(data), "score": metrics[config.metric], "metrics": metrics})
             if role == "production" and model.fallback is not None:
-                kept = score_model(model.fallback, config.target.task, data[model.features], y)
+                kept = score_model(model.fallback, config.target.task, X, y)
                 rows.append({"batch_id": batch["id"], "version": model.version,
                              "role": "fallback", "rows": len(data),
                              "score": kept[config.metric], "metrics": kept})
@@ -231,8 +238,8 @@ def _prediction_drift(config: Config, model: LoadedModel, data: pd.DataFrame,
     """Compare production's predictions on a new batch with those on its held-out rows."""
     reference = drift.profile_from_json(model.manifest["prediction_profile"])
     edges = np.asarray(reference.edges) if isinstance(reference, drift.NumericProfile) else None
-    current = drift.profile_from_json(prediction_profile(model.model, data[model.features],
-                                                         edges))
+    current = drift.profile_from_json(prediction_profile(
+        model.model, model_input(data, model.features), edges))
     report = drift.compare({"prediction": reference}, {"prediction": current},
                            drift_settings(config))
     return [drift_row({"batch_id": batch_id, "role": "prediction", **r})
@@ -365,7 +372,7 @@ def _incremental(config: Config, workspace: Workspace, store: Store,
     data = _training_frame(config, workspace, new_batches)
     if len(data) < 2 * config.quality.min_rows:
         return None
-    X, y = data[production.features], _target(config, data)
+    X, y = model_input(data, production.features), _target(config, data)
     cut = int(len(data) * (1 - config.validate_.holdout_share))
     with stages.stage("incremental"):
         try:
@@ -531,7 +538,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
         production_holdout = None
         if production is not None:
             production_holdout = score_model(production.model, task,
-                                             data.iloc[test_part][production.features],
+                                             model_input(data.iloc[test_part], production.features),
                                              y[test_part])
 
     with stages.stage("fit"):

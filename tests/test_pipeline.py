@@ -238,3 +238,23 @@ def test_three_real_sources_joined_at_update_and_at_inference(tmp_path):
     before, after = read_csv_text(sample), read_csv_text(output)
     assert list(after.columns) == [*before.columns, "predict"]
     assert np.isfinite(after["predict"].astype(float)).all()
+
+
+def test_a_feature_missing_from_a_new_batch_is_scored_as_missing(tmp_path):
+    """A column the model uses, empty in a later batch (a sensor went dark, a join ran
+    out), is left out by cleaning; production is still scored on that batch."""
+    source = write_flights_slice(tmp_path)
+    flights = pd.read_csv(source)
+    dark = flights["time_hour"] >= "2013-01-05T10:00:00Z"
+    flights.loc[dark, "dep_time"] = np.nan
+    flights.to_csv(source, index=False)
+    config = load_config(write_config(tmp_path))
+    results = [pipeline.update(config) for _ in range(3)]
+    assert [r.batch_ids for r in results] == [[1], [2], [3]]
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    checks = store.frame("quality")
+    failed = checks[(checks["batch_id"] == 3) & (checks["verdict"] == "fail")]
+    assert "dep_time" in failed["column"].tolist()
+    scored = store.frame("prequential")
+    on_dark = scored[(scored["batch_id"] == 3) & (scored["role"] == "production")]
+    assert len(on_dark) == 1 and np.isfinite(on_dark["score"].iloc[0])
