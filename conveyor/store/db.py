@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import OperationalError
@@ -43,8 +44,10 @@ def utcnow() -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # the busy timeout first: switching a new database to WAL needs a lock that a process
+    # opening it at the same moment may hold
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -70,25 +73,33 @@ class Store:
         return store
 
     def _init_schema(self) -> None:
-        """Create a new database, or upgrade an older one step by step (see migrations)."""
+        """Create a new database, or upgrade an older one step by step (see migrations).
+
+        Several processes may open a new or older workspace at the same moment (an
+        update, an API worker, ``status``): the version and the tables are read first
+        without writing; creation or migration then runs in one transaction that holds
+        the database's write lock from its first statement and reads the version again
+        under it, so exactly one process creates or upgrades the schema and the others
+        find it done.
+        """
+        with self.engine.connect() as conn:
+            found = _schema_version(conn)
+            tables = set(inspect(conn).get_table_names())
+        if found == SCHEMA_VERSION and set(schema.metadata.tables) <= tables:
+            return
+        _refuse_newer(found)
         with self.engine.begin() as conn:
-            existing = inspect(conn).has_table("meta")
-            row = None if not existing else conn.execute(
-                select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")
-            ).scalar()
-            if row is not None and int(row) > SCHEMA_VERSION:
-                raise ConveyorError(
-                    f"the workspace database has schema version {row}, newer than this "
-                    f"conveyor ({SCHEMA_VERSION}); upgrade conveyor"
-                )
-            if row is not None and int(row) < SCHEMA_VERSION:
-                applied = migrations.upgrade(conn, int(row), SCHEMA_VERSION)
+            _lock_schema(conn)
+            found = _schema_version(conn)
+            _refuse_newer(found)
+            if found is not None and found < SCHEMA_VERSION:
+                applied = migrations.upgrade(conn, found, SCHEMA_VERSION)
                 log.info("upgraded the metadata database schema %s -> %s (steps %s)",
-                         row, SCHEMA_VERSION, applied)
+                         found, SCHEMA_VERSION, applied)
                 conn.execute(update(schema.meta).where(schema.meta.c.key == "schema_version")
                              .values(value=str(SCHEMA_VERSION)))
             schema.metadata.create_all(conn)
-            if row is None:
+            if found is None:
                 conn.execute(insert(schema.meta).values(key="schema_version",
                                                         value=str(SCHEMA_VERSION)))
 
@@ -289,6 +300,39 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(
                 select(func.count()).select_from(schema.metadata.tables[table])).scalar() or 0)
+
+
+def _schema_version(conn: Connection) -> int | None:
+    """Return the database's schema version, or None for a new (empty) database."""
+    if not inspect(conn).has_table("meta"):
+        return None
+    row = conn.execute(
+        select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+    return None if row is None else int(row)
+
+
+def _refuse_newer(found: int | None) -> None:
+    if found is not None and found > SCHEMA_VERSION:
+        raise ConveyorError(
+            f"the workspace database has schema version {found}, newer than this "
+            f"conveyor ({SCHEMA_VERSION}); upgrade conveyor"
+        )
+
+
+def _lock_schema(conn: Connection) -> None:
+    """Take the database's write lock for the rest of ``conn``'s transaction.
+
+    SQLite: ``BEGIN IMMEDIATE`` (Python's sqlite3 driver would otherwise run the
+    DDL outside any transaction, one statement at a time). PostgreSQL: a
+    transaction-scoped advisory lock. Other databases: nothing.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+
+
+_SCHEMA_LOCK_KEY = 0x636F6E76  # "conv": the advisory lock id of schema creation
 
 
 def dumps(value: Any) -> str:
