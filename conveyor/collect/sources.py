@@ -65,17 +65,47 @@ def read_file(path: Path, kind: str, csv: CsvOptions, sheet: str | int = 0) -> p
     except pd.errors.EmptyDataError:
         raise SourceError(f"file '{path}' is empty") from None
     except (pd.errors.ParserError, ValueError, OSError, KeyError) as exc:
-        raise SourceError(f"cannot read file '{path}' as {kind}: {exc}") from None
+        reason = " ".join(str(exc).split("C error: ")[-1].split())  # pandas' tokenizer jargon
+        raise SourceError(f"cannot read file '{path}' as {kind}: {reason}") from None
     if kind == "csv" and frame.shape[1] == 1 and len(csv.delimiter) == 1:
         header = str(frame.columns[0])
-        guess = next((d for d in (";", "\t", "|", ",") if d in header and d != csv.delimiter),
-                     None)
+        guess = guess_delimiter(header, csv.delimiter)
         if guess is not None:
             raise SourceError(
                 f"file '{path}' has one column '{header[:60]}': the delimiter looks like "
                 f"{guess!r}, not {csv.delimiter!r}; set csv.delimiter"
             )
     return frame
+
+
+def guess_delimiter(header: str, delimiter: str) -> str | None:
+    """Return the delimiter a one-column header seems to use, if not ``delimiter``.
+
+    >>> guess_delimiter("a;b;c", ","), guess_delimiter("a,b", ","), guess_delimiter("ab", ",")
+    (';', None, None)
+    """
+    return next((d for d in (";", "\t", "|", ",") if d in header and d != delimiter), None)
+
+
+def mixed_zones(values: pd.Series) -> tuple[str, str] | None:
+    """Return a zone-aware and a naive example when text timestamps mix both, else None.
+
+    Naive values are read as UTC, so a column mixing the two is ambiguous.
+
+    >>> mixed_zones(pd.Series(["2024-01-01T10:00Z", "2024-01-01 11:00", None]))
+    ('2024-01-01T10:00Z', '2024-01-01 11:00')
+    >>> mixed_zones(pd.Series(["2024-01-01T10:00+01:00", "2024-01-01T11:00-05:00"])) is None
+    True
+    """
+    if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+        return None
+    text = values.dropna().astype(str).str.strip()
+    text = text[text != ""]
+    aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True).to_numpy(dtype=bool)
+    if not aware.any() or aware.all():
+        return None
+    return str(text.iloc[int(np.flatnonzero(aware)[0])]), str(
+        text.iloc[int(np.flatnonzero(~aware)[0])])
 
 
 def _sql_engine(table: TableConfig) -> Any:
@@ -116,17 +146,6 @@ def parse_time(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
             "; set source.time_column"
         )
     raw = frame[column]
-    if pd.api.types.is_string_dtype(raw) or raw.dtype == object:
-        text = raw.dropna().astype(str).str.strip()
-        aware = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True)
-        if aware.any() and not aware.all():
-            naive_at, aware_at = int(np.flatnonzero(~aware.to_numpy())[0]), int(
-                np.flatnonzero(aware.to_numpy())[0])
-            raise SourceError(
-                f"{where}: time column '{column}' mixes zone-aware and naive timestamps "
-                f"({text.iloc[aware_at]!r} vs {text.iloc[naive_at]!r}); write every value with "
-                "its UTC offset (naive values alone are read as UTC)"
-            )
     try:
         parsed = pd.to_datetime(raw, utc=True, errors="coerce", format="mixed")
     except (TypeError, ValueError) as exc:
@@ -137,6 +156,13 @@ def parse_time(frame: pd.DataFrame, column: str, where: str) -> pd.Series:
         raise SourceError(
             f"{where}: time column '{column}' has {int(bad.sum())} unparseable value(s), "
             f"first at row {row}: {raw.iloc[row]!r}"
+        )
+    mixed = mixed_zones(raw)
+    if mixed is not None:
+        raise SourceError(
+            f"{where}: time column '{column}' mixes zone-aware and naive timestamps "
+            f"({mixed[0]!r} vs {mixed[1]!r}); write every value with its UTC offset (naive "
+            "values alone are read as UTC)"
         )
     if parsed.isna().all():
         raise SourceError(f"{where}: time column '{column}' is empty")

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from conveyor.collect.sources import guess_delimiter, mixed_zones
 from conveyor.config import CsvOptions
 from conveyor.errors import InputError
 from conveyor.serve.bundle import LoadedModel
@@ -70,10 +71,17 @@ def file_format(path: Path) -> str:
                          f"{sorted(FORMATS)}") from None
 
 
-def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
-    """Read the user's file; CSV columns stay text exactly as written."""
+def check_input_file(path: Path) -> None:
+    """Refuse a path that is not a readable file, saying what it is instead."""
+    if path.is_dir():
+        raise InputError(f"input '{path}' is a folder, not a file; give the data file inside it")
     if not path.is_file():
         raise InputError(f"input file '{path}' not found")
+
+
+def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
+    """Read the user's file; CSV columns stay text exactly as written."""
+    check_input_file(path)
     kind = file_format(path)
     try:
         if kind == "csv":
@@ -94,24 +102,53 @@ def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
     return frame
 
 
+# the markers pandas reads as missing by default, so as the source is read for training
+MISSING_MARKERS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN",
+                             "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN",
+                             "None", "n/a", "nan", "null"})
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    """Text cells stripped, with the missing markers as missing; other dtypes unchanged."""
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        return values
+    text = values.astype("string").str.strip()
+    return text.mask(text.isin(MISSING_MARKERS))
+
+
+def _missing_columns(frame: pd.DataFrame, missing: list[str], schema: dict[str, Any],
+                     source: str) -> InputError:
+    """The error for absent columns, with near misses and a wrong delimiter pointed out."""
+    names = [str(c) for c in frame.columns]
+    message = f"'{source}' lacks required column(s) {missing}"
+    near = [n for n in names if n not in schema and any(
+        n.strip().casefold() == m.casefold() for m in missing)]
+    guess = guess_delimiter(names[0], "") if len(names) == 1 else None
+    if guess is not None:
+        message += (f": it has one column '{names[0][:60]}', so its delimiter looks like "
+                    f"{guess!r}; save it with the delimiter of source.csv.delimiter")
+    elif near:
+        message += (f"; it has {', '.join(map(repr, near))}: names must match exactly (case "
+                    "and spaces too)")
+    return InputError(f"{message}; the model needs {list(schema)}")
+
+
 def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
                    source: str, offset: int = 0) -> pd.DataFrame:
     """Return the model's features converted to their training types.
 
-    Empty text is a missing value; a non-number in a numeric column is refused.
+    Empty text and the usual missing markers (``NA``, ``null``...) are missing
+    values; a non-number in a numeric column, a non-time in a time column, or times
+    with and without a UTC offset in one column are refused.
     """
     missing = [c for c in schema if c not in frame.columns]
     if missing:
-        raise InputError(f"'{source}' lacks required column(s) {missing}; the model needs "
-                         f"{list(schema)}")
+        raise _missing_columns(frame, missing, schema, source)
     out = {}
     for column, spec in schema.items():
         values = frame[column]
         if spec["kind"] == "numeric":
-            text = values.astype("string").str.strip() if values.dtype == object or \
-                pd.api.types.is_string_dtype(values) else values
-            if pd.api.types.is_string_dtype(text):
-                text = text.mask(text == "")
+            text = _as_text(values)
             numbers = pd.to_numeric(text, errors="coerce")
             bad = numbers.isna() & text.notna()
             if bad.any():
@@ -120,18 +157,23 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
                                  f"{offset + row + 1} holds {values.iloc[row]!r}")
             out[column] = numbers.astype(float)
         elif spec["kind"] == "datetime":
-            text = values.mask(values.astype("string") == "") if values.dtype == object or \
-                pd.api.types.is_string_dtype(values) else values
+            text = _as_text(values)
             parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
             bad = parsed.isna() & text.notna()
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise InputError(f"'{source}' column '{column}' must hold timestamps; row "
                                  f"{offset + row + 1} holds {values.iloc[row]!r}")
+            mixed = mixed_zones(text)
+            if mixed is not None:
+                raise InputError(f"'{source}' column '{column}' mixes times with a UTC offset "
+                                 f"and naive ones ({mixed[0]!r} vs {mixed[1]!r}); write every "
+                                 "value with its offset")
             out[column] = parsed
-        else:
+        else:  # levels are compared as written (unstripped), as in training
             categories = values.astype(object)
-            out[column] = categories.where(~(categories.isna() | (categories == "")), np.nan)
+            absent = categories.isna() | categories.isin(MISSING_MARKERS)
+            out[column] = categories.where(~absent, np.nan)
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -251,6 +293,25 @@ class _Writer:
                                                                engine="openpyxl")
 
 
+def _predict(loaded: LoadedModel, features: pd.DataFrame, path: Path,
+             offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Routed predictions of one chunk; a row the model cannot answer is named."""
+    first, last = offset + 1, offset + len(features)
+    try:
+        predictions, reasons = predict_routed(loaded.model, loaded.fallback, loaded.router,
+                                              features)
+    except ValueError as exc:  # scikit-learn's word for input it cannot use
+        reason = " ".join(str(exc).split())
+        raise InputError(f"the model cannot predict rows {first}..{last} of '{path}': "
+                         f"{reason}; check the values of those rows") from exc
+    if predictions.dtype.kind == "f" and not np.isfinite(predictions).all():
+        row = offset + int(np.flatnonzero(~np.isfinite(predictions))[0]) + 1
+        raise InputError(f"the model's prediction for row {row} of '{path}' is not a finite "
+                         "number: its values are far outside what the model was trained on; "
+                         "fix the row, or enable serve.routing so a fallback answers it")
+    return predictions, reasons
+
+
 def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions,
                  augment: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                  chunk_rows: int = 50_000, route_columns: bool = False,
@@ -263,8 +324,7 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
     output appears atomically: all of it, or nothing.
     """
     start = time.perf_counter()
-    if not path.is_file():
-        raise InputError(f"input file '{path}' not found")
+    check_input_file(path)
     kind = file_format(path)
     schema = loaded.manifest["schema"]
     target = output_path(path, out_dir, loaded.version)
@@ -285,8 +345,7 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
                 frame = chunk.to_pandas()
                 model_input = augment(frame) if augment is not None else frame
                 features = features_frame(model_input, schema, str(path), offset=rows)
-                predictions, reasons = predict_routed(loaded.model, loaded.fallback,
-                                                      loaded.router, features)
+                predictions, reasons = _predict(loaded, features, path, rows)
                 routes.update(route_counts(reasons))
                 table = chunk.append_column(
                     PREDICT_COLUMN, pa.array(predictions if predictions.dtype != object

@@ -78,8 +78,30 @@ class Router(BaseEstimator):
         return self
 
     def _numbers(self, X: pd.DataFrame) -> np.ndarray:
+        """Numeric features for the anomaly forest: missing as the median, and limited to
+        the widened range (rows beyond it are flagged before the forest is asked, and the
+        forest works in float32, where 1e308 or inf would be refused)."""
         numbers = X[self.numeric_].apply(pd.to_numeric, errors="coerce").astype(float)
-        return numbers.fillna(dict(zip(self.numeric_, self.medians_, strict=True))).to_numpy()
+        numbers = numbers.fillna(dict(zip(self.numeric_, self.medians_, strict=True)))
+        return np.clip(numbers.to_numpy(), self.low_, self.high_)
+
+    def bounded(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return ``X`` with each numeric feature limited to its widened training range.
+
+        The fallback answers out-of-range rows with these values: a tree (every fallback
+        family is tree-based) splits only inside the training range, so its prediction
+        is the one the unbounded value would get, while ``inf`` or ``1e308`` would be
+        refused by scikit-learn. Missing values stay missing.
+
+        >>> router = Router(anomaly=False, range_margin=0.0).fit(pd.DataFrame({"x": [0.0, 2.0]}))
+        >>> router.bounded(pd.DataFrame({"x": [np.inf, -1e308, 1.0, None]}))["x"].tolist()
+        [2.0, 0.0, 1.0, nan]
+        """
+        out = X.copy()
+        for column, low, high in zip(self.numeric_, self.low_, self.high_, strict=True):
+            if column in out.columns:
+                out[column] = pd.to_numeric(out[column], errors="coerce").clip(low, high)
+        return out
 
     def route(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Return (to_fallback, reason) per row; the reason is '' for champion rows."""
@@ -109,9 +131,31 @@ class Router(BaseEstimator):
         return reason != "", reason
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def within_float32(X: pd.DataFrame) -> pd.DataFrame:
+    """Return ``X`` with numbers beyond ±3.4e38 (and ±inf) set to that limit.
+
+    scikit-learn's trees and forests work in float32 and refuse such values; a
+    number this large is beyond every training value anyway, so the limit falls in
+    the same branch of every split. Missing values stay missing.
+
+    >>> within_float32(pd.DataFrame({"x": [np.inf, -1e308, 1.5, None]}))["x"].tolist()
+    [3.4028234663852886e+38, -3.4028234663852886e+38, 1.5, nan]
+    """
+    numeric = [c for c in X.columns if pd.api.types.is_float_dtype(X[c])]
+    if not numeric or not (np.abs(X[numeric].to_numpy()) > FLOAT32_MAX).any():
+        return X
+    out = X.copy()
+    out[numeric] = out[numeric].clip(-FLOAT32_MAX, FLOAT32_MAX)
+    return out
+
+
 def predict_routed(model: Any, fallback: Any, router: Router | None,
                    X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Predict every row with its model; return predictions and the route reasons."""
+    X = within_float32(X)
     if router is None or fallback is None:
         return np.asarray(model.predict(X)), np.full(len(X), "", dtype=object)
     to_fallback, reason = router.route(X)
@@ -119,7 +163,7 @@ def predict_routed(model: Any, fallback: Any, router: Router | None,
     if (~to_fallback).any():
         predictions[~to_fallback] = model.predict(X[~to_fallback])
     if to_fallback.any():
-        predictions[to_fallback] = fallback.predict(X[to_fallback])
+        predictions[to_fallback] = fallback.predict(router.bounded(X[to_fallback]))
     if all(isinstance(p, (int, float, np.number)) for p in predictions[:1]):
         predictions = predictions.astype(float)
     return predictions, reason
