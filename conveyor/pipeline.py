@@ -129,7 +129,7 @@ def _collect_inbox(config: Config, workspace: Workspace, store: Store,
                                           config.target.source_column,
                                           f"inbox file '{path.name}'",
                                           set(config.columns.categorical or []))
-            _check_schema(store, workspace, frame, path.name)
+            _check_schema(store, frame, path.name, config.train.window_batches)
         except ConveyorError as exc:
             folder = inbox.quarantine_file(path, workspace.quarantine, str(exc))
             with store.transaction() as conn:
@@ -149,12 +149,18 @@ def _collect_inbox(config: Config, workspace: Workspace, store: Store,
     return ingested, f"ingested {len(ingested)} inbox file(s)"
 
 
-def _check_schema(store: Store, workspace: Workspace, frame: pd.DataFrame, name: str) -> None:
-    """Refuse a batch that lacks columns earlier batches had."""
-    previous = store.accepted_batches(1)
+def _check_schema(store: Store, frame: pd.DataFrame, name: str, recent: int) -> None:
+    """Refuse a batch that lacks columns every one of the ``recent`` newest batches had.
+
+    One file with extra columns does not make them required: a column becomes part of
+    the schema once every batch of the training window has it.
+    """
+    previous = store.accepted_batches(recent)
     if not previous:
         return
-    known = store.batch_columns(previous[0]["id"])
+    columns = [store.batch_columns(b["id"]) for b in previous]
+    everywhere = set.intersection(*map(set, columns))
+    known = [c for c in columns[-1] if c in everywhere]
     missing = [c for c in known if c not in frame.columns]
     if missing:
         raise SourceError(f"'{name}' lacks column(s) {missing} that earlier batches had "

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from conveyor.analyze.quality import CleanPlan, type_violations
+from conveyor.analyze.quality import CleanPlan, type_violations, usable_numbers
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,7 @@ class CleanResult:
 def apply_plan(frame: pd.DataFrame, plan: CleanPlan, target: str) -> CleanResult:
     """Apply a batch's cleaning plan, then drop rows without a finite target.
 
+    >>> import numpy as np
     >>> raw = pd.DataFrame({"x": ["1", "1", "oops", "99"], "y": [1.0, 1.0, 2.0, np.inf]})
     >>> plan = CleanPlan(coerce=("x",), ranges={"x": (0.0, 10.0)})
     >>> result = apply_plan(raw, plan, "y")
@@ -45,8 +45,9 @@ def apply_plan(frame: pd.DataFrame, plan: CleanPlan, target: str) -> CleanResult
                 bad.sum())
         else:
             actions["coerce_type"] = actions.get("coerce_type", 0) + int(bad.sum())
-        frame[column] = pd.to_numeric(frame[column].astype("string").str.strip(),
-                                      errors="coerce").astype("float64")
+        numbers = pd.to_numeric(frame[column].astype("string").str.strip(),
+                                errors="coerce").astype("float64")
+        frame[column] = numbers.where(usable_numbers(numbers))  # ±inf, 1e308: missing
     if plan.out_of_range != "keep":
         for column, (low, high) in plan.ranges.items():
             if column not in frame.columns:
@@ -69,7 +70,7 @@ def apply_plan(frame: pd.DataFrame, plan: CleanPlan, target: str) -> CleanResult
         frame = frame.drop(columns=[c for c in plan.drop_columns if c in frame.columns])
     values = frame[target]
     bad = values.isna()
-    if pd.api.types.is_numeric_dtype(values):
-        bad |= ~np.isfinite(values.astype(float).fillna(0.0))
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        bad |= ~usable_numbers(values.astype(float).fillna(0.0))
     actions["drop_missing_target"] = int(bad.sum())
     return CleanResult(frame[~bad].reset_index(drop=True), actions)

@@ -153,17 +153,36 @@ def duplicate_share(frame: pd.DataFrame) -> float:
     return float(frame.duplicated().mean()) if len(frame) else 0.0
 
 
-def type_violations(values: pd.Series) -> pd.Series:
-    """Return a mask of present values that are not numbers.
+# the largest number a model can use: scikit-learn's trees and forests work in float32
+USABLE_LIMIT = float(np.finfo(np.float32).max)
 
-    >>> type_violations(pd.Series(["1", "x", None, "2.5"])).tolist()
-    [False, True, False, False]
+
+def usable_numbers(numbers: pd.Series) -> pd.Series:
+    """Return a mask of the numbers models can use: finite and within ±3.4e38.
+
+    >>> usable_numbers(pd.Series([1.0, np.inf, -1e308, np.nan])).tolist()
+    [True, False, False, False]
+    """
+    return pd.Series(np.abs(numbers.to_numpy(dtype=float)) <= USABLE_LIMIT, index=numbers.index)
+
+
+def type_violations(values: pd.Series) -> pd.Series:
+    """Return a mask of present values that are not usable numbers.
+
+    Text that is not a number, and numbers no model can use (±inf, beyond ±3.4e38),
+    are violations of a numeric feature.
+
+    >>> type_violations(pd.Series(["1", "x", None, "2.5", "inf"])).tolist()
+    [False, True, False, False, True]
+    >>> type_violations(pd.Series([1.0, np.nan, np.inf, 1e308])).tolist()
+    [False, False, True, True]
     """
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return pd.Series(False, index=values.index)
+        return values.notna() & ~usable_numbers(values)
     text = values.astype("string").str.strip()
     present = values.notna() & (text != "")
-    return present & pd.to_numeric(text, errors="coerce").isna()
+    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    return present & ~usable_numbers(numbers)
 
 
 def valid_range(column: str, ref: ColumnReference | None,

@@ -44,12 +44,15 @@ def column_profile(series: pd.Series) -> dict[str, Any]:
     else:
         row["dtype"] = "numeric"
         numbers = values.astype(float)
-        if len(numbers):
-            q25, q50, q75 = numbers.quantile([0.25, 0.5, 0.75]).tolist()
-            row.update(mean=_finite(numbers.mean()), min=_finite(numbers.min()),
-                       q25=_finite(q25), q50=_finite(q50), q75=_finite(q75),
-                       max=_finite(numbers.max()),
-                       std=_finite(numbers.std(ddof=1)) if len(numbers) > 1 else None)
+        # ±inf or 1e308 make a statistic inf or NaN, reported as None; numpy's warnings
+        # about it would only reach the user's console
+        with np.errstate(invalid="ignore", over="ignore"):
+            if len(numbers):
+                q25, q50, q75 = numbers.quantile([0.25, 0.5, 0.75]).tolist()
+                row.update(mean=_finite(numbers.mean()), min=_finite(numbers.min()),
+                           q25=_finite(q25), q50=_finite(q50), q75=_finite(q75),
+                           max=_finite(numbers.max()),
+                           std=_finite(numbers.std(ddof=1)) if len(numbers) > 1 else None)
     return row
 
 
