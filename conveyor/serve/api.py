@@ -10,31 +10,37 @@ every ``serve.log_seconds`` (one writer, few transactions).
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import hmac
 import logging
+import math
 import os
 import threading
 import time
 from collections import Counter as Counter_
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Security
+from fastapi import Path as UrlPath
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.collect.enrich import Enricher, make_enricher
 from conveyor.config import Config
-from conveyor.errors import ConveyorError, InputError
+from conveyor.errors import ConveyorError, InputError, LockedError, SourceError
 from conveyor.serve.bundle import LoadedModel, load_model
-from conveyor.serve.predict import features_frame, peak_memory_mb
-from conveyor.serve.routing import predict_routed, route_counts
+from conveyor.serve.predict import features_frame, peak_memory_mb, predict_rows
+from conveyor.serve.routing import route_counts
 from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.validate import registry
@@ -43,6 +49,7 @@ from conveyor.workspace import Workspace
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
+LARGEST_VERSION = 2**63 - 1  # SQLite's INTEGER; a larger path parameter is a 422, not a 500
 
 
 class PredictRequest(BaseModel):
@@ -167,6 +174,143 @@ def _choose(served: Served, key: str | None, share: float) -> tuple[LoadedModel,
     return served.production, "production"
 
 
+def _value_problem(value: Any, kind: str) -> tuple[str, str] | None:
+    """Why a JSON value cannot go into a column of this kind: (error type, message), or None.
+
+    Numbers given as text are accepted as inference accepts them from a CSV file.
+
+    >>> _value_problem(10**400, "numeric")
+    ('value_error', 'must be a finite number')
+    >>> _value_problem("7.5", "numeric") is None, _value_problem([1], "categorical")[0]
+    (True, 'type_error')
+    """
+    if kind == "numeric":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return "type_error", "must be a number"
+        try:
+            number = float(value)
+        except ValueError:
+            return "type_error", "must be a number"
+        except OverflowError:  # an integer beyond any float
+            return "value_error", "must be a finite number"
+        if not isinstance(value, str) and not math.isfinite(number):
+            return "value_error", "must be a finite number"
+        return None
+    if kind == "datetime" and isinstance(value, bool):
+        return "type_error", "must be a time"
+    if not isinstance(value, str | int | float):  # categorical or datetime
+        return "type_error", "must be a string"
+    return None
+
+
+def record_schema(schema: dict[str, dict[str, Any]],
+                  optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """JSON Schema of one record for a model's feature schema (shown in the OpenAPI page).
+
+    Columns the enrichment tables add are optional; other keys are allowed (the time
+    column an as-of join needs, or columns the model does not use).
+
+    >>> record_schema({"x": {"kind": "numeric", "min": 0.0, "max": 2.0},
+    ...                "c": {"kind": "categorical", "levels": ["a"]}})["required"]
+    ['x', 'c']
+    """
+    properties: dict[str, Any] = {}
+    for column, spec in schema.items():
+        if spec["kind"] == "numeric":
+            low, high = spec.get("min"), spec.get("max")
+            example = low if low is None or high is None else (low + high) / 2
+            properties[column] = {"type": ["number", "null"], "examples": [example]}
+        elif spec["kind"] == "categorical":
+            properties[column] = {"type": ["string", "number", "null"],
+                                  "examples": list(spec.get("levels", []))[:1]}
+        else:
+            properties[column] = {"type": ["string", "null"], "format": "date-time"}
+    return {"type": "object", "properties": properties, "additionalProperties": True,
+            "required": [c for c in schema if c not in optional]}
+
+
+def tokens_match(given: str, expected: str) -> bool:
+    """Compare an admin token in constant time (hashed first, so not even the length of
+    the expected token shows in the timing).
+
+    >>> tokens_match("s3cret", "s3cret"), tokens_match("s3cre", "s3cret")
+    (True, False)
+    """
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(),
+                               hashlib.sha256(expected.encode()).digest())
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before the app sees it.
+
+    A declared ``Content-Length`` is checked first; a body sent without one (chunked) is
+    counted as it arrives, so it cannot grow past the limit in memory either.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        messages: deque[Message] = deque()
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: the app sees that when it reads
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.popleft() if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"detail": f"request body over {self.limit} bytes "
+                                           "(serve.max_body_bytes)"}, status_code=413)
+        await response(scope, receive, send)
+
+
+def _check_times(frame: pd.DataFrame, columns: list[str]) -> None:
+    """Raise 422 naming the row of a time that is not text or a number, or that falls
+    outside the years pandas' nanosecond timestamps hold (1677-2262), which the as-of
+    join and the calendar features need; unparseable text is named later."""
+    low, high = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    for column in dict.fromkeys(columns):
+        if column not in frame.columns:
+            continue
+        values = frame[column].astype(object)
+        for row, value in enumerate(values):
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, str | int | float)):
+                _refuse_time(row, column, value)
+        text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+        bad = ((parsed < low) | (parsed > high)).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            _refuse_time(row, column, values.iloc[row])
+
+
+def _refuse_time(row: int, column: str, value: Any) -> None:
+    low, high = pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1
+    raise HTTPException(status_code=422, detail=[{
+        "loc": ["body", "records", row, column], "type": "value_error",
+        "msg": f"'{column}' must be a time between {low} and {high}, got {value!r}"[:200]}])
+
+
 def _records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
                    optional: frozenset[str] = frozenset()) -> pd.DataFrame:
     """Check records against the schema; raise 422 naming the row and column.
@@ -184,19 +328,12 @@ def _records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, An
             value = record.get(column)
             if value is None:
                 continue
-            if spec["kind"] == "numeric" and (isinstance(value, bool) or not isinstance(
-                    value, int | float)):
-                try:
-                    float(str(value))
-                except ValueError:
-                    errors.append({"loc": ["body", "records", i, column], "type": "type_error",
-                                   "msg": f"'{column}' must be a number, got {value!r}"})
-            elif spec["kind"] == "numeric" and not np.isfinite(float(value)):
-                errors.append({"loc": ["body", "records", i, column], "type": "value_error",
-                               "msg": f"'{column}' must be finite, got {value!r}"})
-            elif spec["kind"] == "categorical" and not isinstance(value, str | int | float):
-                errors.append({"loc": ["body", "records", i, column], "type": "type_error",
-                               "msg": f"'{column}' must be a string, got {type(value).__name__}"})
+            problem = _value_problem(value, spec["kind"])
+            if problem is not None:
+                kind, message = problem
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                errors.append({"loc": ["body", "records", i, column], "type": kind,
+                               "msg": f"'{column}' {message}, got {shown}"})
         if len(errors) >= 20:
             break
     if errors:
@@ -232,14 +369,7 @@ def create_app(config: Config) -> FastAPI:
     app = FastAPI(title="conveyor", version="1", lifespan=lifespan,
                   description="Predictions from the conveyor's production model.")
 
-    @app.middleware("http")
-    async def limit_body(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > config.serve.max_body_bytes:
-            return JSONResponse({"detail": f"request body over {config.serve.max_body_bytes} "
-                                           "bytes (serve.max_body_bytes)"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=config.serve.max_body_bytes)
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -262,16 +392,18 @@ def create_app(config: Config) -> FastAPI:
         model, variant = _choose(served, body.key, config.serve.challenger_share)
         start = time.perf_counter()
         enricher = served.enrichers.get(model.version)
-        frame = _records_frame(body.records, model.manifest["schema"],
-                               enricher.added if enricher else frozenset())
+        schema = model.manifest["schema"]
+        frame = _records_frame(body.records, schema, enricher.added if enricher else frozenset())
+        _check_times(frame, [c for c, spec in schema.items() if spec["kind"] == "datetime"]
+                     + ([enricher.time_column] if enricher else []))
         try:
             if enricher is not None:
                 frame = enricher(frame)
-            features = features_frame(frame, model.manifest["schema"], "request")
-        except InputError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
-        predictions, reasons = predict_routed(model.model, model.fallback, model.router,
-                                              features)
+            features = features_frame(frame, schema, "request")
+            predictions, reasons = predict_rows(model, features, "request")
+        except (InputError, SourceError) as exc:  # the message names the column or the row
+            raise HTTPException(status_code=422, detail=[{
+                "loc": ["body", "records"], "type": "value_error", "msg": str(exc)}]) from None
         seconds = time.perf_counter() - start
         counts = route_counts(reasons)
         request_count.labels(model.version, variant, "ok").inc()
@@ -297,27 +429,31 @@ def create_app(config: Config) -> FastAPI:
         return PlainTextResponse(generate_latest(metrics).decode(),
                                  media_type="text/plain; version=0.0.4")
 
-    def admin(request: Request) -> None:
+    bearer = HTTPBearer(auto_error=False, description=f"The server's {TOKEN_ENV}.")
+
+    def admin(credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
+              ) -> None:
+        """Let the request through only with the admin token (403 while none is set)."""
         expected = os.environ.get(TOKEN_ENV)
         if not expected:
             raise HTTPException(status_code=403, detail=f"admin endpoints are disabled: set "
                                 f"{TOKEN_ENV} for the server to enable them")
-        given = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not tokens_match(credentials.credentials if credentials else "", expected):
             raise HTTPException(status_code=401, detail="wrong or missing admin token")
 
-    @app.post("/update")
-    def update(request: Request) -> dict[str, Any]:
-        admin(request)
+    @app.post("/update", dependencies=[Depends(admin)])
+    def update() -> dict[str, Any]:
         from conveyor import pipeline
 
-        result = pipeline.update(config)
+        try:
+            result = pipeline.update(config)
+        except LockedError as exc:  # another update, promotion or rollback is running
+            raise HTTPException(status_code=409, detail=str(exc)) from None
         holder.refresh(force=True)
         return {"ok": result.ok, "message": result.message, "version": result.version}
 
-    @app.post("/promote/{version}")
-    def promote(version: int, request: Request) -> dict[str, Any]:
-        admin(request)
+    @app.post("/promote/{version}", dependencies=[Depends(admin)])
+    def promote(version: int = UrlPath(..., ge=1, le=LARGEST_VERSION)) -> dict[str, Any]:
         from conveyor import pipeline
 
         try:
@@ -327,9 +463,8 @@ def create_app(config: Config) -> FastAPI:
         served = holder.refresh(force=True)
         return {"model_version": served.production.version if served else None}
 
-    @app.post("/rollback")
-    def rollback(request: Request) -> dict[str, Any]:
-        admin(request)
+    @app.post("/rollback", dependencies=[Depends(admin)])
+    def rollback() -> dict[str, Any]:
         from conveyor import pipeline
 
         try:
@@ -339,6 +474,22 @@ def create_app(config: Config) -> FastAPI:
         holder.refresh(force=True)
         return {"model_version": version}
 
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with the columns of the model being served as the record."""
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(title=app.title, version=app.version,
+                                             description=app.description, routes=app.routes)
+        document = copy.deepcopy(app.openapi_schema)
+        served = holder.served
+        if served is not None:
+            enricher = served.enrichers.get(served.production.version)
+            record = record_schema(served.production.manifest["schema"],
+                                   enricher.added if enricher else frozenset())
+            body = document["components"]["schemas"]["PredictRequest"]["properties"]
+            body["records"]["items"] = record
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     holder.refresh(force=True)
     return app
 

@@ -293,9 +293,10 @@ class _Writer:
                                                                engine="openpyxl")
 
 
-def _predict(loaded: LoadedModel, features: pd.DataFrame, path: Path,
-             offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """Routed predictions of one chunk; a row the model cannot answer is named."""
+def predict_rows(loaded: LoadedModel, features: pd.DataFrame, path: Path | str,
+                 offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Routed predictions of one chunk (of a file or a request); a row the model cannot
+    answer, or answers with a non-finite number, raises an ``InputError`` naming it."""
     first, last = offset + 1, offset + len(features)
     try:
         predictions, reasons = predict_routed(loaded.model, loaded.fallback, loaded.router,
@@ -345,7 +346,7 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
                 frame = chunk.to_pandas()
                 model_input = augment(frame) if augment is not None else frame
                 features = features_frame(model_input, schema, str(path), offset=rows)
-                predictions, reasons = _predict(loaded, features, path, rows)
+                predictions, reasons = predict_rows(loaded, features, path, rows)
                 routes.update(route_counts(reasons))
                 table = chunk.append_column(
                     PREDICT_COLUMN, pa.array(predictions if predictions.dtype != object
