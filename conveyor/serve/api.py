@@ -203,12 +203,12 @@ def _value_problem(value: Any, kind: str) -> tuple[str, str] | None:
     return None
 
 
-def record_schema(schema: dict[str, dict[str, Any]],
-                  optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+def record_schema(schema: dict[str, dict[str, Any]], optional: frozenset[str] = frozenset(),
+                  join_time: str | None = None) -> dict[str, Any]:
     """JSON Schema of one record for a model's feature schema (shown in the OpenAPI page).
 
-    Columns the enrichment tables add are optional; other keys are allowed (the time
-    column an as-of join needs, or columns the model does not use).
+    Columns the enrichment tables add are optional, ``join_time`` (the time an as-of
+    join of those tables needs) is required; other keys are allowed.
 
     >>> record_schema({"x": {"kind": "numeric", "min": 0.0, "max": 2.0},
     ...                "c": {"kind": "categorical", "levels": ["a"]}})["required"]
@@ -225,8 +225,12 @@ def record_schema(schema: dict[str, dict[str, Any]],
                                   "examples": list(spec.get("levels", []))[:1]}
         else:
             properties[column] = {"type": ["string", "null"], "format": "date-time"}
+    required = [c for c in schema if c not in optional]
+    if join_time is not None:
+        properties[join_time] = {"type": "string", "format": "date-time"}
+        required += [] if join_time in required else [join_time]
     return {"type": "object", "properties": properties, "additionalProperties": True,
-            "required": [c for c in schema if c not in optional]}
+            "required": required}
 
 
 def tokens_match(given: str, expected: str) -> bool:
@@ -283,15 +287,22 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def _check_times(frame: pd.DataFrame, columns: list[str]) -> None:
+def _check_times(frame: pd.DataFrame, columns: list[str], joined: str | None) -> None:
     """Raise 422 naming the row of a time that is not text or a number, or that falls
     outside the years pandas' nanosecond timestamps hold (1677-2262), which the as-of
-    join and the calendar features need; unparseable text is named later."""
+    join and the calendar features need; or that is missing in ``joined``, the column an
+    as-of join of enrichment tables needs. Unparseable text is named later."""
     low, high = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
-    for column in dict.fromkeys(columns):
+    for column in dict.fromkeys([*columns, *([joined] if joined else [])]):
         if column not in frame.columns:
             continue
         values = frame[column].astype(object)
+        if column == joined and values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise HTTPException(status_code=422, detail=[{
+                "loc": ["body", "records", row, column], "type": "missing",
+                "msg": f"'{column}' is needed to join the enrichment tables; record {row} "
+                       "has none (or give the joined columns yourself)"}])
         for row, value in enumerate(values):
             if value is not None and (isinstance(value, bool) or not isinstance(
                     value, str | int | float)):
@@ -302,6 +313,15 @@ def _check_times(frame: pd.DataFrame, columns: list[str]) -> None:
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             _refuse_time(row, column, values.iloc[row])
+
+
+def _as_of_column(enricher: Enricher | None, frame: pd.DataFrame | None = None) -> str | None:
+    """The time column the enricher joins on as of time (if it joins ``frame``), or None."""
+    if enricher is None or (frame is not None and all(c in frame.columns
+                                                      for c in enricher.features)):
+        return None
+    as_of = any(spec.time_column for spec, _ in enricher.tables)
+    return enricher.time_column if as_of else None
 
 
 def _refuse_time(row: int, column: str, value: Any) -> None:
@@ -394,8 +414,8 @@ def create_app(config: Config) -> FastAPI:
         enricher = served.enrichers.get(model.version)
         schema = model.manifest["schema"]
         frame = _records_frame(body.records, schema, enricher.added if enricher else frozenset())
-        _check_times(frame, [c for c, spec in schema.items() if spec["kind"] == "datetime"]
-                     + ([enricher.time_column] if enricher else []))
+        _check_times(frame, [c for c, spec in schema.items() if spec["kind"] == "datetime"],
+                     _as_of_column(enricher, frame))
         try:
             if enricher is not None:
                 frame = enricher(frame)
@@ -484,7 +504,8 @@ def create_app(config: Config) -> FastAPI:
         if served is not None:
             enricher = served.enrichers.get(served.production.version)
             record = record_schema(served.production.manifest["schema"],
-                                   enricher.added if enricher else frozenset())
+                                   enricher.added if enricher else frozenset(),
+                                   _as_of_column(enricher))
             body = document["components"]["schemas"]["PredictRequest"]["properties"]
             body["records"]["items"] = record
         return document
