@@ -561,8 +561,17 @@ class ServeConfig(Section):
 class StoreConfig(Section):
     url: str | None = Field(
         None, description="Metadata database URL (e.g. postgresql+psycopg://user:pw@host/db); "
-        "null: SQLite in <workspace>/conveyor.db. Raw batches and models stay in the workspace "
-        "folder, which every process must share."
+        "null: SQLite in <workspace>/conveyor.db."
+    )
+    raw_url: str | None = Field(
+        None, description="Where raw batches are written: a folder (relative to the config) or "
+        "an fsspec URL such as s3://bucket/conveyor/raw (needs that filesystem's package, e.g. "
+        "s3fs); null: <workspace>/raw. Every process must reach it; batches already stored "
+        "stay where the catalog says they are."
+    )
+    models_url: str | None = Field(
+        None, description="Where model versions are written, as raw_url; null: "
+        "<workspace>/models."
     )
 
 
@@ -700,6 +709,12 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
             return table
         return table.model_copy(update={"path": (base_dir / table.path).resolve()})
 
+    def stored_at(url: str | None) -> str | None:  # a folder relative to the config, or a URL
+        return url if url is None or "://" in url else str((base_dir / url).resolve())
+
+    updates["store"] = config.store.model_copy(update={
+        "raw_url": stored_at(config.store.raw_url),
+        "models_url": stored_at(config.store.models_url)})
     updates["source"] = located(config.source)
     updates["enrich"] = [located(e) for e in config.enrich]
     if config.serve.output_dir is not None:

@@ -35,7 +35,7 @@ from conveyor.serve.bundle import (
     library_versions,
     load_model,
     save_model,
-    version_dir,
+    version_key,
 )
 from conveyor.serve.predict import peak_memory_mb
 from conveyor.serve.routing import Router
@@ -108,7 +108,7 @@ def _training_frame(config: Config, workspace: Workspace,
     """Return the cleaned, time-sorted rows of ``batches``, tagged with their batch id."""
     frames = []
     for batch in batches:
-        raw = rawstore.read_batch(workspace.root / batch["path"], batch["sha256"])
+        raw = rawstore.read_batch(workspace.resolve(batch["path"]), batch["sha256"])
         raw = derive_target(raw, config.target)
         plan = CleanPlan.from_dict(batch.get("clean_plan"))
         cleaned = apply_plan(raw, plan, config.target.column).frame
@@ -173,7 +173,7 @@ def load_production(workspace: Workspace, store: Store) -> LoadedModel | None:
     row = store.production()
     if row is None:
         return None
-    return load_model(workspace.root / row["path"], row["sha256"])
+    return load_model(workspace.resolve(row["path"]), row["sha256"])
 
 
 def _prequential(config: Config, workspace: Workspace, store: Store,
@@ -189,7 +189,7 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
     staging = registry.staging(store)
     if staging is not None:
         models["staging"] = staging
-    loaded = {role: load_model(workspace.root / row["path"], row["sha256"])
+    loaded = {role: load_model(workspace.resolve(row["path"]), row["sha256"])
               for role, row in models.items()}
     rows: list[dict[str, Any]] = []
     rows_drift: list[dict[str, Any]] = []
@@ -644,10 +644,11 @@ def _register(config: Config, workspace: Workspace, store: Store, trained: Train
               evaluations: list[Evaluation] | None = None, best: Evaluation | None = None,
               baseline: tuple[dict[str, Any], float] | None = None) -> int:
     version = store.next_version()
-    while version_dir(workspace.models, version).exists():
+    models = workspace.models_store
+    while models.exists(version_key(version)):
         # a crash after the folder's rename but before its row: never listed nor served
         log.warning("model folder %s has no registry row (an interrupted update); skipping "
-                    "its number", version_dir(workspace.models, version).name)
+                    "its number", models.location(version_key(version)))
         version += 1
     lineage = {"batch_ids": [b["id"] for b in window],
                "batch_sha256": [b["sha256"] for b in window],
@@ -665,16 +666,16 @@ def _register(config: Config, workspace: Workspace, store: Store, trained: Train
                     "routing": trained.router.get_params()},
                 "strategy_note": trained.note,
                 "libraries": library_versions(), "created_at": utcnow()}
-    folder, sha, size = save_model(workspace.models, version, trained.model, manifest,
-                                   {"explain.json": explanation}, trained.fallback,
-                                   trained.router)
+    location, sha, size = save_model(models, version, trained.model, manifest,
+                                     {"explain.json": explanation}, trained.fallback,
+                                     trained.router)
     batch_id = new_batches[-1]["id"]
     scheme = config.validate_.scheme
     with store.transaction() as conn:
         store.insert_rows(conn, "models", [{
             "version": version, "family": trained.family, "variant": trained.variant,
             "params": trained.params, "stage": "candidate",
-            "path": str(folder.relative_to(workspace.root)), "sha256": sha, "size_bytes": size,
+            "path": workspace.catalog_path(location), "sha256": sha, "size_bytes": size,
             "batch_ids": lineage["batch_ids"], "window_start": lineage["window_start"],
             "window_end": lineage["window_end"], "train_rows": train_rows, "metrics": metrics,
             "config_hash": lineage["config_hash"], "libraries": manifest["libraries"],

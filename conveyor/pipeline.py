@@ -176,7 +176,8 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
     if existing is not None:
         raise SourceError(f"batch of window {window.index} is identical to batch "
                           f"{existing['id']} (same sha256); refusing to ingest it twice")
-    path, sha = rawstore.write_batch(workspace.raw, window.index, data)
+    location, sha = rawstore.write_batch(workspace.raw_store, window.index, data)
+    path = workspace.catalog_path(location)
     frame = derive_target(frame, config.target)  # after the raw copy: stored as the source wrote it
     roles = resolve_roles(frame, config.columns, config.target.column, config.source.time_column)
     reference = _reference(store)
@@ -189,7 +190,7 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
     row = {"window_index": window.index, "window_start": window.start.isoformat(),
            "window_end": window.end.isoformat(), "rows": len(frame),
            "rows_with_target": int(target.notna().sum()), "sha256": sha,
-           "path": str(path.relative_to(workspace.root)), "status": status,
+           "path": path, "status": status,
            "verdict": quality.verdict, "reason": quality.reason() or None,
            "clean_plan": quality.plan.to_dict(), "clean_actions": cleaned.actions,
            "source": source_name,
@@ -278,12 +279,12 @@ def _reference(store: Store) -> Reference | None:
     return reference_from_stats(stats, levels)
 
 
-def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path: Path,
+def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path: str,
                            quality: BatchQuality) -> None:
     import json
 
     note = {"window_index": window.index, "window_start": window.start.isoformat(),
-            "raw_file": str(raw_path.relative_to(workspace.root)), "reason": quality.reason(),
+            "raw_file": raw_path, "reason": quality.reason(),
             "failed_checks": [c.__dict__ for c in quality.blocking]}
     atomic_write_text(workspace.quarantine / f"batch-{window.index:06d}" / "reason.json",
                       json.dumps(note, indent=2))
@@ -334,7 +335,7 @@ def inference(config: Config, file: Path) -> Path:
         row = store.production()
         if row is None:
             raise ModelError("no production model yet; run `python run.py -mode update` first")
-        loaded = load_model(workspace.root / row["path"], row["sha256"])
+        loaded = load_model(workspace.resolve(row["path"]), row["sha256"])
         out_dir = config.serve.output_dir or workspace.predictions
         result = predict_file(Path(file), loaded, out_dir, config.source.csv,
                               augment=make_enricher(config, loaded.features),
@@ -430,7 +431,7 @@ def explain(config: Config, file: Path, row: int) -> dict[str, Any]:
         production = store.production()
         if production is None:
             raise ModelError("no production model yet; run `python run.py -mode update` first")
-        loaded = load_model(workspace.root / production["path"], production["sha256"])
+        loaded = load_model(workspace.resolve(production["path"]), production["sha256"])
         frame = read_input(Path(file), config.source.csv)
         if not 0 <= row < len(frame):
             raise InputError(f"row {row} is outside '{file}' (rows 0..{len(frame) - 1})")
@@ -470,7 +471,7 @@ def promote(config: Config, version: int, reason: str) -> None:
         try:
             row = store.model(version)
             if row is not None and row["stage"] != "deleted":
-                load_model(workspace.root / row["path"], row["sha256"])  # refuse a broken file
+                load_model(workspace.resolve(row["path"]), row["sha256"])  # refuse a broken file
             registry.promote(store, version, reason)
         finally:
             store.close()

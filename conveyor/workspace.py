@@ -17,11 +17,14 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 
 from conveyor.errors import ConveyorError, LockedError
+
+if TYPE_CHECKING:
+    from conveyor.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +41,14 @@ class Workspace:
 
     root: Path
     database_url: str | None = None  # a server database instead of <root>/conveyor.db
+    raw_url: str | None = None  # raw batches elsewhere than <root>/raw: a folder or a URL
+    models_url: str | None = None  # model versions elsewhere than <root>/models
 
     @classmethod
     def of(cls, config: Any) -> Workspace:
-        """The workspace a config names (``workspace`` and ``store.url``)."""
-        return cls(config.workspace, config.store.url)
+        """The workspace a config names (``workspace`` and the ``store`` section)."""
+        store = config.store
+        return cls(config.workspace, store.url, store.raw_url, store.models_url)
 
     @property
     def db_path(self) -> Path:
@@ -55,6 +61,33 @@ class Workspace:
     @property
     def raw(self) -> Path:
         return self.root / "raw"
+
+    @property
+    def raw_store(self) -> Storage:
+        """Where new raw batches are written (``store.raw_url``, default ``<root>/raw``)."""
+        from conveyor.storage import open_storage  # storage builds on this module's writes
+
+        return open_storage(self.raw_url or self.raw)
+
+    @property
+    def models_store(self) -> Storage:
+        """Where new model versions are written (``store.models_url``, default
+        ``<root>/models``)."""
+        from conveyor.storage import open_storage
+
+        return open_storage(self.models_url or self.models)
+
+    def catalog_path(self, location: str) -> str:
+        """What the catalog records for a stored file or folder: a path relative to the
+        root when it is inside the workspace (so the folder can move), else its absolute
+        path or URL."""
+        if "://" not in location and Path(location).is_relative_to(self.root):
+            return str(Path(location).relative_to(self.root))
+        return location
+
+    def resolve(self, recorded: str) -> Path | str:
+        """Where a file the catalog records lives: a path, or a URL (see :meth:`catalog_path`)."""
+        return recorded if "://" in recorded else self.root / recorded
 
     @property
     def quarantine(self) -> Path:
@@ -117,35 +150,43 @@ class Workspace:
         finally:
             lock.release()
 
-    def sweep_temp_files(self) -> list[Path]:
+    def sweep_temp_files(self) -> list[str]:
         """Remove the hidden temp files and folders that a killed writer left behind.
 
         Call it with the writer lock held: it sweeps only folders that writers fill
-        under the lock (raw, models, cache, quarantine and its batch folders,
-        reports/quality), so no temp file it removes can still be in use. Inference
+        under the lock (the raw and model stores when they are folders, cache,
+        quarantine and its batch folders, reports/quality), so no temp file it
+        removes can still be in use. Inference
         outputs and summaries are written without the lock and are left alone.
         """
-        folders = [self.raw, self.models, self.cache, self.reports / "quality", self.quarantine]
+        folders = [self.cache, self.reports / "quality", self.quarantine]
         if self.quarantine.is_dir():
             folders += [p for p in self.quarantine.iterdir()
                         if p.is_dir() and not p.name.startswith(".")]
-        removed = []
-        for folder in folders:
-            if not folder.is_dir():
-                continue
-            for path in folder.iterdir():
-                if not _TEMP_NAME.match(path.name):
-                    continue
-                with contextlib.suppress(OSError):  # a read-only workspace: leave it
-                    if path.is_dir():
-                        shutil.rmtree(path)
-                    else:
-                        path.unlink()
-                    removed.append(path)
+        removed = [str(p) for folder in folders for p in sweep_folder(folder)]
+        removed += self.raw_store.sweep() + self.models_store.sweep()
         if removed:
+            prefix = f"{self.root}{os.sep}"
             log.info("removed %d temp file(s) left by an interrupted write: %s", len(removed),
-                     ", ".join(str(p.relative_to(self.root)) for p in removed))
+                     ", ".join(p.removeprefix(prefix) for p in removed))
         return removed
+
+
+def sweep_folder(folder: Path) -> list[Path]:
+    """Remove the hidden temp files and folders of interrupted atomic writes in ``folder``."""
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        if not _TEMP_NAME.match(path.name):
+            continue
+        with contextlib.suppress(OSError):  # a read-only workspace: leave it
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
 
 
 # the hidden temp names atomic_write/atomic_write_dir use: ".<name>.<mkstemp's 8 chars>.tmp"

@@ -1,7 +1,8 @@
 """The raw store: each batch exactly as collected, one immutable Parquet file.
 
-Files are named ``batch-<window>-<sha8>.parquet`` and written atomically; the
-catalog row in the metadata store is added only after the file is in place.
+Files are named ``batch-<window>-<sha8>.parquet`` and written whole to the raw
+:class:`~conveyor.storage.Storage` (a folder, or an object store); the catalog
+row in the metadata store is added only after the file is in place.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conveyor.errors import ConveyorError
-from conveyor.workspace import atomic_write_bytes
+from conveyor.storage import Storage, locate
 
 
 def encode(frame: pd.DataFrame) -> bytes:
@@ -29,19 +30,21 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_batch(raw_dir: Path, window_index: int, data: bytes) -> tuple[Path, str]:
-    """Store encoded batch bytes; return the file path and its sha256."""
+def write_batch(raw: Storage, window_index: int, data: bytes) -> tuple[str, str]:
+    """Store encoded batch bytes; return the file's location (path or URL) and its sha256."""
     sha = digest(data)
-    path = raw_dir / f"batch-{window_index:06d}-{sha[:8]}.parquet"
-    atomic_write_bytes(path, data)
-    return path, sha
+    key = f"batch-{window_index:06d}-{sha[:8]}.parquet"
+    raw.put_bytes(key, data)
+    return raw.location(key), sha
 
 
-def read_batch(path: Path, sha256: str | None = None) -> pd.DataFrame:
+def read_batch(location: Path | str, sha256: str | None = None) -> pd.DataFrame:
     """Read a stored batch; with ``sha256``, refuse a file that changed since ingestion."""
-    if not path.is_file():
-        raise ConveyorError(f"raw batch file '{path}' is missing from the raw store")
-    data = path.read_bytes()
+    store, key = locate(location)
+    try:
+        data = store.get_bytes(key)
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConveyorError(f"raw batch file '{location}' is missing from the raw store") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise ConveyorError(f"raw batch file '{path}' does not match its catalogued sha256")
+        raise ConveyorError(f"raw batch file '{location}' does not match its catalogued sha256")
     return pq.read_table(pa.BufferReader(data)).to_pandas()

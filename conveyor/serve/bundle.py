@@ -1,8 +1,9 @@
 """Model files: save a fitted pipeline with its manifest, load it back only if verified.
 
-A version is a folder ``models/v000007/`` holding ``model.skops`` and
-``manifest.json``, created atomically (written to a hidden temp folder, then
-renamed). Loading checks the file's sha256 against the registry first and
+A version is a folder ``v000007/`` in the model :class:`~conveyor.storage.Storage`
+(by default ``<workspace>/models``) holding ``model.skops`` and ``manifest.json``;
+in a local folder it is created atomically (written to a hidden temp folder,
+then renamed). Loading checks the file's sha256 against the registry first and
 lets skops rebuild only types from an explicit list of trusted modules, so a
 file conveyor did not write is refused instead of run.
 """
@@ -24,7 +25,7 @@ from sklearn.pipeline import Pipeline
 
 from conveyor.errors import ModelError
 from conveyor.prepare.roles import Roles
-from conveyor.workspace import atomic_write_dir
+from conveyor.storage import Storage, locate
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -71,14 +72,15 @@ def feature_schema(frame: pd.DataFrame, roles: Roles) -> dict[str, dict[str, Any
     return schema
 
 
-def version_dir(models_dir: Path, version_number: int) -> Path:
-    return models_dir / f"v{version_number:06d}"
+def version_key(version_number: int) -> str:
+    """Return the folder name of a version in the model store: ``v000007``."""
+    return f"v{version_number:06d}"
 
 
-def save_model(models_dir: Path, version_number: int, model: Pipeline,
+def save_model(models: Storage, version_number: int, model: Pipeline,
                manifest: dict[str, Any], extras: dict[str, Any] | None = None,
-               fallback: Any = None, router: Any = None) -> tuple[Path, str, int]:
-    """Write a version folder atomically; return (folder, model sha256, model size).
+               fallback: Any = None, router: Any = None) -> tuple[str, str, int]:
+    """Write a version folder; return (its location, model sha256, model size).
 
     With a ``fallback`` model and its ``router``, the three go into the one
     model file (so one sha256 in the registry covers everything that predicts).
@@ -92,16 +94,13 @@ def save_model(models_dir: Path, version_number: int, model: Pipeline,
     manifest = {**manifest, "version": version_number, "model_file": MODEL_FILE,
                 "sha256": sha, "size_bytes": len(data)}
 
-    def fill(folder: Path) -> None:
-        (folder / MODEL_FILE).write_bytes(data)
-        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str),
-                                            encoding="utf-8")
-        for name, content in (extras or {}).items():
-            (folder / name).write_text(json.dumps(content, indent=1, default=str),
-                                       encoding="utf-8")
-
-    folder = atomic_write_dir(version_dir(models_dir, version_number), fill)
-    return folder, sha, len(data)
+    files = {MODEL_FILE: data,
+             MANIFEST_FILE: json.dumps(manifest, indent=2, default=str).encode("utf-8")}
+    for name, content in (extras or {}).items():
+        files[name] = json.dumps(content, indent=1, default=str).encode("utf-8")
+    key = version_key(version_number)
+    models.put_dir(key, files)
+    return models.location(key), sha, len(data)
 
 
 @dataclass(frozen=True)
@@ -119,15 +118,18 @@ class LoadedModel:
         return list(self.manifest["schema"])
 
 
-def load_model(folder: Path, expected_sha256: str) -> LoadedModel:
-    """Load a version folder after checking its sha256 and the types it would build."""
-    model_path, manifest_path = folder / MODEL_FILE, folder / MANIFEST_FILE
-    if not model_path.is_file() or not manifest_path.is_file():
+def load_model(folder: Path | str, expected_sha256: str) -> LoadedModel:
+    """Load a version folder (a path or URL) after checking its sha256 and the types it
+    would build."""
+    models, key = locate(folder)
+    model_path = f"{str(folder).rstrip('/')}/{MODEL_FILE}"
+    try:
+        data = models.get_bytes(f"{key}/{MODEL_FILE}")
+        manifest = json.loads(models.get_bytes(f"{key}/{MANIFEST_FILE}").decode("utf-8"))
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         raise ModelError(f"model folder '{folder}' is incomplete (needs {MODEL_FILE} and "
-                         f"{MANIFEST_FILE})")
-    data = model_path.read_bytes()
+                         f"{MANIFEST_FILE})") from None
     actual = hashlib.sha256(data).hexdigest()
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if actual != expected_sha256 or manifest.get("sha256") != expected_sha256:
         raise ModelError(
             f"model file '{model_path}' failed verification: its sha256 {actual[:12]} does not "

@@ -11,13 +11,13 @@ with an event that says why.
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import select, update
 
 from conveyor.errors import ConveyorError, ModelError
+from conveyor.storage import locate
 from conveyor.store import Store, schema
 from conveyor.workspace import Workspace
 
@@ -124,7 +124,8 @@ def apply_retention(store: Store, workspace: Workspace, keep: int) -> list[int]:
         with store.transaction() as conn:
             conn.execute(update(schema.models).where(schema.models.c.version == version)
                          .values(stage="deleted"))
-        shutil.rmtree(workspace.root / row["path"], ignore_errors=True)
+        models, key = locate(workspace.resolve(row["path"]))
+        models.delete(key)
     if doomed:
         log.info("retention: deleted the files of %d old version(s)", len(doomed))
     return doomed

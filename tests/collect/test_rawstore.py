@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,6 +14,7 @@ from conveyor import pipeline
 from conveyor.collect.rawstore import digest, encode, read_batch, write_batch
 from conveyor.config import load_config
 from conveyor.errors import ConveyorError, SourceError
+from conveyor.storage import LocalStorage
 from conveyor.store import Store
 
 
@@ -29,7 +31,8 @@ def test_encoding_is_deterministic_and_content_addressed():
 
 
 def test_write_batch_names_the_file_and_its_sha256_is_the_files(tmp_path):
-    path, sha = write_batch(tmp_path / "raw", 12, encode(batch()))
+    location, sha = write_batch(LocalStorage(tmp_path / "raw"), 12, encode(batch()))
+    path = Path(location)
     assert sha == hashlib.sha256(path.read_bytes()).hexdigest()
     assert path.name == f"batch-000012-{sha[:8]}.parquet"
     pd.testing.assert_frame_equal(read_batch(path, sha), batch())
@@ -38,21 +41,23 @@ def test_write_batch_names_the_file_and_its_sha256_is_the_files(tmp_path):
 
 def test_a_crash_before_the_rename_leaves_nothing(tmp_path, monkeypatch):
     raw = tmp_path / "raw"
-    first, sha = write_batch(raw, 1, encode(batch()))
+    first, sha = write_batch(LocalStorage(raw), 1, encode(batch()))
+    first = Path(first)
 
     def crash(src, dst):
         raise OSError("disk pulled out")
 
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk pulled out"):
-        write_batch(raw, 2, encode(batch().head(1)))
+        write_batch(LocalStorage(raw), 2, encode(batch().head(1)))
     monkeypatch.undo()
     assert [p.name for p in raw.iterdir()] == [first.name]  # no partial or temp file
     assert hashlib.sha256(first.read_bytes()).hexdigest() == sha  # earlier batch untouched
 
 
 def test_read_batch_refuses_a_changed_or_missing_file(tmp_path):
-    path, sha = write_batch(tmp_path, 0, encode(batch()))
+    location, sha = write_batch(LocalStorage(tmp_path), 0, encode(batch()))
+    path = Path(location)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))

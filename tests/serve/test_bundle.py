@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,16 +14,19 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from conveyor.errors import ModelError
-from conveyor.serve.bundle import MODEL_FILE, load_model, save_model, version_dir
+from conveyor.serve.bundle import MODEL_FILE, load_model, save_model
 from conveyor.serve.routing import Router
+from conveyor.storage import LocalStorage
 
 
 @pytest.fixture()
 def saved(tmp_path):
     X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
     model = Pipeline([("model", Ridge())]).fit(X, X["a"] * 2)
-    folder, sha, size = save_model(tmp_path, 1, model, {"schema": {"a": {}, "b": {}}})
-    return tmp_path, folder, sha, X
+    folder, sha, size = save_model(LocalStorage(tmp_path), 1, model,
+                                   {"schema": {"a": {}, "b": {}}})
+    assert folder == str(tmp_path / "v000001")
+    return tmp_path, Path(folder), sha, X
 
 
 def test_a_verified_model_loads_and_predicts(saved):
@@ -47,7 +51,7 @@ def test_a_changed_model_file_is_refused(saved):
 def test_a_file_with_untrusted_types_is_refused_even_with_a_matching_hash(tmp_path):
     # a function from the os module would run arbitrary code at prediction time
     model = Pipeline([("f", FunctionTransformer(os.getcwd))])
-    folder, sha, _ = save_model(tmp_path, 1, model, {"schema": {}})
+    folder, sha, _ = save_model(LocalStorage(tmp_path), 1, model, {"schema": {}})
     with pytest.raises(ModelError, match="does not trust"):
         load_model(folder, sha)
 
@@ -57,9 +61,9 @@ def test_champion_fallback_and_router_travel_in_one_verified_file(tmp_path):
     champion = Pipeline([("model", Ridge())]).fit(X, X["a"])
     fallback = Pipeline([("model", Ridge(alpha=100.0))]).fit(X, X["a"])
     router = Router(anomaly=False).fit(X)
-    folder, sha, _ = save_model(tmp_path, 3, champion, {"schema": {"a": {}}}, None,
-                                fallback, router)
-    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", MODEL_FILE]
+    folder, sha, _ = save_model(LocalStorage(tmp_path), 3, champion, {"schema": {"a": {}}},
+                                None, fallback, router)
+    assert sorted(p.name for p in Path(folder).iterdir()) == ["manifest.json", MODEL_FILE]
     loaded = load_model(folder, sha)
     assert loaded.router.high_ == router.high_ and loaded.fallback is not None
 
@@ -68,11 +72,12 @@ def test_half_written_versions_are_hidden_and_never_overwritten(saved):
     models, folder, _, X = saved
     hidden = models / ".v000002.abc.tmp"  # what a crash inside atomic_write_dir leaves
     hidden.mkdir()
-    assert not version_dir(models, 2).exists()
-    incomplete = version_dir(models, 2)
+    assert not LocalStorage(models).exists("v000002")
+    incomplete = models / "v000002"
     incomplete.mkdir()
     (incomplete / "manifest.json").write_text("{}")
     with pytest.raises(ModelError, match="incomplete"):
         load_model(incomplete, "0" * 64)
     with pytest.raises(Exception, match="already exists"):
-        save_model(models, 1, Pipeline([("model", Ridge())]).fit(X, X["a"]), {"schema": {}})
+        save_model(LocalStorage(models), 1, Pipeline([("model", Ridge())]).fit(X, X["a"]),
+                   {"schema": {}})
