@@ -179,7 +179,7 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
     ``kill_at``, the child SIGKILLs itself right there)."""
     import conveyor.learn as learn
     import conveyor.pipeline as pipeline
-    import conveyor.serve.bundle as bundle
+    import conveyor.storage as storage
     import conveyor.validate.registry as registry
     import conveyor.workspace as workspace
     from conveyor.collect import rawstore, sources
@@ -244,7 +244,8 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
 
         shutil.rmtree(path, *args, **kwargs)
 
-    registry.shutil = types.SimpleNamespace(rmtree=rmtree)  # type: ignore[attr-defined]
+    # retention deletes a version through its store; a local store removes the folder
+    storage.shutil = types.SimpleNamespace(rmtree=rmtree)  # type: ignore[attr-defined]
 
     atomic_write = workspace.atomic_write
 
@@ -264,7 +265,7 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
 
     workspace.atomic_write = marked_atomic_write  # atomic_write_bytes/_text call it
     sources.atomic_write = marked_atomic_write  # imported by name
-    atomic_write_dir = bundle.atomic_write_dir
+    atomic_write_dir = storage.atomic_write_dir  # imported by name
 
     def marked_atomic_write_dir(path: Path, fill: Callable[[Path], None]) -> Path:
         def fill_then_mark(tmp: Path) -> None:
@@ -273,7 +274,7 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
 
         return atomic_write_dir(path, fill_then_mark)
 
-    bundle.atomic_write_dir = marked_atomic_write_dir
+    storage.atomic_write_dir = marked_atomic_write_dir
 
 
 def fork_update(config: Config, recorder: Recorder, kill_at: str | None = None) -> int:

@@ -199,9 +199,9 @@ def inject(monkeypatch, site: str, phase: str, error: OSError) -> None:
             return real_dir(path, half if ours(path.parent) else fill)
 
         monkeypatch.setattr(workspace, "atomic_write", atomic_write)
-        import conveyor.serve.bundle as bundle
+        import conveyor.storage as storage
 
-        monkeypatch.setattr(bundle, "atomic_write_dir", atomic_write_dir)
+        monkeypatch.setattr(storage, "atomic_write_dir", atomic_write_dir)
     else:
         monkeypatch.setattr(workspace, "os", FaultyOS(site, error))
 
