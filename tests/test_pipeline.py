@@ -144,6 +144,28 @@ def test_summary_is_built_from_the_store(replayed):
     assert "| version | stage | family |" in markdown
 
 
+def test_summary_draws_a_production_tree_node_by_node(tmp_path):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(tmp_path, train={"families": {
+        "tree": {"grid": {"max_depth": [3]}}}}))
+    assert pipeline.update(config).ok
+    data = json.loads(pipeline.summary(config).with_suffix(".json").read_text())
+    tree = json.loads((config.workspace / "models" / "v000001" / "explain.json")
+                      .read_text())["tree"]
+    section = next(s for s in data["sections"] if s["key"] == "tree")
+    icicle = section["figure"]["data"][0]
+    assert icicle["type"] == "icicle" and len(icicle["ids"]) == 2 * tree["leaves"] - 1
+    values = dict(zip(icicle["ids"], icicle["values"], strict=True))
+    children: dict[str, int] = {}
+    for node, parent in zip(icicle["ids"], icicle["parents"], strict=True):
+        if parent:
+            children[parent] = children.get(parent, 0) + values[node]
+    assert values["0"] == tree["nodes"][0]["samples"]  # the root: every training row
+    assert all(children[p] == values[p] for p in children)  # each split partitions its rows
+    root = tree["nodes"][0]
+    assert f"{root['feature']} ≤ {root['threshold']:.4g}" in icicle["labels"]
+
+
 def test_update_at_the_end_of_the_stream_returns_false(tmp_path):
     write_flights_slice(tmp_path)
     config = load_config(write_config(tmp_path, stream={"window": "30D", "initial_batches": 1}))

@@ -236,15 +236,25 @@ def _importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, 
     return figure, f"For v{latest} the most important columns are {', '.join(leaders)}."
 
 
-def _interpretation_html(store: Store, workspace_root: Path | None) -> str:
-    """The production model's coefficients or tree rules, from its explain.json."""
+def _production_explanation(store: Store, workspace_root: Path | None
+                            ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The production model's row and its stored explain.json (None where missing)."""
     production = store.production()
     if production is None or workspace_root is None:
-        return "<p>No production model yet.</p>"
+        return production, None
     path = workspace_root / production["path"] / "explain.json"
     if not path.is_file():
+        return production, None
+    return production, json.loads(path.read_text(encoding="utf-8"))
+
+
+def _interpretation_html(production: dict[str, Any] | None,
+                         data: dict[str, Any] | None) -> str:
+    """The production model's coefficients, tree rules and SHAP, from its explain.json."""
+    if production is None:
+        return "<p>No production model yet.</p>"
+    if data is None:
         return "<p>No interpretation stored for this version.</p>"
-    data = json.loads(path.read_text(encoding="utf-8"))
     parts = [f"<p>v{production['version']:06d}: {html.escape(data['family'])}</p>"]
     if "coefficients" in data:
         top = sorted(data["coefficients"].items(), key=lambda kv: -abs(kv[1]))[:15]
@@ -253,13 +263,53 @@ def _interpretation_html(store: Store, workspace_root: Path | None) -> str:
                      f"<tr><th>feature</th><th>coefficient</th></tr>{rows}</table>")
     if "tree" in data:
         tree = data["tree"]
-        parts.append(f"<h3>Tree: depth {tree['depth']}, {tree['leaves']} leaves (top levels)"
-                     f"</h3><pre>{html.escape(tree['text'])}</pre>")
+        parts.append(f"<h3>Tree: depth {tree['depth']}, {tree['leaves']} leaves (top levels; "
+                     f"drawn in the tree section)</h3><pre>{html.escape(tree['text'])}</pre>")
     if "shap" in data:
         top = sorted(data["shap"].items(), key=lambda kv: -kv[1])[:15]
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in top)
-        parts.append(f"<h3>Mean |SHAP|</h3><table class='table'>{rows}</table>")
+        parts.append("<h3>Mean |SHAP| on held-out rows (target units)</h3><table class='table'>"
+                     f"<tr><th>feature</th><th>mean |SHAP|</th></tr>{rows}</table>")
     return "".join(parts)
+
+
+def _tree_section(version: int, tree: dict[str, Any]) -> tuple[go.Figure, str]:
+    """An icicle of a decision tree: each box a node, its width the training rows reaching it.
+
+    ``tree["nodes"]`` are the first nodes in scikit-learn's depth-first order, so every
+    node's parent is among them; a larger tree is drawn down to where the list ends.
+    """
+    nodes = {n["id"]: n for n in tree["nodes"]}
+    ids, labels, parents, values, hover = [], [], [], [], []
+    for node in tree["nodes"]:
+        ids.append(str(node["id"]))
+        values.append(node["samples"])
+        value = node["value"]
+        hover.append(f"{value:.4g}" if isinstance(value, float)
+                     else ", ".join(f"{v:.2f}" for v in value))
+        parent = next((p for p in nodes.values() if node["id"] in (p["left"], p["right"])),
+                      None)
+        if parent is None:
+            labels.append("all rows")
+            parents.append("")
+        else:
+            side = "≤" if node["id"] == parent["left"] else ">"
+            labels.append(f"{parent['feature']} {side} {parent['threshold']:.4g}")
+            parents.append(str(parent["id"]))
+    figure = go.Figure(go.Icicle(
+        ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
+        customdata=hover, tiling={"orientation": "v"},
+        hovertemplate="%{label}<br>%{value} training rows<br>prediction %{customdata}"
+                      "<extra></extra>"))
+    complete = len(nodes) == 2 * tree["leaves"] - 1
+    figure.update_layout(title=f"v{version:06d}: depth {tree['depth']}, {tree['leaves']} "
+                         "leaves" + ("" if complete else f", first {len(nodes)} nodes"),
+                         height=480)
+    root = tree["nodes"][0]
+    reading = (f"The first split is on {root['feature']} at {root['threshold']:.4g}"
+               if root["feature"] else "The tree is a single leaf")
+    return figure, reading + ("." if complete else "; deeper levels are in the text rules "
+                              "under Interpretation.")
 
 
 def _inference_section(inference: pd.DataFrame) -> tuple[go.Figure, str]:
@@ -379,7 +429,7 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
     metric = config.metric
     evaluations = store.frame("evaluations")
     models = store.frame("models")
-    production = store.production()
+    production, explanation = _production_explanation(store, workspace_root)
     sections: list[dict[str, Any]] = []
     if not batches.empty:
         for key, title, (figure, reading) in (
@@ -420,6 +470,10 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
                 evaluations, batch_features(store, config.target.column), metric)
             sections.append({"key": "meta", "title": "Meta-learning: what drives quality",
                              "figure": figure, "reading": reading})
+        if explanation and "tree" in explanation:
+            figure, reading = _tree_section(production["version"], explanation["tree"])
+            sections.append({"key": "tree", "title": "Decision tree of the production model",
+                             "figure": figure, "reading": reading})
     tables = {
         "hyperparameters": _params_table(evaluations, times) if not evaluations.empty
         else pd.DataFrame(),
@@ -439,7 +493,7 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
         "target": f"{config.target.column} ({config.target.task})",
     }
     return {"sections": sections, "tables": tables, "cards": cards, "metric": metric,
-            "interpretation": _interpretation_html(store, workspace_root),
+            "interpretation": _interpretation_html(production, explanation),
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds")}
 
 

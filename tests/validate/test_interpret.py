@@ -56,6 +56,28 @@ def test_tree_structure_text_and_nodes():
     assert tree["nodes"][0]["samples"] == 400
 
 
+def test_shap_of_a_stump_is_its_prediction_minus_the_training_mean():
+    """One split on x1: x1's SHAP value for a row is f(row) - the mean prediction over the
+    training rows (TreeExplainer's expected value); every other column gets 0."""
+    pytest.importorskip("shap")
+    model, X, y = fitted("tree", {"max_depth": 1})
+    rows = X.iloc[:300]  # shap_summary explains at most 300 rows: these, all of them
+    out = explain_version(model, rows, y[:300], "regression", seed=0)["shap"]
+    expected = model.predict(X).mean()  # the tree was fitted on all 400 rows
+    by_hand = np.abs(model.predict(rows) - expected).mean()
+    assert out["numeric__x1"] == pytest.approx(by_hand, rel=1e-9)
+    assert all(v == 0 for k, v in out.items() if k != "numeric__x1")
+
+
+@pytest.mark.parametrize("family", ["hgb", "forest"])
+def test_shap_ranks_the_informative_column_first_for_tree_ensembles(family):
+    pytest.importorskip("shap")
+    model, X, y = fitted(family, {})
+    out = explain_version(model, X, y, "regression", seed=0)["shap"]
+    assert max(out, key=out.get) == "numeric__x1"
+    assert out["numeric__x1"] > 10 * out["numeric__x2"]  # x2 only fits the noise
+
+
 def test_knn_explanation_lists_the_true_nearest_neighbours():
     from sklearn.neighbors import NearestNeighbors
 
