@@ -395,6 +395,15 @@ class SearchConfig(Section):
         False, description="Successive halving: score every candidate on the newest third of "
         "each training split first, and only the better half on the full splits."
     )
+    warm_start: bool = Field(
+        True, description="Budgeted search: once the meta-learner has shown on later batches "
+        "that it can rank candidates, try its most promising first; false: cheapest first."
+    )
+    explore: float = Field(
+        0.25, ge=0.0, le=1.0, description="Warm start: share of the search order given to "
+        "candidates drawn at random from the rest (every 1/explore-th slot), so the "
+        "meta-learner keeps seeing configurations it would not pick; 0: its order only."
+    )
 
 
 class ComputeConfig(Section):

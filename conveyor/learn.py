@@ -23,9 +23,9 @@ from conveyor.analyze.quality import (
     CleanPlan,
 )
 from conveyor.collect import rawstore
-from conveyor.config import Config, default_families
+from conveyor.config import Config, SearchConfig, default_families
 from conveyor.errors import ConfigError, ModelError
-from conveyor.meta import fit_meta, meta_table, rank_candidates
+from conveyor.meta import MetaModel, explore_order, fit_meta, meta_table, rank_candidates
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.roles import Roles, resolve_roles
 from conveyor.prepare.target import derive_target
@@ -506,7 +506,8 @@ def _train(config: Config, workspace: Workspace, store: Store,
         candidates = draw_candidates(families, config.train.search,
                                      seed + new_batches[-1]["id"])
         if config.train.budget_seconds is not None:
-            candidates = order_candidates(store, candidates, metric, config.target.column)
+            candidates = order_candidates(store, candidates, metric, config.target.column,
+                                          config.train.search, seed + new_batches[-1]["id"])
         halved: list[Candidate] = []
         with compute_backend(config.compute) as n_jobs:
             if config.train.search.halving:
@@ -598,28 +599,49 @@ FAMILY_COST = ["linear", "sgd", "tree", "knn", "hgb", "forest"]  # cheapest firs
 
 
 def order_candidates(store: Store, candidates: list[Candidate], metric: str,
-                     target: str) -> list[Candidate]:
-    """Order candidates for a budgeted search: the meta-learner's most promising first when
-    it has shown it can tell (forward-validated), else the cheapest first (past fit seconds
-    of each family and variant, or a default order by family)."""
+                     target: str, search: SearchConfig | None = None, seed: int = 0
+                     ) -> list[Candidate]:
+    """Order candidates for a budgeted search (see :func:`search_order`) from the store."""
+    search = search or SearchConfig()
     evaluations = store.frame("evaluations")
+    features = batch_features(store, target) if search.warm_start and not evaluations.empty \
+        else pd.DataFrame()
+    order, meta = search_order(evaluations, features, candidates, metric, search, seed)
+    if meta is not None and meta.informative:
+        log.info("candidates ordered by the meta-learner (forward R2 %.2f), %.0f%% of slots "
+                 "exploring", meta.cv_r2, 100 * search.explore)
+    return order
+
+
+def search_order(evaluations: pd.DataFrame, features: pd.DataFrame,
+                 candidates: list[Candidate], metric: str, search: SearchConfig, seed: int
+                 ) -> tuple[list[Candidate], MetaModel | None]:
+    """The meta-learner's most promising candidates first when it has shown it can tell
+    (forward-validated) and ``search.warm_start`` is on, with a share ``search.explore`` of
+    the slots drawn at random from the rest; else the cheapest first (past fit seconds of
+    each family and variant, or a default order by family).
+
+    ``evaluations`` are the past ones; ``features``' last row describes the batch the
+    search is for. Return the order and the meta-model (None when none was fitted).
+    """
     if evaluations.empty:
-        return sorted(candidates, key=lambda c: FAMILY_COST.index(c.family))
+        return sorted(candidates, key=lambda c: FAMILY_COST.index(c.family)), None
     seconds = evaluations.groupby(["family", "variant"])["fit_seconds"].mean().to_dict()
     cheapest = sorted(candidates, key=lambda c: seconds.get(
         (c.family, c.variant), 1e3 + FAMILY_COST.index(c.family)))
+    if not search.warm_start:
+        return cheapest, None
     try:
-        features = batch_features(store, target)
         direction = "min" if metric in LOWER_IS_BETTER else "max"
         meta = fit_meta(meta_table(evaluations, features, direction))
         newest = features.iloc[-1].drop("batch_id").to_dict() if len(features) else {}
         order = rank_candidates(meta, [c.as_dict() for c in cheapest], newest)
     except (ValueError, KeyError) as exc:
         log.info("meta-learner could not order candidates: %s", exc)
-        return cheapest
-    if meta.informative:
-        log.info("candidates ordered by the meta-learner (forward R2 %.2f)", meta.cv_r2)
-    return [cheapest[i] for i in order]
+        return cheapest, None
+    if not meta.informative:
+        return cheapest, meta
+    return [cheapest[i] for i in explore_order(order, search.explore, seed)], meta
 
 
 def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] | None,

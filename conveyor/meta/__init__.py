@@ -4,6 +4,7 @@ make a candidate rank well on a batch, and which candidates to try first."""
 from conveyor.meta.learner import (
     Finding,
     MetaModel,
+    explore_order,
     findings,
     fit_meta,
     meta_table,
@@ -11,5 +12,5 @@ from conveyor.meta.learner import (
     to_json,
 )
 
-__all__ = ["Finding", "MetaModel", "findings", "fit_meta", "meta_table", "rank_candidates",
-           "to_json"]
+__all__ = ["Finding", "MetaModel", "explore_order", "findings", "fit_meta", "meta_table",
+           "rank_candidates", "to_json"]

@@ -340,6 +340,31 @@ def rank_candidates(meta: MetaModel, candidates: list[dict[str, Any]],
     return sorted(order, key=lambda i: -predicted[i])
 
 
+def explore_order(ranked: list[int], explore: float, seed: int) -> list[int]:
+    """Return ``ranked`` with every ``1/explore``-th slot given to a random later candidate.
+
+    The meta-learner only learns about what gets evaluated; a search that always runs its
+    favourites first under a budget would never test the others again. The draw is seeded,
+    so a fixed seed gives the same order.
+
+    >>> explore_order([0, 1, 2, 3, 4, 5, 6, 7], 0.0, seed=1)
+    [0, 1, 2, 3, 4, 5, 6, 7]
+    >>> order = explore_order([0, 1, 2, 3, 4, 5, 6, 7], 0.25, seed=1)
+    >>> order[:3], sorted(order) == list(range(8))
+    ([0, 1, 2], True)
+    """
+    if explore <= 0 or len(ranked) < 2:
+        return list(ranked)
+    every = max(1, round(1 / explore))
+    rng = np.random.default_rng(seed)
+    rest, out = list(ranked), []
+    while rest:
+        slot = len(out) + 1
+        pick = int(rng.integers(1, len(rest))) if slot % every == 0 and len(rest) > 1 else 0
+        out.append(rest.pop(pick))
+    return out
+
+
 def _plain(value: Any) -> Any:
     if value is None or _is_number(value):
         return float(value) if value is not None and np.isfinite(value) else None

@@ -259,3 +259,16 @@ def test_on_real_evaluations_of_the_flights_data():
     depth, knn = by_input["param:max_depth"], by_input["param:n_neighbors"]
     assert depth.x[int(np.argmin(depth.y))] == 1.0 and knn.x[int(np.argmin(knn.y))] == 100.0
     json.dumps(to_json(meta, found), allow_nan=False)
+
+
+def test_exploration_slots_take_a_lower_ranked_candidate_and_the_rest_keep_the_order():
+    from conveyor.meta import explore_order
+
+    ranked = list(range(20))
+    order = explore_order(ranked, 0.25, seed=3)
+    assert sorted(order) == ranked and order == explore_order(ranked, 0.25, seed=3)
+    slots = [i for i in range(len(order)) if (i + 1) % 4 == 0 and i < len(order) - 1]
+    assert all(order[i] != min(order[i:]) for i in slots)  # not simply the next best
+    kept = [o for i, o in enumerate(order) if i not in slots]
+    assert kept == sorted(kept)
+    assert explore_order(ranked, 0.0, seed=3) == ranked
