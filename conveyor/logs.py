@@ -9,7 +9,8 @@ import logging
 import logging.handlers
 from pathlib import Path
 
-FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# the process id: updates, promotions, API workers and inference append to one file
+FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 
 
 def setup_logging(log_dir: Path | None, console_level: int = logging.INFO) -> None:

@@ -213,10 +213,11 @@ def _csv_chunks(path: Path, csv: CsvOptions, block_bytes: int = 1 << 20
     """
     sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
     names = _csv_header(path, csv, sep)
+    # Arrow parses the header itself: its skip_rows counts lines, not records, so a quoted
+    # column name holding a line break (a multi-line header cell) would shift every row
     reader = pacsv.open_csv(
         path,
-        read_options=pacsv.ReadOptions(column_names=names, skip_rows=1,
-                                       block_size=block_bytes, encoding=csv.encoding,
+        read_options=pacsv.ReadOptions(block_size=block_bytes, encoding=csv.encoding,
                                        use_threads=False),
         parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
@@ -280,10 +281,33 @@ class _Writer:
                 pacsv.write_csv(table, sink, options)
                 handle.write(sink.getvalue().to_pybytes())
             except pa.ArrowInvalid:
-                # a value holds the delimiter, a quote or a newline: quote only where needed
-                table.to_pandas().to_csv(handle, index=False, header=self.header, sep=self.sep,
-                                         lineterminator="\n")
+                # a value holds the delimiter, a quote or a line break: quote only those
+                handle.write(self._quoted_csv(table).encode("utf-8"))
         self.header = False
+
+    def _quoted_csv(self, table: pa.Table) -> str:
+        """The chunk as CSV text, quoting a field only when it holds the delimiter, a quote,
+        ``\n`` or ``\r`` (Python's csv module and pandas leave a lone ``\r`` unquoted, and
+        readers take it for the end of a line)."""
+        special = (self.sep, '"', "\n", "\r")
+
+        def field(value: object) -> str:
+            if value is None or isinstance(value, str):
+                text = value or ""
+            elif isinstance(value, bool):
+                text = "true" if value else "false"  # as Arrow writes the other chunks
+            else:
+                whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+                text = str(int(value)) if whole else repr(value) if isinstance(value, float) \
+                    else str(value)  # numbers as Arrow writes them: 4, not 4.0
+            if any(c in text for c in special):
+                return '"' + text.replace('"', '""') + '"'
+            return text
+
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        lines = [self.sep.join(field(n) for n in table.column_names)] if self.header else []
+        lines += [self.sep.join(field(c[i]) for c in columns) for i in range(table.num_rows)]
+        return "".join(line + "\n" for line in lines)
 
     def close(self) -> None:
         if self.parquet is not None:

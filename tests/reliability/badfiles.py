@@ -95,6 +95,12 @@ def _extra(base: pd.DataFrame, stem: Path) -> Path:
     return csv_file(frame, stem.with_suffix(".csv"))
 
 
+@add("line_break_in_a_column_name", "predict", "a quoted header cell on two lines (as "
+     "Excel writes a wrapped header)", same_as="clean")
+def _header_break(base: pd.DataFrame, stem: Path) -> Path:
+    return csv_file(base.assign(**{"departure\nnotes": "ok"}), stem.with_suffix(".csv"))
+
+
 @add("reordered_columns", "predict", "columns are found by name, not position",
      same_as="clean")
 def _reordered(base: pd.DataFrame, stem: Path) -> Path:
@@ -208,6 +214,16 @@ def _newlines(base: pd.DataFrame, stem: Path) -> Path:
     frame = base.copy()
     frame.loc[frame.index[:3], "tailnum"] = ["N1\nN2", "line\r\nbreak", "\n"]
     return csv_file(frame, stem.with_suffix(".csv"))
+
+
+@add("lone_carriage_returns", "predict", "a value holding a lone \\r (an old Mac line end) "
+     "must come back quoted, or readers split the row there",
+     check=routed(slice(0, 2), "unseen_category:tailnum"))
+def _carriage_returns(base: pd.DataFrame, stem: Path) -> Path:
+    frame = base.copy()
+    frame.loc[frame.index[:2], "tailnum"] = ["N1\rN2", "\r"]
+    # with \r\n line ends pandas quotes a value holding \r (with \n it leaves it bare)
+    return csv_file(frame, stem.with_suffix(".csv"), lineterminator="\r\n")
 
 
 @add("hostile_strings", "predict", "commas and quotes in quoted values, NUL and ESC "
