@@ -483,6 +483,10 @@ def rollback(config: Config, reason: str) -> int:
     with workspace.lock(config.lock.timeout_seconds):
         store = Store.open(workspace.db_url)
         try:
+            target = registry.previous_production(store)
+            row = store.model(target) if target is not None else None
+            if row is not None and row["stage"] != "deleted":
+                load_model(workspace.resolve(row["path"]), row["sha256"])  # refuse a broken file
             return registry.rollback(store, reason)
         finally:
             store.close()

@@ -86,8 +86,20 @@ class Workspace:
         return location
 
     def resolve(self, recorded: str) -> Path | str:
-        """Where a file the catalog records lives: a path, or a URL (see :meth:`catalog_path`)."""
-        return recorded if "://" in recorded else self.root / recorded
+        """Where a file the catalog records lives: a path, or a URL (see :meth:`catalog_path`).
+
+        A relative path must stay inside the workspace: a catalog row edited to
+        ``../../elsewhere`` is refused rather than followed.
+        """
+        if "://" in recorded:
+            return recorded
+        path = self.root / recorded
+        if not Path(recorded).is_absolute() and not os.path.normpath(path).startswith(
+                os.path.normpath(self.root) + os.sep):
+            raise ConveyorError(f"the catalog records '{recorded}', which points outside the "
+                                f"workspace '{self.root}'; the metadata database was edited "
+                                "by hand or damaged: restore it from a backup")
+        return path
 
     @property
     def quarantine(self) -> Path:
