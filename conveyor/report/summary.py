@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -64,10 +65,24 @@ def _quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.F
         mean_missing = missing.groupby("time")["value"].mean().sort_index()
         figure.add_scatter(x=mean_missing.index, y=mean_missing.values, mode="lines+markers",
                            name="mean feature missing share")
-    figure.update_layout(title="Data quality per batch (shares of rows)",
-                         xaxis_title="window start", yaxis_title="share")
     warned = quality[quality["verdict"] == "warn"]
     failed = quality[quality["verdict"] == "fail"]
+    for verdict, part, colour in (("failed", failed, "#d62728"), ("warned", warned, "#ff9f1c")):
+        if part.empty:
+            continue
+        named = part.assign(text=part["check"] + part["column"].map(
+            lambda c: f" ({c})" if isinstance(c, str) and c else ""))
+        per_batch = named.groupby("time").agg(count=("check", "size"),
+                                              text=("text", lambda t: "<br>".join(t[:12])))
+        figure.add_bar(x=per_batch.index, y=per_batch["count"], name=f"{verdict} checks",
+                       yaxis="y2", marker={"color": colour}, opacity=0.45,
+                       customdata=per_batch["text"],
+                       hovertemplate="%{x}<br>%{y} " + verdict + " checks:<br>%{customdata}"
+                                     "<extra></extra>")
+    figure.update_layout(title="Data quality per batch: shares of rows, and checks that "
+                         "warned or failed", xaxis_title="window start", yaxis_title="share",
+                         yaxis2={"title": "checks", "overlaying": "y", "side": "right",
+                                 "rangemode": "tozero", "showgrid": False}, barmode="stack")
     reading = (f"{len(failed)} failed and {len(warned)} warned checks over "
                f"{quality['batch_id'].nunique()} batches"
                + (f"; most warned column: {warned['column'].mode().iloc[0]}."
@@ -224,12 +239,21 @@ def _importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, 
         return figure, "No interpretation stored yet."
     when = models.set_index("version")["window_end"].str[:10]
     table = importance.pivot_table(index="column", columns="version", values="importance")
-    top = table.abs().mean(axis=1).sort_values(ascending=False).index[:20]
-    table = table.loc[top]
-    figure.add_heatmap(z=table.values, x=[f"v{v} ({when.get(v, '')})" for v in table.columns],
-                       y=list(table.index), colorscale="Viridis",
-                       colorbar={"title": "score drop"})
-    figure.update_layout(title="Permutation importance on held-out rows, per version",
+    # each version's column as shares of its total: one dominant column (a delay that
+    # explains most of another) would otherwise leave every other cell the same colour
+    share = table.clip(lower=0) / table.clip(lower=0).sum().replace(0, np.nan)
+    top = share.mean(axis=1).sort_values(ascending=False).index[:20]
+    table, share = table.loc[top], share.loc[top]
+    finite = share.to_numpy()[np.isfinite(share.to_numpy())]
+    cap = float(np.quantile(finite, 0.95)) if finite.size and finite.max() > 0 else None
+    figure.add_heatmap(z=share.values, x=[f"v{v} ({when.get(v, '')})" for v in table.columns],
+                       y=list(table.index), colorscale="Viridis", zmin=0,
+                       zmax=cap,
+                       customdata=table.values, colorbar={"title": "share"},
+                       hovertemplate="%{y}, %{x}<br>%{z:.1%} of the version's importance"
+                                     "<br>score drop %{customdata:.4g}<extra></extra>")
+    figure.update_layout(title="Permutation importance on held-out rows: each column's share "
+                         "of its version's total (colours capped at the 95th percentile)",
                          height=max(360, 22 * len(top) + 120))
     latest = table.columns[-1]
     leaders = table[latest].sort_values(ascending=False).index[:3].tolist()
