@@ -10,7 +10,7 @@ own columns are never changed and its row order is kept.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -47,9 +47,23 @@ def load_enrichment(spec: EnrichConfig) -> pd.DataFrame:
     return table.rename(columns={c: spec.prefix + c for c in columns})
 
 
+def prepared(table: pd.DataFrame, spec: EnrichConfig) -> pd.DataFrame:
+    """The secondary table as :func:`join` merges it: keys as text, the time as
+    nanoseconds in ``__time``, rows without a key dropped, sorted by time. Build it once
+    to join many small batches (API requests) to the same table."""
+    right = table.copy()
+    for key in spec.keys:  # keys compared as text so 'N123' and categorical codes line up
+        right[key] = right[key].astype("string")
+    if spec.time_column is None:
+        return right
+    right["__time"] = right.pop(spec.time_column).dt.as_unit("ns")
+    return right.dropna(subset=spec.keys).sort_values("__time", kind="stable")
+
+
 def join(batch: pd.DataFrame, table: pd.DataFrame, spec: EnrichConfig,
-         stream_time: str) -> pd.DataFrame:
-    """Return ``batch`` with the secondary table's columns appended.
+         stream_time: str, ready: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Return ``batch`` with the secondary table's columns appended (``ready``: the
+    table already :func:`prepared`).
 
     >>> batch = pd.DataFrame({"k": ["a", "a", "b"], "t": pd.to_datetime(
     ...     ["2024-01-01 10:30", "2024-01-01 13:00", "2024-01-01 10:00"], utc=True)})
@@ -73,19 +87,15 @@ def join(batch: pd.DataFrame, table: pd.DataFrame, spec: EnrichConfig,
         return batch.assign(**{c: pd.Series(dtype=table[c].dtype) for c in added})
     left = batch[spec.keys].copy()
     left["__row"] = range(len(batch))
-    for key in spec.keys:  # keys compared as text so 'N123' and categorical codes line up
-        left[key] = left[key].astype("string")
-    right = table.copy()
     for key in spec.keys:
-        right[key] = right[key].astype("string")
+        left[key] = left[key].astype("string")
+    right = prepared(table, spec) if ready is None else ready
     if spec.time_column is None:
         merged = left.merge(right, on=spec.keys, how="left")
     else:
         time_key = spec.stream_time_column or stream_time
         left["__time"] = batch[time_key].dt.as_unit("ns").to_numpy()
-        right["__time"] = right.pop(spec.time_column).dt.as_unit("ns")
         left = left.dropna(subset=spec.keys).sort_values("__time", kind="stable")
-        right = right.dropna(subset=spec.keys).sort_values("__time", kind="stable")
         tolerance = pd.Timedelta(spec.tolerance) if spec.tolerance else None
         merged = pd.merge_asof(left, right, on="__time", by=spec.keys, direction="backward",
                                tolerance=tolerance)
@@ -95,10 +105,10 @@ def join(batch: pd.DataFrame, table: pd.DataFrame, spec: EnrichConfig,
 
 
 def enrich(batch: pd.DataFrame, tables: list[tuple[EnrichConfig, pd.DataFrame]],
-           stream_time: str) -> pd.DataFrame:
-    """Apply every enrichment in config order."""
-    for spec, table in tables:
-        batch = join(batch, table, spec, stream_time)
+           stream_time: str, ready: list[pd.DataFrame] | None = None) -> pd.DataFrame:
+    """Apply every enrichment in config order (``ready``: the tables :func:`prepared`)."""
+    for i, (spec, table) in enumerate(tables):
+        batch = join(batch, table, spec, stream_time, None if ready is None else ready[i])
     return batch
 
 
@@ -114,6 +124,12 @@ class Enricher:
     added: frozenset[str]
     features: tuple[str, ...]
     time_column: str
+    # each table as the join merges it, built once: copying, re-typing and sorting a
+    # 26,000-row weather table took longer than the model's prediction of one request
+    ready: list[pd.DataFrame] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ready", [prepared(t, spec) for spec, t in self.tables])
 
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
         if all(c in frame.columns for c in self.features):
@@ -125,7 +141,7 @@ class Enricher:
         base = frame.drop(columns=[c for c in self.added if c in frame.columns])
         if time_column in base.columns:
             base[time_column] = parse_time(base, time_column, "the input")
-        joined = enrich(base, self.tables, time_column)
+        joined = enrich(base, self.tables, time_column, self.ready)
         kept = [c for c in frame.columns if c in self.added]
         joined[kept] = frame[kept]
         return joined

@@ -30,6 +30,10 @@ def _figure_html(figure: go.Figure) -> str:
     figure.update_layout(template="plotly_white", height=figure.layout.height or 380,
                          margin={"l": 60, "r": 20, "t": 40, "b": 90},
                          legend={"orientation": "h", "y": -0.32})
+    if not figure.data:  # an empty grid reads as a broken plot: say why it is empty
+        figure.update_layout(height=160, xaxis={"visible": False}, yaxis={"visible": False},
+                             annotations=[{"text": "nothing to plot yet (see the line above)",
+                                           "showarrow": False, "font": {"color": "#6b7280"}}])
     return figure.to_html(full_html=False, include_plotlyjs=False,
                           config={"displaylogo": False, "responsive": True})
 
@@ -67,6 +71,8 @@ def _quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.F
                            name="mean feature missing share")
     warned = quality[quality["verdict"] == "warn"]
     failed = quality[quality["verdict"] == "fail"]
+    flagged = quality[quality["verdict"].isin(["warn", "fail"])]
+    most = int(flagged.groupby("batch_id").size().max()) if not flagged.empty else 1
     for verdict, part, colour in (("failed", failed, "#d62728"), ("warned", warned, "#ff9f1c")):
         if part.empty:
             continue
@@ -82,7 +88,8 @@ def _quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.F
     figure.update_layout(title="Data quality per batch: shares of rows, and checks that "
                          "warned or failed", xaxis_title="window start", yaxis_title="share",
                          yaxis2={"title": "checks", "overlaying": "y", "side": "right",
-                                 "rangemode": "tozero", "showgrid": False}, barmode="stack")
+                                 "range": [0, 1.1 * most], "dtick": max(1, round(most / 5)),
+                                 "showgrid": False}, barmode="stack")
     reading = (f"{len(failed)} failed and {len(warned)} warned checks over "
                f"{quality['batch_id'].nunique()} batches"
                + (f"; most warned column: {warned['column'].mode().iloc[0]}."
@@ -244,8 +251,10 @@ def _importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, 
     share = table.clip(lower=0) / table.clip(lower=0).sum().replace(0, np.nan)
     top = share.mean(axis=1).sort_values(ascending=False).index[:20]
     table, share = table.loc[top], share.loc[top]
-    finite = share.to_numpy()[np.isfinite(share.to_numpy())]
-    cap = float(np.quantile(finite, 0.95)) if finite.size and finite.max() > 0 else None
+    # the colour scale ends a little above the second largest column's share (of any
+    # version), so the dominant column saturates and the others keep their contrast
+    second = share.apply(lambda c: c.nlargest(2).iloc[-1] if c.notna().sum() > 1 else np.nan)
+    cap = float(1.25 * second.max()) if second.notna().any() and second.max() > 0 else None
     figure.add_heatmap(z=share.values, x=[f"v{v} ({when.get(v, '')})" for v in table.columns],
                        y=list(table.index), colorscale="Viridis", zmin=0,
                        zmax=cap,
@@ -253,7 +262,7 @@ def _importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, 
                        hovertemplate="%{y}, %{x}<br>%{z:.1%} of the version's importance"
                                      "<br>score drop %{customdata:.4g}<extra></extra>")
     figure.update_layout(title="Permutation importance on held-out rows: each column's share "
-                         "of its version's total (colours capped at the 95th percentile)",
+                         "of its version's total (the leading column saturates the colours)",
                          height=max(360, 22 * len(top) + 120))
     latest = table.columns[-1]
     leaders = table[latest].sort_values(ascending=False).index[:3].tolist()
@@ -320,9 +329,12 @@ def _tree_section(version: int, tree: dict[str, Any]) -> tuple[go.Figure, str]:
             side = "≤" if node["id"] == parent["left"] else ">"
             labels.append(f"{parent['feature']} {side} {parent['threshold']:.4g}")
             parents.append(str(parent["id"]))
+    numeric = all(isinstance(n["value"], float) for n in tree["nodes"])
+    colours = {"colors": [n["value"] for n in tree["nodes"]], "colorscale": "RdBu_r",
+               "showscale": True, "colorbar": {"title": "prediction"}} if numeric else {}
     figure = go.Figure(go.Icicle(
         ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
-        customdata=hover, tiling={"orientation": "v"},
+        customdata=hover, tiling={"orientation": "v"}, marker=colours,
         hovertemplate="%{label}<br>%{value} training rows<br>prediction %{customdata}"
                       "<extra></extra>"))
     complete = len(nodes) == 2 * tree["leaves"] - 1
