@@ -20,6 +20,11 @@ Servers, both one uvicorn worker on 127.0.0.1, started as subprocesses:
   and answers ``POST /predict`` with ``model.predict(pd.DataFrame(records))``,
   run by ``uvicorn.run`` with the same arguments conveyor uses.
 
+With ``--replicas`` (the default) a second ``conveyor serve`` on the same workspace
+is started too, and a third variant sends half of the clients to each replica, as a
+round-robin load balancer would (on 2 cores the client, and each server's one
+process, compete for them).
+
 Client: httpx.AsyncClient in this process, ``--concurrency`` requests in
 flight, one record per request (real rows of the raw batches: the flights
 with their weather and plane columns, as JSON records of the model schema's
@@ -202,6 +207,16 @@ async def phase(url: str, records: list[dict[str, Any]], seconds: float,
     return latencies, errors, elapsed
 
 
+async def spread(urls: list[str], records: list[dict[str, Any]], seconds: float,
+                 concurrency: int, offset: int) -> tuple[list[float], int, float]:
+    """:func:`phase` against several servers at once, the clients split between them."""
+    share = max(1, concurrency // len(urls))
+    parts = await asyncio.gather(*(phase(url, records, seconds, share, offset + 7919 * i)
+                                   for i, url in enumerate(urls)))
+    return ([lat for p in parts for lat in p[0]], sum(p[1] for p in parts),
+            max(p[2] for p in parts))
+
+
 def check_same_predictions(urls: dict[str, str], records: list[dict[str, Any]]) -> str:
     """Both servers must give the same answer for the same rows (champion routes)."""
     import httpx
@@ -269,6 +284,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=4, help="alternating phases per server")
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--replicas", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure two conveyor replicas on the same workspace")
     parser.add_argument("--rows", type=int, default=2000, help="distinct request rows")
     parser.add_argument("--baseline-server", nargs=3, metavar=("MODEL_DIR", "SHA256", "PORT"),
                         help=argparse.SUPPRESS)
@@ -285,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="api-bench-") as tmp:
         folder = Path(tmp)
-        ports = {"conveyor": free_port(), "baseline": free_port()}
+        ports = {"conveyor": free_port(), "baseline": free_port(), "replica": free_port()}
         train = args.serve_config is None
         path = write_config(args.serve_config or args.config, folder, ports["conveyor"], train)
         config = load_config(path)
@@ -298,6 +315,10 @@ def main(argv: list[str] | None = None) -> None:
                 log(f"  {result.message[:120]}")
         model_dir, sha, records, model = production_and_rows(config, args.rows)
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        replica = folder / "replica.yaml"  # a second `conveyor serve` on the same workspace
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec["serve"]["port"] = ports["replica"]
+        replica.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
         env = {**os.environ}
         env.pop("CONVEYOR_ADMIN_TOKEN", None)
         servers = {
@@ -308,19 +329,30 @@ def main(argv: list[str] | None = None) -> None:
                                str(ports["baseline"])], urls["baseline"],
                               folder / "baseline.log", folder),
         }
+        if args.replicas:
+            servers["replica"] = start([sys.executable, "-m", "conveyor", "--config",
+                                        str(replica), "serve"], urls["replica"],
+                                       folder / "replica.log", folder)
+        # what the client sends to: one server, or both replicas (half the clients each,
+        # as a round-robin load balancer would spread them)
+        targets = {"conveyor": [urls["conveyor"]], "baseline": [urls["baseline"]]}
+        if args.replicas:
+            targets["replicas"] = [urls["conveyor"], urls["replica"]]
         try:
-            agreement = check_same_predictions(urls, records)
+            agreement = check_same_predictions(
+                {k: v for k, v in urls.items() if k != "replica"}, records)
             log(agreement)
             for url in urls.values():
-                asyncio.run(phase(url, records, args.warmup, args.concurrency, 0))
+                if url in {u for t in targets.values() for u in t}:
+                    asyncio.run(phase(url, records, args.warmup, args.concurrency, 0))
             results: dict[str, dict[str, Any]] = {
-                name: {"latencies": [], "errors": 0, "seconds": 0.0} for name in urls}
+                name: {"latencies": [], "errors": 0, "seconds": 0.0} for name in targets}
             each = args.seconds / args.rounds
             for r in range(args.rounds):
-                order = list(urls) if r % 2 == 0 else list(reversed(urls))
+                order = list(targets) if r % 2 == 0 else list(reversed(targets))
                 for name in order:
                     latencies, errors, elapsed = asyncio.run(
-                        phase(urls[name], records, each, args.concurrency, r * 997))
+                        spread(targets[name], records, each, args.concurrency, r * 997))
                     results[name]["latencies"] += latencies
                     results[name]["errors"] += errors
                     results[name]["seconds"] += elapsed
@@ -354,13 +386,21 @@ def main(argv: list[str] | None = None) -> None:
         f"server after a {args.warmup:.0f} s warm-up; {agreement}.", "",
         "| server | requests | errors | p50 ms | p99 ms | requests/s |",
         "|---|---:|---:|---:|---:|---:|"]
-    for name, label in [("baseline", "baseline: bare FastAPI + `model.predict`"),
-                        ("conveyor", "conveyor serve")]:
+    rows = [("baseline", "baseline: bare FastAPI + `model.predict`"),
+            ("conveyor", "conveyor serve")]
+    for name, label in rows:
         f = figures[name]
         lines.append(f"| {label} | {f['requests']:,} | {f['errors']} | {f['p50']:.1f} | "
                      f"{f['p99']:.1f} | {f['rps']:.0f} |")
     lines.append(f"| ratio conveyor / baseline | | | {c['p50'] / b['p50']:.2f} | "
                  f"{c['p99'] / b['p99']:.2f} | {c['rps'] / b['rps']:.2f} |")
+    if "replicas" in figures:
+        f = figures["replicas"]
+        lines.append(f"| conveyor serve, 2 replicas (the clients split between them) | "
+                     f"{f['requests']:,} | {f['errors']} | {f['p50']:.1f} | {f['p99']:.1f} | "
+                     f"{f['rps']:.0f} |")
+        lines.append(f"| ratio 2 replicas / 1 | | | {f['p50'] / c['p50']:.2f} | "
+                     f"{f['p99'] / c['p99']:.2f} | {f['rps'] / c['rps']:.2f} |")
     lines += ["", f"In process, without HTTP (median ms per single-row call over "
               f"{min(200, len(records))} rows, one thread; conveyor's router sent {routed} of "
               "them to the fallback model):", "", "| step | median ms |", "|---|---:|"]

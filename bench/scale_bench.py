@@ -291,7 +291,7 @@ def report(args: argparse.Namespace, command: str, env: str, overrides: dict[str
                      f"{b:.2f} | {r:.2f} |")
     lines += [
         "", f"Ingestion (collect stage) over the run: median "
-        f"{s['collect_rows_per_second']:,.0f} rows/s per weekly batch. Growth per batch: "
+        f"{s['collect_rows_per_second']:,.0f} rows/s per batch. Growth per batch: "
         f"metadata database {s['growth']['db_bytes'] / 1e3:.0f} KB, raw Parquet "
         f"{s['growth']['raw_bytes'] / 1e3:.0f} KB. The model folder is bounded by "
         "`registry.keep_versions`.", "",

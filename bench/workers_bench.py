@@ -1,10 +1,10 @@
 """Training on more workers: search seconds with 1 and 2 joblib processes and on Dask.
 
-    python bench/workers_bench.py [--repeats 2] [--json F]
+    python bench/workers_bench.py [--repeats 2] [--initial 6] [--json F]
 
-The same first update of the demo (two weekly batches ingested, then a search over the
-demo's candidates with no time budget, so every setting does the same work) runs in a
-fresh workspace per setting:
+The same first update of the demo (``--initial`` weekly batches ingested, then a search
+over the demo's candidates with no time budget, so every setting does the same work)
+runs in a fresh workspace per setting:
 
 * ``compute.n_jobs: 1`` (the baseline: one process);
 * ``compute.n_jobs: 2`` (joblib's process pool; this machine has 2 cores);
@@ -12,7 +12,8 @@ fresh workspace per setting:
   worker processes started for the update (what a cluster address would use, minus the
   network).
 
-The figure is the ``search`` stage's seconds (``stage_timings``), median over
+The figure is the ``search`` stage's seconds (``stage_timings``; for Dask it includes
+starting the local cluster, ~2-3 s, as an update with no address does), median over
 ``--repeats`` rounds, the settings interleaved within each round; the chosen model and
 its hold-out score must be the same in every setting (the seed is fixed).
 """
@@ -53,11 +54,12 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def one_update(folder: Path, compute: dict[str, Any]) -> dict[str, Any]:
+def one_update(folder: Path, compute: dict[str, Any], initial: int) -> dict[str, Any]:
     path, _ = copy_config(ROOT / "conveyor.yaml", folder)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["compute"] = {**data.get("compute", {}), **compute}
     data["train"].update({"budget_seconds": None, "strategy": "retrain"})
+    data["stream"]["initial_batches"] = initial
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     config = load_config(path)
     prepare_demo_data(config)
@@ -84,6 +86,7 @@ def one_update(folder: Path, compute: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--initial", type=int, default=6, help="weekly batches trained on")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     command = "python bench/workers_bench.py " + shlex.join(sys.argv[1:] if argv is None
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     for round_ in range(args.repeats):
         for name, compute in SETTINGS.items():
             with tempfile.TemporaryDirectory(prefix="conveyor-workers-") as tmp:
-                run = one_update(Path(tmp), compute)
+                run = one_update(Path(tmp), compute, args.initial)
             log(f"round {round_ + 1}, {name}: search {run['search_seconds']:.1f} s, "
                 f"winner {run['winner']} ({run['score']:.4g})")
             runs[name].append(run)
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     first = runs["joblib, 1 process"][0]
     lines = [
         f"`{command.strip()}`", "",
-        f"Machine: {env}. The demo's first update (two weekly batches, "
+        f"Machine: {env}. The demo's first update ({args.initial} weekly batches, "
         f"{first['candidates']} candidates, no budget), a fresh workspace per setting, "
         f"median of {args.repeats} interleaved rounds. Same winner and hold-out score in "
         f"every run: {'yes' if len(winners) == 1 and len(scores) == 1 else 'NO'} "
