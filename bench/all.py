@@ -42,7 +42,7 @@ BENCHES = [
           ("bench/inference_bench.py",),
           ("bench/inference_bench.py", "--rows", "100000", "--repeats", "1")),
     Bench("api", "REST API: latency and requests/s at concurrency 8",
-          ("bench/api_bench.py",), ("bench/api_bench.py", "--seconds", "3")),
+          ("bench/api_bench.py", "--seconds", "60"), ("bench/api_bench.py", "--seconds", "3")),
     Bench("analyze", "Analyze: quality, cleaning, EDA and drift per batch",
           ("bench/analyze_bench.py",), ("bench/analyze_bench.py", "--repeats", "1")),
     Bench("scale", "A 10x longer stream: does the cost per update stay flat?",
