@@ -179,5 +179,21 @@ def test_update_and_inference_with_raw_batches_and_models_outside_the_workspace(
     predicted = read_csv_text(out)
     assert len(predicted) == 200
     assert pd.to_numeric(predicted["predict"]).notna().all()
+
+    # the API and the summary read the served version from the model store too
+    from fastapi.testclient import TestClient
+
+    from conveyor.serve.api import create_app
+
+    with TestClient(create_app(config)) as client:
+        health = client.get("/health").json()
+        record = read_csv_text(inference_sample(tmp_path, rows=1)).iloc[0].to_dict()
+        answer = client.post("/predict", json={"records": [record]})
+    assert health["model_version"] == production["version"]
+    assert answer.status_code == 200, answer.text
+    page = pipeline.summary(config).read_text(encoding="utf-8")
+    interpretation = page[page.index('<section id="interpretation">'):]
+    assert f"v{production['version']:06d}: " in interpretation
+    assert "No interpretation stored" not in interpretation
     store.close()
 

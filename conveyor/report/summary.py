@@ -21,9 +21,10 @@ from plotly.offline import get_plotlyjs
 from conveyor.config import Config
 from conveyor.learn import batch_features
 from conveyor.report import monitoring
+from conveyor.storage import locate
 from conveyor.store import Store
 from conveyor.validate.metrics import LOWER_IS_BETTER
-from conveyor.workspace import atomic_write_text
+from conveyor.workspace import Workspace, atomic_write_text
 
 
 def _figure_html(figure: go.Figure) -> str:
@@ -275,10 +276,12 @@ def _production_explanation(store: Store, workspace_root: Path | None
     production = store.production()
     if production is None or workspace_root is None:
         return production, None
-    path = workspace_root / production["path"] / "explain.json"
-    if not path.is_file():
+    # through the model store: the version may live under store.models_url, not here
+    models, key = locate(Workspace(workspace_root).resolve(production["path"]))
+    try:
+        return production, json.loads(models.get_bytes(f"{key}/explain.json"))
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return production, None
-    return production, json.loads(path.read_text(encoding="utf-8"))
 
 
 def _interpretation_html(production: dict[str, Any] | None,
@@ -313,6 +316,8 @@ def _tree_section(version: int, tree: dict[str, Any]) -> tuple[go.Figure, str]:
     node's parent is among them; a larger tree is drawn down to where the list ends.
     """
     nodes = {n["id"]: n for n in tree["nodes"]}
+    above = {child: (parent, side) for parent in tree["nodes"]
+             for child, side in ((parent["left"], "≤"), (parent["right"], ">"))}
     ids, labels, parents, values, hover = [], [], [], [], []
     for node in tree["nodes"]:
         ids.append(str(node["id"]))
@@ -320,13 +325,11 @@ def _tree_section(version: int, tree: dict[str, Any]) -> tuple[go.Figure, str]:
         value = node["value"]
         hover.append(f"{value:.4g}" if isinstance(value, float)
                      else ", ".join(f"{v:.2f}" for v in value))
-        parent = next((p for p in nodes.values() if node["id"] in (p["left"], p["right"])),
-                      None)
-        if parent is None:
+        if node["id"] not in above:
             labels.append("all rows")
             parents.append("")
         else:
-            side = "≤" if node["id"] == parent["left"] else ">"
+            parent, side = above[node["id"]]
             labels.append(f"{parent['feature']} {side} {parent['threshold']:.4g}")
             parents.append(str(parent["id"]))
     numeric = all(isinstance(n["value"], float) for n in tree["nodes"])

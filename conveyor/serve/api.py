@@ -90,7 +90,7 @@ class ModelHolder:
     def _load(self, row: dict[str, Any] | None) -> LoadedModel | None:
         if row is None:
             return None
-        return load_model(self.workspace.root / row["path"], row["sha256"])
+        return load_model(self.workspace.resolve(row["path"]), row["sha256"])
 
     def refresh(self, force: bool = False) -> Served | None:
         """Reload when production or staging changed; at most once per reload period."""
