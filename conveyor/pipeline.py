@@ -469,12 +469,18 @@ def promote(config: Config, version: int, reason: str) -> None:
     with workspace.lock(config.lock.timeout_seconds):
         store = Store.open(workspace.db_url)
         try:
-            row = store.model(version)
-            if row is not None and row["stage"] != "deleted":
-                load_model(workspace.resolve(row["path"]), row["sha256"])  # refuse a broken file
+            _verify_version(workspace, store, version)
             registry.promote(store, version, reason)
         finally:
             store.close()
+
+
+def _verify_version(workspace: Workspace, store: Store, version: int | None) -> None:
+    """Refuse to make ``version`` production when its file fails verification (a version
+    that does not exist or was deleted is left to the registry to refuse)."""
+    row = store.model(version) if version is not None else None
+    if row is not None and row["stage"] != "deleted":
+        load_model(workspace.resolve(row["path"]), row["sha256"])
 
 
 def rollback(config: Config, reason: str) -> int:
@@ -483,10 +489,7 @@ def rollback(config: Config, reason: str) -> int:
     with workspace.lock(config.lock.timeout_seconds):
         store = Store.open(workspace.db_url)
         try:
-            target = registry.previous_production(store)
-            row = store.model(target) if target is not None else None
-            if row is not None and row["stage"] != "deleted":
-                load_model(workspace.resolve(row["path"]), row["sha256"])  # refuse a broken file
+            _verify_version(workspace, store, registry.previous_production(store))
             return registry.rollback(store, reason)
         finally:
             store.close()

@@ -26,6 +26,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 
+from conveyor.analyze.quality import USABLE_LIMIT
+
 MAX_LEVELS = 10_000
 
 
@@ -150,9 +152,6 @@ class Router(BaseEstimator):
         return state
 
 
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
 def within_float32(X: pd.DataFrame) -> pd.DataFrame:
     """Return ``X`` with numbers beyond ±3.4e38 (and ±inf) set to that limit.
 
@@ -164,10 +163,10 @@ def within_float32(X: pd.DataFrame) -> pd.DataFrame:
     [3.4028234663852886e+38, -3.4028234663852886e+38, 1.5, nan]
     """
     numeric = [c for c in X.columns if pd.api.types.is_float_dtype(X[c])]
-    if not numeric or not (np.abs(X[numeric].to_numpy()) > FLOAT32_MAX).any():
+    if not numeric or not (np.abs(X[numeric].to_numpy()) > USABLE_LIMIT).any():
         return X
     out = X.copy()
-    out[numeric] = out[numeric].clip(-FLOAT32_MAX, FLOAT32_MAX)
+    out[numeric] = out[numeric].clip(-USABLE_LIMIT, USABLE_LIMIT)
     return out
 
 

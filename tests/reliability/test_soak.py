@@ -43,14 +43,13 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from conveyor import pipeline
 from conveyor.config import load_config
 from conveyor.store import Store
 from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
 from tests.reliability.apikit import Server, request_records
-from tests.serve.test_api import free_port
+from tests.serve.test_api import replica_config
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCKED = "database is locked"
@@ -164,15 +163,10 @@ def test_updates_promotions_api_and_inference_at_once(tmp_path):
                                "version_column": True},
                         lock={"timeout_seconds": 120})
     assert pipeline.update(load_config(path)).ok  # a production model before the servers
-    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     servers = []
     try:
         for name in ("a", "b"):
-            port = free_port()
-            replica = tmp_path / f"replica-{name}.yaml"
-            replica.write_text(yaml.safe_dump({**spec, "serve": {**spec["serve"],
-                                                                 "port": port}}),
-                               encoding="utf-8")
+            replica, port = replica_config(path, name)
             servers.append(Server(replica, port, tmp_path / "logs"))
         began = time.time()
         soak = Soak(tmp_path, path, began + seconds)

