@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -47,7 +49,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # the busy timeout first: switching a new database to WAL needs a lock that a process
     # opening it at the same moment may hold
     cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # switching a new database to WAL takes an exclusive lock, and SQLite may answer
+    # "database is locked" at once rather than call the busy handler while another
+    # process opening it holds a shared lock (seen with six processes on a new
+    # workspace): retry for as long as the busy timeout would have waited
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
