@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 from sklearn.pipeline import Pipeline
+from skops.io.exceptions import UntrustedTypesFoundException
 
 from conveyor.errors import ModelError
 from conveyor.prepare.roles import Roles
@@ -34,6 +35,17 @@ TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "conveyor.", "builtins.", "c
 # against the prefixes above; the partial itself runs nothing (scikit-learn's gradient
 # boosting keeps one around sklearn.utils.validation.check_array)
 TRUSTED_EXACT = frozenset({"functools.partial"})
+# the types conveyor's own model files hold that skops does not trust by default (all within
+# the prefixes above): loading with them trusted parses a file once; a file with any other
+# type is parsed again and every type checked against the prefixes
+KNOWN_TYPES = [
+    "conveyor.prepare.features.FeatureMaker", "conveyor.prepare.preprocess.AsCategories",
+    "conveyor.serve.routing.Router", "conveyor.train.incremental.AddedTrees",
+    "conveyor.train.incremental.MemoryKNN", "functools.partial", "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64", "sklearn.model_selection._split.KFold",
+    "sklearn.neighbors._kd_tree.KDTree", "sklearn.tree._tree.Tree",
+    "sklearn.utils.validation.check_array"]
 LIBRARIES = ("conveyor", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
 CATEGORY_LEVELS = 1000
 
@@ -136,17 +148,25 @@ def load_model(folder: Path | str, expected_sha256: str) -> LoadedModel:
             f"match the registry ({expected_sha256[:12]}); it was changed after training. "
             "Refusing to load it; promote another version or retrain"
         )
+    model = _loads(data, model_path)
+    if isinstance(model, dict):
+        return LoadedModel(int(manifest["version"]), model["champion"], manifest,
+                           model.get("fallback"), model.get("router"))
+    return LoadedModel(int(manifest["version"]), model, manifest)
+
+
+def _loads(data: bytes, model_path: str) -> Any:
+    """Rebuild a verified file's objects, letting skops build only trusted types."""
     try:
-        untrusted = sio.get_untrusted_types(data=data)
+        return sio.loads(data, trusted=KNOWN_TYPES)
+    except UntrustedTypesFoundException:
+        pass  # a type beyond conveyor's usual ones: check each against the prefixes
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
         raise ModelError(f"model file '{model_path}' is not a readable skops file: {exc}") from None
+    untrusted = sio.get_untrusted_types(data=data)
     refused = [t for t in untrusted
                if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_EXACT]
     if refused:
         raise ModelError(f"model file '{model_path}' holds types conveyor does not trust: "
                          f"{refused}; refusing to load it")
-    model = sio.loads(data, trusted=untrusted)
-    if isinstance(model, dict):
-        return LoadedModel(int(manifest["version"]), model["champion"], manifest,
-                           model.get("fallback"), model.get("router"))
-    return LoadedModel(int(manifest["version"]), model, manifest)
+    return sio.loads(data, trusted=untrusted)

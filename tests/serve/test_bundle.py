@@ -56,6 +56,23 @@ def test_a_file_with_untrusted_types_is_refused_even_with_a_matching_hash(tmp_pa
         load_model(folder, sha)
 
 
+def test_a_trusted_type_beyond_conveyor_s_usual_ones_still_loads(tmp_path):
+    # scikit-learn's scale function is neither trusted by skops by default nor among the
+    # types conveyor's pipelines hold (bundle.KNOWN_TYPES), but it is within the trusted
+    # prefixes: the file is checked type by type and loads
+    import skops.io as sio
+    from sklearn.preprocessing import scale
+
+    X = pd.DataFrame({"a": np.arange(20.0)})
+    model = Pipeline([("scale", FunctionTransformer(scale)), ("model", Ridge())])
+    model.fit(X, X["a"])
+    folder, sha, _ = save_model(LocalStorage(tmp_path), 1, model, {"schema": {"a": {}}})
+    assert "sklearn.preprocessing._data.scale" in sio.get_untrusted_types(
+        data=(Path(folder) / MODEL_FILE).read_bytes())
+    loaded = load_model(folder, sha)
+    np.testing.assert_allclose(loaded.model.predict(X), model.predict(X))
+
+
 def test_champion_fallback_and_router_travel_in_one_verified_file(tmp_path):
     X = pd.DataFrame({"a": np.arange(50.0)})
     champion = Pipeline([("model", Ridge())]).fit(X, X["a"])
