@@ -248,10 +248,10 @@ class DriftConfig(Section):
     bins: int = Field(20, ge=4, le=200, description="Quantile bins per numeric column, fixed "
                       "from the first batch so profiles of any batches can be merged.")
     on_alarm: Literal["reset", "retrain", "ignore"] = Field(
-        "reset", description="On a dataset alarm: reset (search and retrain on a window that "
-        "starts at the drift point; the window grows again from there, and the reference "
-        "moves with the new production model), retrain (search on the usual window instead "
-        "of an incremental update), or ignore (record only)."
+        "reset", description="On a dataset alarm: reset (refit production's configuration on "
+        "a window that starts at the drift point; the window grows again from there, and the "
+        "reference moves with the new production model), retrain (refit on the usual window "
+        "instead of an incremental update), or ignore (record only)."
     )
     reset_batches: int = Field(1, ge=1, description="reset: batches kept in the training "
                                "window, the drifted one included (1: start at the drift point).")
@@ -399,6 +399,11 @@ class SearchConfig(Section):
         True, description="Budgeted search: once the meta-learner has shown on later batches "
         "that it can rank candidates, try its most promising first; false: cheapest first."
     )
+    cost_tolerance: float = Field(
+        0.0, ge=0.0, le=0.5, description="Take the fastest candidate (fit + predict seconds) "
+        "whose score is within this relative distance of the best (0.01: 1%); a cheaper "
+        "model is cheaper at every refit and prediction after. 0: the best score wins."
+    )
     explore: float = Field(
         0.25, ge=0.0, le=1.0, description="Warm start: share of the search order given to "
         "candidates drawn at random from the rest (every 1/explore-th slot), so the "
@@ -437,12 +442,14 @@ class TrainConfig(Section):
     )
     strategy: Literal["auto", "retrain", "incremental"] = Field(
         "auto", description="auto: update the production model incrementally when its family "
-        "can and nothing drifted, else search and retrain; retrain: always search; "
-        "incremental: always update when the family can."
+        "can and nothing drifted, else refit its configuration on the window; search all "
+        "candidates for the first model, when production's error drifts (model drift) and "
+        "every retrain_every updates; retrain: always search; incremental: like auto "
+        "without the scheduled search."
     )
     retrain_every: int = Field(
-        4, ge=1, description="auto: search and retrain at least every N updates, even "
-        "without drift."
+        4, ge=1, description="auto: search all candidates at least every N updates (the "
+        "updates between are incremental or refits)."
     )
     knn_memory: int = Field(
         50_000, ge=100, description="kNN: rows kept in its time-ordered memory (newest kept)."

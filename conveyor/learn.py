@@ -46,11 +46,15 @@ from conveyor.train.incremental import can_update, update_model
 from conveyor.train.search import (
     Candidate,
     Evaluation,
+    SearchResult,
+    cheapest_within,
     compute_backend,
     draw_candidates,
+    evaluate_candidate,
     halve,
     make_pipeline,
     search,
+    single_threaded,
 )
 from conveyor.validate import registry
 from conveyor.validate.baseline import baseline_scores
@@ -169,28 +173,43 @@ def _target(config: Config, data: pd.DataFrame) -> np.ndarray:
 # -- prequential -------------------------------------------------------------------------
 
 
-def load_production(workspace: Workspace, store: Store) -> LoadedModel | None:
-    row = store.production()
-    if row is None:
-        return None
-    return load_model(workspace.resolve(row["path"]), row["sha256"])
+class Models:
+    """Model versions loaded (each verified) at most once per update.
+
+    Loading is a fifth of an incremental update's cost (skops rebuilds every array
+    and checks every type), and production is read by the prequential scoring and
+    again by whatever updates it.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._loaded: dict[tuple[str, str], LoadedModel] = {}
+
+    def get(self, row: dict[str, Any]) -> LoadedModel:
+        key = (row["path"], row["sha256"])
+        if key not in self._loaded:
+            self._loaded[key] = load_model(self.workspace.resolve(row["path"]), row["sha256"])
+        return self._loaded[key]
+
+    def production(self, store: Store) -> LoadedModel | None:
+        row = store.production()
+        return None if row is None else self.get(row)
 
 
 def _prequential(config: Config, workspace: Workspace, store: Store,
-                 batches: list[dict[str, Any]]) -> None:
+                 batches: list[dict[str, Any]], models: Models) -> None:
     """Score production (and the never-updated baseline) on new batches before training."""
     production = store.production()
     if production is None:
         return
-    models = {"production": production}
+    rows_by_role = {"production": production}
     baseline = store.first_production()
     if baseline is not None:
-        models["baseline"] = baseline
+        rows_by_role["baseline"] = baseline
     staging = registry.staging(store)
     if staging is not None:
-        models["staging"] = staging
-    loaded = {role: load_model(workspace.resolve(row["path"]), row["sha256"])
-              for role, row in models.items()}
+        rows_by_role["staging"] = staging
+    loaded = {role: models.get(row) for role, row in rows_by_role.items()}
     rows: list[dict[str, Any]] = []
     rows_drift: list[dict[str, Any]] = []
     for batch in batches:
@@ -307,9 +326,10 @@ def _watch_model(config: Config, store: Store,
 def learn(config: Config, workspace: Workspace, store: Store,
           new_batches: list[dict[str, Any]], stages: Stages,
           drift_alarm: str | None = None) -> UpdateResult:
-    """Score production on the new batches, then update it or search for a new model."""
+    """Score production on the new batches, then update, refit or replace it."""
+    models = Models(workspace)
     with stages.stage("prequential"):
-        _prequential(config, workspace, store, new_batches)
+        _prequential(config, workspace, store, new_batches, models)
         widen, model_alarm = _watch_model(config, store, new_batches)
     if drift_alarm and config.drift.on_alarm == "ignore":
         drift_alarm = None
@@ -318,54 +338,70 @@ def learn(config: Config, workspace: Workspace, store: Store,
         with store.transaction() as conn:
             store.add_event(conn, "window_reset", f"train on the newest {len(recent)} "
                             f"batch(es) only after {drift_alarm}", batch_id=recent[0]["id"])
-    strategy, why = choose_strategy(config, store, drift_alarm or model_alarm)
+    strategy, why = choose_strategy(config, store, drift_alarm, model_alarm)
     log.info("strategy: %s (%s)", strategy, why)
     if strategy == "incremental":
-        result = _incremental(config, workspace, store, new_batches, stages, why)
+        result = _incremental(config, workspace, store, new_batches, stages, why, models)
         if result is not None:
             return result
-        why = "the incremental update did not beat production; searching instead"
-    return _train(config, workspace, store, new_batches, stages, widen, why)
+        strategy, why = "refit", ("the incremental update did not beat production on the "
+                                  "newest rows; its configuration is refit on the window")
+    return _train(config, workspace, store, new_batches, stages, models, widen, why,
+                  refit=strategy == "refit")
 
 
-def choose_strategy(config: Config, store: Store, alarm: str | None) -> tuple[str, str]:
-    """Return ``incremental`` or ``retrain`` for this update, and why."""
+def choose_strategy(config: Config, store: Store, data_alarm: str | None = None,
+                    model_alarm: str | None = None) -> tuple[str, str]:
+    """Return ``incremental``, ``refit`` or ``retrain`` for this update, and why.
+
+    ``retrain`` searches the candidates and fits the best; ``refit`` fits
+    production's configuration again on the current window (one candidate, no
+    search); ``incremental`` updates production with the new batch only. A search
+    runs for the first model, when production's own error drifted (the model no
+    longer fits: another configuration may), and at least every
+    ``train.retrain_every`` updates; a data drift alarm refits on the (reset)
+    window; otherwise production learns incrementally when its family can, and is
+    refit when it cannot.
+    """
     production = store.production()
     if production is None:
         return "retrain", "no production model yet"
     if config.train.strategy == "retrain":
         return "retrain", "train.strategy is retrain"
-    if not can_update(production["family"]):
-        return "retrain", f"{production['family']} cannot learn incrementally; refit on the window"
-    if alarm:
-        return "retrain", f"drift: {alarm}"
+    if model_alarm:
+        return "retrain", model_alarm
     if config.train.strategy == "auto":
-        chain = _incremental_chain(store, production["version"])
-        if chain >= config.train.retrain_every - 1:
-            return "retrain", (f"{chain} incremental updates since the last search; "
-                               f"train.retrain_every is {config.train.retrain_every}")
+        since = _updates_since_search(store)
+        if since >= config.train.retrain_every - 1:
+            return "retrain", (f"{since} updates without a search; train.retrain_every is "
+                               f"{config.train.retrain_every}")
+    if data_alarm:
+        return "refit", f"{data_alarm}; production's configuration is refit on the new window"
+    if not can_update(production["family"]):
+        return "refit", (f"no drift; {production['family']} cannot learn incrementally, so its "
+                         "configuration is refit on the window")
     return "incremental", f"no drift; {production['family']} learns from the new batch"
 
 
-def _incremental_chain(store: Store, version: int) -> int:
-    """How many incremental updates lead from the last searched model to ``version``."""
-    count, row = 0, store.model(version)
-    while row is not None and row.get("strategy") == "incremental" and row.get("parent_version"):
-        count += 1
-        row = store.model(int(row["parent_version"]))
-    return count
+def _updates_since_search(store: Store) -> int:
+    """How many models were registered (incremental or refit, promoted or not) since the
+    newest searched one."""
+    models = store.frame("models")
+    searched = models.loc[models["strategy"].isin(["retrain", None]), "version"]
+    newest = searched.max() if len(searched) else 0
+    return int((models["version"] > newest).sum())
 
 
 def _incremental(config: Config, workspace: Workspace, store: Store,
                  new_batches: list[dict[str, Any]], stages: Stages,
-                 why: str) -> UpdateResult | None:
+                 why: str, models: Models) -> UpdateResult | None:
     """Update production with the new batches only; None when the update does not help.
 
     Validated honestly in time order: the update learns from the first part of
     the new rows and is compared with production on the rest; the registered
     model then learns from all of them.
     """
-    production = load_production(workspace, store)
+    production = models.production(store)
     assert production is not None
     row = store.production()
     family, metric, task = production.manifest["family"], config.metric, config.target.task
@@ -444,8 +480,9 @@ def _fallback(config: Config, evaluations: list[Evaluation], best: Evaluation, r
         log.info("no robust candidate besides the champion: no fallback for this version")
         return None, None
     choice = robust[0].candidate  # evaluations are sorted best first
-    fallback = make_pipeline(choice, roles, config.prepare, config.target.task, config.seed,
-                             maker, overrides).fit(X, y)
+    fallback = single_threaded(make_pipeline(choice, roles, config.prepare,
+                                             config.target.task, config.seed, maker,
+                                             overrides).fit(X, y))
     router = Router(settings.max_missing_share, settings.range_margin,
                     settings.unseen_categories, settings.anomaly, settings.contamination,
                     config.seed).fit(X[[c for c in X.columns if c in roles.features]])
@@ -476,8 +513,10 @@ def _settle(config: Config, workspace: Workspace, store: Store, version: int, pr
 
 
 def _train(config: Config, workspace: Workspace, store: Store,
-           new_batches: list[dict[str, Any]], stages: Stages,
-           widen: bool = False, why: str = "") -> UpdateResult:
+           new_batches: list[dict[str, Any]], stages: Stages, models: Models,
+           widen: bool = False, why: str = "", refit: bool = False) -> UpdateResult:
+    """Search the candidates (or, with ``refit``, take production's configuration
+    alone), validate the best on the newest rows, fit it on the window and register it."""
     window = store.accepted_batches(config.train.window_batches, store.window_anchor())
     data = _training_frame(config, workspace, window)
     design = _design(config, data)
@@ -488,7 +527,9 @@ def _train(config: Config, workspace: Workspace, store: Store,
     if len(data) < 2 * config.quality.min_rows:
         return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
                                    "lower quality.min_rows or use a wider stream.window")
-    production = load_production(workspace, store)
+    production = models.production(store)
+    if refit and (production is None or design.inputs != production.features):
+        refit, why = False, f"{why}; but the window's columns changed, so a search instead"
     new_ids = {b["id"] for b in new_batches}
     is_new = data[BATCH_COLUMN].isin(new_ids).to_numpy()
     if production is not None and is_new.any() and not is_new.all():
@@ -498,6 +539,10 @@ def _train(config: Config, workspace: Workspace, store: Store,
     X, y = data[design.inputs], _target(config, data)
     metric, task, seed = config.metric, config.target.task, config.seed
     overrides = {"knn": {"memory": config.train.knn_memory}}
+    # fits in this process (a refit, the final fit, the fallback) may use the estimator's
+    # own threads; candidates in the search already run one per worker
+    local = {**overrides, "forest": {"n_jobs": config.compute.n_jobs
+                                     if config.compute.backend == "local" else 1}}
 
     with stages.stage("search"):
         splits = _splits(config, len(data), holdout_start)
@@ -505,27 +550,38 @@ def _train(config: Config, workspace: Workspace, store: Store,
             else config.train.families
         candidates = draw_candidates(families, config.train.search,
                                      seed + new_batches[-1]["id"])
-        if config.train.budget_seconds is not None:
+        if refit:
+            assert production is not None
+            manifest = production.manifest
+            candidates = [Candidate(manifest["family"], dict(manifest["params"]),
+                                    manifest.get("variant") or "onehot")]
+        elif config.train.budget_seconds is not None:
             candidates = order_candidates(store, candidates, metric, config.target.column,
                                           config.train.search, seed + new_batches[-1]["id"])
         halved: list[Candidate] = []
-        with compute_backend(config.compute) as n_jobs:
-            if config.train.search.halving:
-                candidates, halved = halve(candidates, X, y, splits, roles, config.prepare,
-                                           task, metric, seed, n_jobs, maker, overrides)
-            found = search(candidates, X, y, splits, roles, config.prepare, task, metric, seed,
-                           n_jobs=n_jobs, maker=maker,
-                           budget_seconds=config.train.budget_seconds,
-                           overrides=overrides)
+        if refit:
+            found = SearchResult([evaluate_candidate(candidates[0], X, y, splits, roles,
+                                                     config.prepare, task, metric, seed,
+                                                     maker, local)])
+        else:
+            with compute_backend(config.compute) as n_jobs:
+                if config.train.search.halving:
+                    candidates, halved = halve(candidates, X, y, splits, roles, config.prepare,
+                                               task, metric, seed, n_jobs, maker, overrides)
+                found = search(candidates, X, y, splits, roles, config.prepare, task, metric,
+                               seed, n_jobs=n_jobs, maker=maker,
+                               budget_seconds=config.train.budget_seconds,
+                               overrides=overrides)
         baseline, baseline_seconds = baseline_scores(X, y, splits, task)
     evaluations = found.evaluations
     if found.skipped:
         log.info("search budget of %.0f s spent: %d of %d candidates not tried",
                  config.train.budget_seconds or 0, len(found.skipped), len(candidates))
-    best = evaluations[0]
-    log.info("best candidate: %s/%s %s (%s = %.4g over %d candidates)", best.candidate.family,
+    best = cheapest_within(evaluations, metric, config.train.search.cost_tolerance)
+    log.info("chosen candidate: %s/%s %s (%s = %.4g; best of %d %.4g)", best.candidate.family,
              best.candidate.variant, best.candidate.params, metric,
-             best.score or float("nan"), len(evaluations))
+             best.score or float("nan"), len(evaluations),
+             evaluations[0].score or float("nan"))
 
     with stages.stage("validate"):
         train_part, test_part = holdout_split(len(data), holdout_start)[0]
@@ -533,7 +589,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
             challenger_holdout = best.metrics
         else:
             model = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker,
-                                  overrides)
+                                  local)
             model.fit(X.iloc[train_part], y[train_part])
             challenger_holdout = score_model(model, task, X.iloc[test_part], y[test_part])
         production_holdout = None
@@ -544,21 +600,31 @@ def _train(config: Config, workspace: Workspace, store: Store,
 
     with stages.stage("fit"):
         start = time.perf_counter()
-        final = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker,
-                              overrides).fit(X, y)
+        final = single_threaded(make_pipeline(best.candidate, roles, config.prepare, task,
+                                              seed, maker, local).fit(X, y))
         train_seconds = time.perf_counter() - start
         sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
-        fallback, router = _fallback(config, evaluations, best, roles, maker, X, y, overrides)
+        if refit:
+            assert production is not None
+            fallback, router = production.fallback, production.router
+        else:
+            fallback, router = _fallback(config, evaluations, best, roles, maker, X, y,
+                                         local)
 
     with stages.stage("interpret"):
         explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
 
-    skipped = f"; budget left {len(found.skipped)} untried" if found.skipped else ""
-    if halved:
-        skipped += f"; halving dropped {len(halved)} after a cheap first rung"
+    if refit:
+        assert production is not None
+        note = (f"{why}; v{production.version}'s configuration fitted on {len(data)} rows"
+                + ("; fallback and router kept from it" if fallback is not None else ""))
+    else:
+        note = f"{why}; searched {len(evaluations)} candidates"
+        note += f"; budget left {len(found.skipped)} untried" if found.skipped else ""
+        note += f"; halving dropped {len(halved)} after a cheap first rung" if halved else ""
     trained = Trained(final, best.candidate.family, best.candidate.variant,
-                      best.candidate.params, "retrain",
-                      f"{why}; searched {len(evaluations)} candidates{skipped}", None,
+                      best.candidate.params, "refit" if refit else "retrain", note,
+                      production.version if refit and production is not None else None,
                       feature_schema(X, roles),
                       [] if maker is None else final.named_steps["features"].output_names(),
                       prediction_profile(final, X.iloc[test_part]), fallback, router)

@@ -1,5 +1,5 @@
-"""The per-update strategy end to end: retrain first, then incremental updates, then a
-scheduled search; each recorded with its reason and lineage."""
+"""The per-update strategy end to end: a search first, then incremental updates or refits,
+then a scheduled search; each recorded with its reason and lineage."""
 
 from __future__ import annotations
 
@@ -43,3 +43,47 @@ def test_incremental_updates_are_recorded_with_lineage(tmp_path):
     for model in models:
         chain = chain + 1 if model["strategy"] == "incremental" else 0
         assert chain <= 2
+
+
+def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_path):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(
+        tmp_path, stream={"window": "1D", "initial_batches": 2},
+        drift={"enabled": False},
+        train={"window_batches": 3, "strategy": "auto", "retrain_every": 3, "families": {
+            "tree": {"grid": {"max_depth": [4, 6, 8]}}}}))
+    results = [pipeline.update(config) for _ in range(5)]
+    assert all(r.ok for r in results), [r.message for r in results]
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    try:
+        models = store.frame("models").sort_values("version").to_dict("records")
+        evaluations = store.frame("evaluations")
+    finally:
+        store.close()
+    by_version = {m["version"]: m for m in models}
+    strategies = [m["strategy"] for m in models]
+    # a search, two updates without one, then the scheduled search (retrain_every 3)
+    assert strategies[0] == "retrain" and strategies[3] == "retrain", strategies
+    refits = [m for m in models if m["strategy"] == "refit"]
+    assert refits, [m["strategy_note"] for m in models]
+    for model in refits:
+        parent = by_version[model["parent_version"]]
+        # production's configuration, fitted on the current window, without a search
+        assert (model["family"], model["params"]) == (parent["family"], parent["params"])
+        assert model["batch_ids"][-1] not in parent["batch_ids"]
+        assert len(model["batch_ids"]) == min(3, len(parent["batch_ids"]) + 1)
+        assert "configuration fitted on" in model["strategy_note"]
+        scored = evaluations[(evaluations["batch_id"] == model["batch_ids"][-1])
+                             & (evaluations["family"] != "baseline")]
+        assert len(scored) == 1  # the one configuration, validated on the new batch
+        loaded = load_model(config.workspace / model["path"], model["sha256"])
+        parent_loaded = load_model(config.workspace / parent["path"], parent["sha256"])
+        assert loaded.model is not parent_loaded.model
+        if parent_loaded.fallback is not None:  # kept from production, not searched again
+            assert "kept from it" in model["strategy_note"]
+            assert type(loaded.fallback[-1]) is type(parent_loaded.fallback[-1])
+    searched = [m for m in models if m["strategy"] == "retrain"]
+    for model in searched:
+        scored = evaluations[(evaluations["batch_id"] == model["batch_ids"][-1])
+                             & (evaluations["family"] != "baseline")]
+        assert len(scored) == 3  # every candidate

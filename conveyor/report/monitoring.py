@@ -65,7 +65,7 @@ def drift_section(drift: pd.DataFrame, events: pd.DataFrame,
 
 def strategy_section(models: pd.DataFrame, timings: pd.DataFrame,
                      times: dict[int, str]) -> tuple[go.Figure, str]:
-    """Which strategy each update used (incremental or retrain) and what it cost."""
+    """Which strategy each update used (incremental, refit or retrain) and what it cost."""
     figure = go.Figure()
     if models.empty or "strategy" not in models or models["strategy"].isna().all():
         return figure, "No training strategy recorded yet."
@@ -74,7 +74,8 @@ def strategy_section(models: pd.DataFrame, timings: pd.DataFrame,
     totals = timings.groupby("batch_id")["seconds"].sum()
     models["seconds"] = models["batch_id"].map(totals)
     models["time"] = models["batch_id"].map(times)
-    for strategy, color in (("retrain", "#756bb1"), ("incremental", "#31a354")):
+    for strategy, color in (("retrain", "#756bb1"), ("refit", "#3182bd"),
+                            ("incremental", "#31a354")):
         part = models[models["strategy"] == strategy]
         figure.add_bar(x=part["time"], y=part["seconds"], name=strategy, marker_color=color,
                        customdata=part["strategy_note"].fillna(""),

@@ -499,8 +499,8 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
             store.frame("prequential"), metric)
         figure, reading = monitoring.strategy_section(models, store.frame("stage_timings"),
                                                       times)
-        sections.append({"key": "strategy", "title": "Training strategy: incremental or "
-                         "retrain", "figure": figure, "reading": reading})
+        sections.append({"key": "strategy", "title": "Training strategy: incremental, refit "
+                         "or search", "figure": figure, "reading": reading})
         figure, reading = monitoring.routing_section(store.frame("inference_log"))
         sections.append({"key": "routing", "title": "Routing between champion and fallback",
                          "figure": figure, "reading": reading})

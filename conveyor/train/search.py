@@ -1,9 +1,9 @@
 """The search: (family x preprocessing variant x hyperparameters) candidates scored on
 time-ordered splits, under a time budget, locally or on a Dask cluster.
 
-Candidates are evaluated in rounds of ``n_jobs`` through joblib, so the same
+Candidates are evaluated ``n_jobs`` at a time through joblib, so the same
 code runs in local processes or, inside :func:`compute_backend` with
-``backend: dask``, on a Dask cluster. When a budget is set, no new round
+``backend: dask``, on a Dask cluster. When a budget is set, no new candidate
 starts after it is spent; the candidates are ordered beforehand (by the
 meta-learner) so the most promising ones run first.
 """
@@ -30,7 +30,7 @@ from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.preprocess import build_preprocessor, categorical_indices
 from conveyor.prepare.roles import Roles
 from conveyor.train.families import FAMILIES, build_estimator
-from conveyor.validate.metrics import score_model, sort_key
+from conveyor.validate.metrics import LOWER_IS_BETTER, score_model, sort_key
 from conveyor.validate.schemes import Split
 
 
@@ -121,6 +121,15 @@ def make_pipeline(candidate: Candidate, roles: Roles, prepare: PrepareConfig, ta
     return Pipeline(steps)
 
 
+def single_threaded(model: Pipeline) -> Pipeline:
+    """Set a fitted pipeline's estimator back to one job, so the stored model predicts in
+    the caller's thread (a forest fitted with ``n_jobs`` would keep using that many)."""
+    estimator = model.steps[-1][1]
+    if "n_jobs" in estimator.get_params(deep=False):
+        estimator.set_params(n_jobs=1)
+    return model
+
+
 def _mean_metrics(folds: list[dict[str, float | None]]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for key in folds[0]:
@@ -152,26 +161,56 @@ def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: 
            n_jobs: int = 1, maker: FeatureMaker | None = None,
            budget_seconds: float | None = None, overrides: dict[str, Any] | None = None,
            progress: Callable[[int, int], None] | None = None) -> SearchResult:
-    """Evaluate candidates in order, in rounds of ``n_jobs``, until done or out of budget."""
+    """Evaluate candidates in order, ``n_jobs`` at a time, until done or out of budget.
+
+    A candidate starts as soon as a worker is free (not in rounds that wait for the
+    slowest), and none starts once ``budget_seconds`` are spent; the first always does.
+    """
     start = time.perf_counter()
-    width = max(1, effective_n_jobs(n_jobs))
-    evaluations: list[Evaluation] = []
-    done = 0
-    with Parallel(n_jobs=n_jobs) as parallel:
-        while done < len(candidates):
-            if budget_seconds is not None and evaluations \
+    started: list[Candidate] = []
+
+    def tasks() -> Iterator[Any]:  # read by joblib only when a worker is free
+        for candidate in candidates:
+            if budget_seconds is not None and started \
                     and time.perf_counter() - start >= budget_seconds:
-                break
-            batch = candidates[done:done + width]
-            evaluations += parallel(
-                delayed(evaluate_candidate)(c, X, y, splits, roles, prepare, task, metric,
-                                            seed, maker, overrides)
-                for c in batch)
-            done += len(batch)
+                return
+            started.append(candidate)
             if progress is not None:
-                progress(done, len(candidates))
+                progress(len(started), len(candidates))
+            yield delayed(evaluate_candidate)(candidate, X, y, splits, roles, prepare, task,
+                                              metric, seed, maker, overrides)
+
+    width = max(1, effective_n_jobs(n_jobs))
+    with Parallel(n_jobs=n_jobs, pre_dispatch=str(width), batch_size=1) as parallel:
+        evaluations = list(parallel(tasks()))
     evaluations.sort(key=lambda e: sort_key(metric, e.score))
-    return SearchResult(evaluations, candidates[done:], time.perf_counter() - start)
+    return SearchResult(evaluations, candidates[len(started):], time.perf_counter() - start)
+
+
+def cheapest_within(evaluations: list[Evaluation], metric: str,
+                    tolerance: float) -> Evaluation:
+    """Return the fastest candidate (fit + predict seconds) whose score is within
+    ``tolerance`` (relative) of the best one; ``evaluations`` are sorted best first.
+
+    Scores that close are a tie on one hold-out, and the cheaper model is cheaper at
+    every later refit and prediction; with ``tolerance`` 0 the best wins.
+
+    >>> ev = [Evaluation(Candidate("forest", {}), 10.0, {}, 4.0, 0.1),
+    ...       Evaluation(Candidate("linear", {}), 10.05, {}, 0.2, 0.01),
+    ...       Evaluation(Candidate("knn", {}), 11.0, {}, 0.1, 1.0)]
+    >>> cheapest_within(ev, "mae", 0.01).candidate.family
+    'linear'
+    >>> cheapest_within(ev, "mae", 0.0).candidate.family
+    'forest'
+    """
+    best = evaluations[0]
+    if tolerance <= 0 or best.score is None or not np.isfinite(best.score):
+        return best
+    gap = abs(best.score) * tolerance
+    lower = metric in LOWER_IS_BETTER
+    close = [e for e in evaluations if e.score is not None and np.isfinite(e.score)
+             and (e.score <= best.score + gap if lower else e.score >= best.score - gap)]
+    return min(close, key=lambda e: e.fit_seconds + e.predict_seconds)
 
 
 def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],

@@ -53,7 +53,8 @@ def test_injected_shift_raises_an_alarm_and_resets_the_window(tmp_path):
     assert alarms["batch_id"].tolist() == [3] and "dep_delay" in alarms["message"].iloc[0]
     resets = events[events["kind"] == "window_reset"]
     assert resets["batch_id"].tolist() == [3]
-    # the alarm rules out an incremental update: a search on the new window only
+    # the alarm rules out an incremental update: production's configuration is refit on
+    # the new window only
     last = models[-1]
-    assert last["strategy"] == "retrain" and "data drift" in last["strategy_note"]
-    assert last["batch_ids"] == [3]
+    assert last["strategy"] == "refit" and "data drift" in last["strategy_note"]
+    assert last["batch_ids"] == [3] and last["parent_version"] == models[-2]["version"]

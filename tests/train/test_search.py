@@ -95,3 +95,16 @@ def test_halving_keeps_the_better_half_scored_on_the_newest_rows(window):
     rung = _run((X, y, roles, cheap), candidates).evaluations
     assert [e.candidate for e in rung[:len(survivors)]] == sorted(
         survivors, key=lambda c: [e.candidate for e in rung].index(c))
+
+
+def test_a_forest_fitted_on_two_threads_is_the_one_fitted_on_one_and_is_stored_single_threaded(
+        window):
+    from conveyor.train.search import Candidate, make_pipeline, single_threaded
+
+    X, y, roles, _ = window
+    candidate = Candidate("forest", {"n_estimators": 6, "max_depth": 5}, "native")
+    one = make_pipeline(candidate, roles, PrepareConfig(), "regression", 0).fit(X, y)
+    two = single_threaded(make_pipeline(candidate, roles, PrepareConfig(), "regression", 0,
+                                        overrides={"forest": {"n_jobs": 2}}).fit(X, y))
+    assert two.named_steps["model"].n_jobs == 1
+    np.testing.assert_array_equal(one.predict(X), two.predict(X))
