@@ -400,9 +400,10 @@ class SearchConfig(Section):
         "that it can rank candidates, try its most promising first; false: cheapest first."
     )
     cost_tolerance: float = Field(
-        0.0, ge=0.0, le=0.5, description="Take the fastest candidate (fit + predict seconds) "
-        "whose score is within this relative distance of the best (0.01: 1%); a cheaper "
-        "model is cheaper at every refit and prediction after. 0: the best score wins."
+        0.0, ge=0.0, le=0.5, description="Take the best candidate of the cheapest family "
+        "(linear, sgd, tree, knn, hgb, forest) among those whose score is within this "
+        "relative distance of the best (0.01: 1%); a cheaper model is cheaper at every refit "
+        "and prediction after. 0: the best score wins."
     )
     explore: float = Field(
         0.25, ge=0.0, le=1.0, description="Warm start: share of the search order given to "

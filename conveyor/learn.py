@@ -41,7 +41,7 @@ from conveyor.serve.predict import peak_memory_mb
 from conveyor.serve.routing import Router
 from conveyor.store import Store
 from conveyor.store.db import utcnow
-from conveyor.train.families import FAMILIES
+from conveyor.train.families import COST_ORDER, FAMILIES
 from conveyor.train.incremental import can_update, update_model
 from conveyor.train.search import (
     Candidate,
@@ -661,9 +661,6 @@ def batch_features(store: Store, target: str) -> pd.DataFrame:
     return out.rename_axis("batch_id").reset_index()
 
 
-FAMILY_COST = ["linear", "sgd", "tree", "knn", "hgb", "forest"]  # cheapest first, by default
-
-
 def order_candidates(store: Store, candidates: list[Candidate], metric: str,
                      target: str, search: SearchConfig | None = None, seed: int = 0
                      ) -> list[Candidate]:
@@ -691,10 +688,10 @@ def search_order(evaluations: pd.DataFrame, features: pd.DataFrame,
     search is for. Return the order and the meta-model (None when none was fitted).
     """
     if evaluations.empty:
-        return sorted(candidates, key=lambda c: FAMILY_COST.index(c.family)), None
+        return sorted(candidates, key=lambda c: COST_ORDER.index(c.family)), None
     seconds = evaluations.groupby(["family", "variant"])["fit_seconds"].mean().to_dict()
     cheapest = sorted(candidates, key=lambda c: seconds.get(
-        (c.family, c.variant), 1e3 + FAMILY_COST.index(c.family)))
+        (c.family, c.variant), 1e3 + COST_ORDER.index(c.family)))
     if not search.warm_start:
         return cheapest, None
     try:

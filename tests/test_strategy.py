@@ -87,3 +87,40 @@ def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_
         scored = evaluations[(evaluations["batch_id"] == model["batch_ids"][-1])
                              & (evaluations["family"] != "baseline")]
         assert len(scored) == 3  # every candidate
+
+
+def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):
+    # two workspaces, one config: the same candidates, the same chosen one (including the
+    # cost-tolerant choice and halving, on two worker processes), the same predictions
+    from tests.e2e_helpers import inference_sample, read_csv_text
+
+    outputs, histories = [], []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_flights_slice(folder)
+        sample = inference_sample(folder, rows=200)
+        config = load_config(write_config(
+            folder, stream={"window": "2D", "initial_batches": 1},
+            compute={"n_jobs": 2},
+            train={"window_batches": 3, "strategy": "auto", "retrain_every": 2,
+                   "search": {"sampler": "random", "n_candidates": 5, "halving": True,
+                              "cost_tolerance": 0.02},
+                   "families": {"linear": {"grid": {"alpha": [0.1, 1.0, 10.0]}},
+                                "tree": {"grid": {"max_depth": [4, 6, 8]}},
+                                "hgb": {"grid": {"max_iter": [20, 40]}}}}))
+        assert all(pipeline.update(config).ok for _ in range(3))
+        store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+        try:
+            models = store.frame("models").sort_values("version")
+            evaluations = store.frame("evaluations").sort_values(["batch_id", "family", "score"])
+        finally:
+            store.close()
+        histories.append((models[["version", "family", "variant", "stage", "strategy"]]
+                          .assign(params=models["params"].map(str))
+                          .to_dict("records"),
+                          evaluations[["batch_id", "family", "variant", "score", "chosen"]]
+                          .assign(params=evaluations["params"].map(str)).to_dict("records")))
+        outputs.append(read_csv_text(pipeline.inference(config, sample))["predict"].tolist())
+    assert histories[0] == histories[1]
+    assert outputs[0] == outputs[1]

@@ -85,6 +85,11 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+# cheapest to fit and to predict first, as these families usually are; a fixed order, so a
+# choice made by cost does not depend on a timing
+COST_ORDER = ("linear", "sgd", "tree", "knn", "hgb", "forest")
+
+
 def build_estimator(family: str, task: str, params: dict[str, Any], seed: int) -> BaseEstimator:
     """Return an unfitted estimator of ``family`` with ``params`` set.
 

@@ -29,7 +29,7 @@ from conveyor.errors import ConfigError
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.preprocess import build_preprocessor, categorical_indices
 from conveyor.prepare.roles import Roles
-from conveyor.train.families import FAMILIES, build_estimator
+from conveyor.train.families import COST_ORDER, FAMILIES, build_estimator
 from conveyor.validate.metrics import LOWER_IS_BETTER, score_model, sort_key
 from conveyor.validate.schemes import Split
 
@@ -189,17 +189,21 @@ def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: 
 
 def cheapest_within(evaluations: list[Evaluation], metric: str,
                     tolerance: float) -> Evaluation:
-    """Return the fastest candidate (fit + predict seconds) whose score is within
-    ``tolerance`` (relative) of the best one; ``evaluations`` are sorted best first.
+    """Return the best candidate of the cheapest family (:data:`COST_ORDER`) among those
+    whose score is within ``tolerance`` (relative) of the best one; ``evaluations`` are
+    sorted best first.
 
     Scores that close are a tie on one hold-out, and the cheaper model is cheaper at
-    every later refit and prediction; with ``tolerance`` 0 the best wins.
+    every later refit and prediction. The order of families is fixed rather than
+    measured, so the same scores always give the same choice. With ``tolerance`` 0
+    the best wins.
 
     >>> ev = [Evaluation(Candidate("forest", {}), 10.0, {}, 4.0, 0.1),
-    ...       Evaluation(Candidate("linear", {}), 10.05, {}, 0.2, 0.01),
+    ...       Evaluation(Candidate("linear", {"alpha": 1}), 10.08, {}, 0.2, 0.01),
+    ...       Evaluation(Candidate("linear", {"alpha": 9}), 10.05, {}, 0.3, 0.01),
     ...       Evaluation(Candidate("knn", {}), 11.0, {}, 0.1, 1.0)]
-    >>> cheapest_within(ev, "mae", 0.01).candidate.family
-    'linear'
+    >>> cheapest_within(ev, "mae", 0.01).candidate.params
+    {'alpha': 9}
     >>> cheapest_within(ev, "mae", 0.0).candidate.family
     'forest'
     """
@@ -210,7 +214,8 @@ def cheapest_within(evaluations: list[Evaluation], metric: str,
     lower = metric in LOWER_IS_BETTER
     close = [e for e in evaluations if e.score is not None and np.isfinite(e.score)
              and (e.score <= best.score + gap if lower else e.score >= best.score - gap)]
-    return min(close, key=lambda e: e.fit_seconds + e.predict_seconds)
+    return min(close, key=lambda e: (COST_ORDER.index(e.candidate.family),
+                                     sort_key(metric, e.score)))
 
 
 def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
