@@ -58,7 +58,9 @@ def one_update(folder: Path, compute: dict[str, Any], initial: int) -> dict[str,
     path, _ = copy_config(ROOT / "conveyor.yaml", folder)
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     data["compute"] = {**data.get("compute", {}), **compute}
+    # every candidate on the full window: the parallel part this bench measures
     data["train"].update({"budget_seconds": None, "strategy": "retrain"})
+    data["train"]["search"] = {**data["train"].get("search", {}), "halving": False}
     data["stream"]["initial_batches"] = initial
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     config = load_config(path)
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         f"`{command.strip()}`", "",
         f"Machine: {env}. The demo's first update ({args.initial} weekly batches, "
-        f"{first['candidates']} candidates, no budget), a fresh workspace per setting, "
+        f"{first['candidates']} candidates, no budget, no halving), a fresh workspace per setting, "
         f"median of {args.repeats} interleaved rounds. Same winner and hold-out score in "
         f"every run: {'yes' if len(winners) == 1 and len(scores) == 1 else 'NO'} "
         f"({'; '.join(sorted(winners))}).", "",
