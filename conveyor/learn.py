@@ -538,18 +538,6 @@ def _train(config: Config, workspace: Workspace, store: Store,
         holdout_start = int(len(data) * (1 - config.validate_.holdout_share))
     X, y = data[design.inputs], _target(config, data)
     metric, task, seed = config.metric, config.target.task, config.seed
-    train_part, test_part = holdout_split(len(data), holdout_start)[0]
-    production_holdout = None
-    if production is not None:
-        production_holdout = score_model(production.model, task,
-                                         model_input(data.iloc[test_part], production.features),
-                                         y[test_part])
-    # a refit of a model fitted afresh on exactly the rows before the new batch: fitting its
-    # configuration on those rows again would rebuild production, so production's score on
-    # the new batch is already the configuration's honest score there
-    grown = refit and production is not None and production.manifest.get("strategy") != \
-        "incremental" and list(production.manifest["lineage"]["batch_ids"]) == [
-            b["id"] for b in window if b["id"] not in new_ids]
     overrides = {"knn": {"memory": config.train.knn_memory}}
     # fits in this process (a refit, the final fit, the fallback) may use the estimator's
     # own threads; candidates in the search already run one per worker
@@ -571,11 +559,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
             candidates = order_candidates(store, candidates, metric, config.target.column,
                                           config.train.search, seed + new_batches[-1]["id"])
         halved: list[Candidate] = []
-        if grown:
-            assert production_holdout is not None
-            found = SearchResult([Evaluation(candidates[0], production_holdout.get(metric),
-                                             production_holdout, 0.0, 0.0)])
-        elif refit:
+        if refit:
             found = SearchResult([evaluate_candidate(candidates[0], X, y, splits, roles,
                                                      config.prepare, task, metric, seed,
                                                      maker, local)])
@@ -600,13 +584,19 @@ def _train(config: Config, workspace: Workspace, store: Store,
              evaluations[0].score or float("nan"))
 
     with stages.stage("validate"):
-        if config.validate_.scheme == "holdout" or grown:
+        train_part, test_part = holdout_split(len(data), holdout_start)[0]
+        if config.validate_.scheme == "holdout":
             challenger_holdout = best.metrics
         else:
             model = make_pipeline(best.candidate, roles, config.prepare, task, seed, maker,
                                   local)
             model.fit(X.iloc[train_part], y[train_part])
             challenger_holdout = score_model(model, task, X.iloc[test_part], y[test_part])
+        production_holdout = None
+        if production is not None:
+            production_holdout = score_model(production.model, task,
+                                             model_input(data.iloc[test_part], production.features),
+                                             y[test_part])
 
     with stages.stage("fit"):
         start = time.perf_counter()
@@ -627,9 +617,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
     if refit:
         assert production is not None
         note = (f"{why}; v{production.version}'s configuration fitted on {len(data)} rows"
-                + ("; fallback and router kept from it" if fallback is not None else "")
-                + (f"; validated by v{production.version}'s own score on the new batch (a "
-                   "validation fit would rebuild it)" if grown else ""))
+                + ("; fallback and router kept from it" if fallback is not None else ""))
     else:
         note = f"{why}; searched {len(evaluations)} candidates"
         note += f"; budget left {len(found.skipped)} untried" if found.skipped else ""
@@ -646,16 +634,8 @@ def _train(config: Config, workspace: Workspace, store: Store,
                             len(data), train_seconds, sanity, explanation,
                             evaluations=evaluations, best=best,
                             baseline=(baseline, baseline_seconds))
-        if grown and sanity.passed:
-            assert production is not None
-            promoted, reason = True, (
-                f"v{production.version}'s configuration refit on its rows plus the new "
-                f"batch, on which v{production.version} scored {metric} "
-                f"{challenger_holdout.get(metric) or float('nan'):.4g}")
-        else:
-            promoted, reason = _decide(metric, challenger_holdout, production_holdout,
-                                       production, sanity, config.validate_.promotion_margin,
-                                       version)
+        promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
+                                   sanity, config.validate_.promotion_margin, version)
         _settle(config, workspace, store, version, promoted, reason, new_batches)
     return UpdateResult(True, f"trained v{version} on {len(data)} rows; "
                         f"{'promoted' if promoted else 'production kept'}: {reason}",
