@@ -500,7 +500,7 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
         figure, reading = monitoring.strategy_section(models, store.frame("stage_timings"),
                                                       times)
         sections.append({"key": "strategy", "title": "Training strategy: incremental, refit "
-                         "or search", "figure": figure, "reading": reading})
+                         "or retrain (search)", "figure": figure, "reading": reading})
         figure, reading = monitoring.routing_section(store.frame("inference_log"))
         sections.append({"key": "routing", "title": "Routing between champion and fallback",
                          "figure": figure, "reading": reading})
