@@ -528,8 +528,11 @@ def _train(config: Config, workspace: Workspace, store: Store,
         return UpdateResult(False, f"too few labelled rows to train ({len(data)}); "
                                    "lower quality.min_rows or use a wider stream.window")
     production = models.production(store)
-    if refit and (production is None or design.inputs != production.features):
-        refit, why = False, f"{why}; but the window's columns changed, so a search instead"
+    # the model a refit takes its configuration from; it must read the same columns
+    parent = production if refit and production is not None \
+        and design.inputs == production.features else None
+    if refit and parent is None:
+        why = f"{why}; but the window's columns changed, so a search instead"
     new_ids = {b["id"] for b in new_batches}
     is_new = data[BATCH_COLUMN].isin(new_ids).to_numpy()
     if production is not None and is_new.any() and not is_new.all():
@@ -550,16 +553,15 @@ def _train(config: Config, workspace: Workspace, store: Store,
             else config.train.families
         candidates = draw_candidates(families, config.train.search,
                                      seed + new_batches[-1]["id"])
-        if refit:
-            assert production is not None
-            manifest = production.manifest
+        if parent is not None:
+            manifest = parent.manifest
             candidates = [Candidate(manifest["family"], dict(manifest["params"]),
                                     manifest.get("variant") or "onehot")]
         elif config.train.budget_seconds is not None:
             candidates = order_candidates(store, candidates, metric, config.target.column,
                                           config.train.search, seed + new_batches[-1]["id"])
         halved: list[Candidate] = []
-        if refit:
+        if parent is not None:
             found = SearchResult([evaluate_candidate(candidates[0], X, y, splits, roles,
                                                      config.prepare, task, metric, seed,
                                                      maker, local)])
@@ -604,9 +606,8 @@ def _train(config: Config, workspace: Workspace, store: Store,
                                               seed, maker, local).fit(X, y))
         train_seconds = time.perf_counter() - start
         sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
-        if refit:
-            assert production is not None
-            fallback, router = production.fallback, production.router
+        if parent is not None:
+            fallback, router = parent.fallback, parent.router
         else:
             fallback, router = _fallback(config, evaluations, best, roles, maker, X, y,
                                          local)
@@ -614,17 +615,16 @@ def _train(config: Config, workspace: Workspace, store: Store,
     with stages.stage("interpret"):
         explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
 
-    if refit:
-        assert production is not None
-        note = (f"{why}; v{production.version}'s configuration fitted on {len(data)} rows"
+    if parent is not None:
+        note = (f"{why}; v{parent.version}'s configuration fitted on {len(data)} rows"
                 + ("; fallback and router kept from it" if fallback is not None else ""))
     else:
         note = f"{why}; searched {len(evaluations)} candidates"
         note += f"; budget left {len(found.skipped)} untried" if found.skipped else ""
         note += f"; halving dropped {len(halved)} after a cheap first rung" if halved else ""
     trained = Trained(final, best.candidate.family, best.candidate.variant,
-                      best.candidate.params, "refit" if refit else "retrain", note,
-                      production.version if refit and production is not None else None,
+                      best.candidate.params, "retrain" if parent is None else "refit", note,
+                      None if parent is None else parent.version,
                       feature_schema(X, roles),
                       [] if maker is None else final.named_steps["features"].output_names(),
                       prediction_profile(final, X.iloc[test_part]), fallback, router)
