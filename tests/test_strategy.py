@@ -10,20 +10,26 @@ from conveyor.store import Store
 from tests.e2e_helpers import write_config, write_flights_slice
 
 
+def _replay(config, updates):
+    """Run ``updates`` updates, each of which must succeed; return the registry (oldest
+    version first) and the evaluations."""
+    results = [pipeline.update(config) for _ in range(updates)]
+    assert all(r.ok for r in results), [r.message for r in results]
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    try:
+        return store.frame("models").sort_values("version"), store.frame("evaluations")
+    finally:
+        store.close()
+
+
 def test_incremental_updates_are_recorded_with_lineage(tmp_path):
     write_flights_slice(tmp_path)
     config = load_config(write_config(
         tmp_path, stream={"window": "1D", "initial_batches": 2},
         train={"window_batches": 3, "strategy": "auto", "retrain_every": 3,
                "families": {"sgd": {"grid": {"alpha": [0.0001]}, "variants": ["onehot"]}}}))
-    results = [pipeline.update(config) for _ in range(5)]
-    assert all(r.ok for r in results), [r.message for r in results]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    try:
-        models = store.frame("models").sort_values("version").to_dict("records")
-        evaluations = store.frame("evaluations")
-    finally:
-        store.close()
+    models, evaluations = _replay(config, 5)
+    models = models.to_dict("records")
     assert models[0]["strategy"] == "retrain" and "no production model" in models[0][
         "strategy_note"]
     incremental = [m for m in models if m["strategy"] == "incremental"]
@@ -52,14 +58,8 @@ def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_
         drift={"enabled": False},
         train={"window_batches": 3, "strategy": "auto", "retrain_every": 3, "families": {
             "tree": {"grid": {"max_depth": [4, 6, 8]}}}}))
-    results = [pipeline.update(config) for _ in range(5)]
-    assert all(r.ok for r in results), [r.message for r in results]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    try:
-        models = store.frame("models").sort_values("version").to_dict("records")
-        evaluations = store.frame("evaluations")
-    finally:
-        store.close()
+    models, evaluations = _replay(config, 5)
+    models = models.to_dict("records")
     by_version = {m["version"]: m for m in models}
     strategies = [m["strategy"] for m in models]
     # a search, two updates without one, then the scheduled search (retrain_every 3)
@@ -109,13 +109,8 @@ def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):
                    "families": {"linear": {"grid": {"alpha": [0.1, 1.0, 10.0]}},
                                 "tree": {"grid": {"max_depth": [4, 6, 8]}},
                                 "hgb": {"grid": {"max_iter": [20, 40]}}}}))
-        assert all(pipeline.update(config).ok for _ in range(3))
-        store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-        try:
-            models = store.frame("models").sort_values("version")
-            evaluations = store.frame("evaluations").sort_values(["batch_id", "family", "score"])
-        finally:
-            store.close()
+        models, evaluations = _replay(config, 3)
+        evaluations = evaluations.sort_values(["batch_id", "family", "score"])
         histories.append((models[["version", "family", "variant", "stage", "strategy"]]
                           .assign(params=models["params"].map(str))
                           .to_dict("records"),
