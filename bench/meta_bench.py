@@ -56,7 +56,7 @@ from conveyor.demo import prepare_demo_data  # noqa: E402
 from conveyor.learn import batch_features, search_order  # noqa: E402
 from conveyor.logs import setup_logging  # noqa: E402
 from conveyor.store import Store  # noqa: E402
-from conveyor.train.search import Candidate  # noqa: E402
+from conveyor.train.search import Candidate, full_rows  # noqa: E402
 from conveyor.validate.metrics import LOWER_IS_BETTER  # noqa: E402
 
 GRID = {
@@ -108,7 +108,7 @@ def best_within(scores: list[float], share: float, lower: bool) -> float:
 
 def compare(store: Store, metric: str, target: str, explore: float, seed: int
             ) -> list[dict[str, Any]]:
-    evaluations = store.frame("evaluations")
+    evaluations = full_rows(store.frame("evaluations"))
     evaluations = evaluations[(evaluations["family"] != "baseline")
                               & evaluations["score"].notna()]
     features = batch_features(store, target)

@@ -392,8 +392,10 @@ class SearchConfig(Section):
         20, ge=1, description="Random sampler: candidates drawn per update (across families)."
     )
     halving: bool = Field(
-        False, description="Successive halving: score every candidate on the newest third of "
-        "each training split first, and only the better half on the full splits."
+        False, description="Successive halving (factor 3): score every candidate on the newest "
+        "1/9 (or 1/27, ...) of each training split first, the best third of them on three "
+        "times more rows, and so on; at least two reach the full splits. Every rung is "
+        "stored in the evaluations table."
     )
     warm_start: bool = Field(
         True, description="Budgeted search: once the meta-learner has shown on later batches "
@@ -445,12 +447,12 @@ class TrainConfig(Section):
         "auto", description="auto: update the production model incrementally when its family "
         "can and nothing drifted, else refit its configuration on the window; search all "
         "candidates for the first model, when production's error drifts (model drift) and "
-        "every retrain_every updates; retrain: always search; incremental: like auto "
+        "every retrain_every batches; retrain: always search; incremental: like auto "
         "without the scheduled search."
     )
     retrain_every: int = Field(
-        4, ge=1, description="auto: search all candidates at least every N updates (the "
-        "updates between are incremental or refits)."
+        4, ge=1, description="auto: search all candidates at least every N accepted batches "
+        "(one update each; the updates between are incremental or refits)."
     )
     knn_memory: int = Field(
         50_000, ge=100, description="kNN: rows kept in its time-ordered memory (newest kept)."

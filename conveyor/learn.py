@@ -41,7 +41,7 @@ from conveyor.serve.predict import peak_memory_mb
 from conveyor.serve.routing import Router
 from conveyor.store import Store
 from conveyor.store.db import utcnow
-from conveyor.train.families import COST_ORDER, FAMILIES
+from conveyor.train.families import COST_ORDER, FAMILIES, loss_params
 from conveyor.train.incremental import can_update, update_model
 from conveyor.train.search import (
     Candidate,
@@ -51,6 +51,7 @@ from conveyor.train.search import (
     compute_backend,
     draw_candidates,
     evaluate_candidate,
+    full_rows,
     halve,
     make_pipeline,
     search,
@@ -60,7 +61,7 @@ from conveyor.validate import registry
 from conveyor.validate.baseline import baseline_scores
 from conveyor.validate.checks import SanityReport, sanity_check
 from conveyor.validate.interpret import explain_version
-from conveyor.validate.metrics import LOWER_IS_BETTER, is_better, score_model
+from conveyor.validate.metrics import LOWER_IS_BETTER, is_better, score_model, sort_key
 from conveyor.validate.model_drift import PageHinkley, relative_loss
 from conveyor.validate.schemes import holdout_split, kfold_splits, timeseries_splits
 from conveyor.workspace import Workspace
@@ -371,10 +372,10 @@ def choose_strategy(config: Config, store: Store, data_alarm: str | None = None,
     if model_alarm:
         return "retrain", model_alarm
     if config.train.strategy == "auto":
-        since = _updates_since_search(store)
-        if since >= config.train.retrain_every - 1:
-            return "retrain", (f"{since} updates without a search; train.retrain_every is "
-                               f"{config.train.retrain_every}")
+        since = _batches_since_search(store)
+        if since >= config.train.retrain_every:
+            return "retrain", (f"{since} batches since the last search; train.retrain_every "
+                               f"is {config.train.retrain_every}")
     if data_alarm:
         return "refit", f"{data_alarm}; production's configuration is refit on the new window"
     if not can_update(production["family"]):
@@ -383,13 +384,14 @@ def choose_strategy(config: Config, store: Store, data_alarm: str | None = None,
     return "incremental", f"no drift; {production['family']} learns from the new batch"
 
 
-def _updates_since_search(store: Store) -> int:
-    """How many models were registered (incremental or refit, promoted or not) since the
-    newest searched one."""
+def _batches_since_search(store: Store) -> int:
+    """Accepted batches newer than the newest one a search trained on (the batch of the
+    update that searched): the updates since, when each brings one batch."""
     models = store.frame("models")
-    searched = models.loc[models["strategy"].isin(["retrain", None]), "version"]
-    newest = searched.max() if len(searched) else 0
-    return int((models["version"] > newest).sum())
+    searched = models[models["strategy"].isna() | (models["strategy"] == "retrain")]
+    newest = max(searched.sort_values("version")["batch_ids"].iloc[-1]) if len(searched) else 0
+    batches = store.frame("batches")
+    return int(((batches["status"] == "accepted") & (batches["id"] > newest)).sum())
 
 
 def _incremental(config: Config, workspace: Workspace, store: Store,
@@ -541,7 +543,21 @@ def _train(config: Config, workspace: Workspace, store: Store,
         holdout_start = int(len(data) * (1 - config.validate_.holdout_share))
     X, y = data[design.inputs], _target(config, data)
     metric, task, seed = config.metric, config.target.task, config.seed
-    overrides = {"knn": {"memory": config.train.knn_memory}}
+    # a model that already is the refit's validation fit, when there is one
+    stand_in = None
+    if parent is not None and config.validate_.scheme == "holdout" \
+            and is_new[holdout_start:].all() and not is_new[:holdout_start].any():
+        stand_in = _stand_in(config, store, models, parent, window, new_ids)
+    if stand_in is not None and stand_in[1].version == parent.version:
+        reason = (f"production v{parent.version} is its configuration fitted on the window up "
+                  "to the previous batch: a refit could only be validated against itself on "
+                  "the new batch, so none is fitted and production is kept")
+        with store.transaction() as conn:
+            store.add_event(conn, "kept", reason, batch_id=new_batches[-1]["id"],
+                            version=parent.version)
+        log.info("%s", reason)
+        return UpdateResult(True, f"no new model: {reason}")
+    overrides = {"knn": {"memory": config.train.knn_memory}, **loss_params(task, metric)}
     # fits in this process (a refit, the final fit, the fallback) may use the estimator's
     # own threads; candidates in the search already run one per worker
     local = {**overrides, "forest": {"n_jobs": config.compute.n_jobs
@@ -560,16 +576,23 @@ def _train(config: Config, workspace: Workspace, store: Store,
         elif config.train.budget_seconds is not None:
             candidates = order_candidates(store, candidates, metric, config.target.column,
                                           config.train.search, seed + new_batches[-1]["id"])
-        halved: list[Candidate] = []
-        if parent is not None:
+        early: list[Evaluation] = []  # successive halving's cheaper rungs
+        if stand_in is not None:  # staging: the validation fit, already made
+            row, model = stand_in
+            start = time.perf_counter()
+            scored = score_model(model.model, task, X.iloc[holdout_start:], y[holdout_start:])
+            found = SearchResult([Evaluation(candidates[0], scored.get(metric), scored,
+                                             float(row["train_seconds"]),
+                                             time.perf_counter() - start)])
+        elif parent is not None:
             found = SearchResult([evaluate_candidate(candidates[0], X, y, splits, roles,
                                                      config.prepare, task, metric, seed,
                                                      maker, local)])
         else:
             with compute_backend(config.compute) as n_jobs:
                 if config.train.search.halving:
-                    candidates, halved = halve(candidates, X, y, splits, roles, config.prepare,
-                                               task, metric, seed, n_jobs, maker, overrides)
+                    candidates, early = halve(candidates, X, y, splits, roles, config.prepare,
+                                              task, metric, seed, n_jobs, maker, overrides)
                 found = search(candidates, X, y, splits, roles, config.prepare, task, metric,
                                seed, n_jobs=n_jobs, maker=maker,
                                budget_seconds=config.train.budget_seconds,
@@ -608,9 +631,10 @@ def _train(config: Config, workspace: Workspace, store: Store,
         sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
         if parent is not None:
             fallback, router = parent.fallback, parent.router
-        else:
-            fallback, router = _fallback(config, evaluations, best, roles, maker, X, y,
-                                         local)
+        else:  # the robust model: the best that went furthest; cheaper rungs after
+            ranked = evaluations + sorted(early, key=lambda e: (e.rung,
+                                                                sort_key(metric, e.score)))
+            fallback, router = _fallback(config, ranked, best, roles, maker, X, y, local)
 
     with stages.stage("interpret"):
         explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
@@ -618,10 +642,15 @@ def _train(config: Config, workspace: Workspace, store: Store,
     if parent is not None:
         note = (f"{why}; v{parent.version}'s configuration fitted on {len(data)} rows"
                 + ("; fallback and router kept from it" if fallback is not None else ""))
+        if stand_in is not None:
+            note += (f"; validated by staging v{stand_in[1].version}, the same configuration "
+                     "fitted on the window up to the previous batch")
     else:
         note = f"{why}; searched {len(evaluations)} candidates"
         note += f"; budget left {len(found.skipped)} untried" if found.skipped else ""
-        note += f"; halving dropped {len(halved)} after a cheap first rung" if halved else ""
+        if early:
+            note += (f"; successive halving left {len(evaluations)} of "
+                     f"{len({repr(e.candidate) for e in early})} for the full rows")
     trained = Trained(final, best.candidate.family, best.candidate.variant,
                       best.candidate.params, "retrain" if parent is None else "refit", note,
                       None if parent is None else parent.version,
@@ -632,7 +661,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
         version = _register(config, workspace, store, trained, window, new_batches,
                             {"validation": best.metrics, "holdout": challenger_holdout},
                             len(data), train_seconds, sanity, explanation,
-                            evaluations=evaluations, best=best,
+                            evaluations=evaluations + early, best=best,
                             baseline=(baseline, baseline_seconds))
         promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
                                    sanity, config.validate_.promotion_margin, version)
@@ -640,6 +669,33 @@ def _train(config: Config, workspace: Workspace, store: Store,
     return UpdateResult(True, f"trained v{version} on {len(data)} rows; "
                         f"{'promoted' if promoted else 'production kept'}: {reason}",
                         version=version, promoted=promoted)
+
+
+def _stand_in(config: Config, store: Store, models: Models, parent: LoadedModel,
+              window: list[dict[str, Any]], new_ids: set[int]
+              ) -> tuple[dict[str, Any], LoadedModel] | None:
+    """Production or staging, when it can stand in for a refit's validation fit:
+    ``parent``'s configuration, fitted from scratch under this config and reading the
+    same columns, on a window that ends with the batch just before the new ones.
+
+    A validation fit is that configuration fitted on the window's rows before the new
+    batches and scored on them. The stand-in has not seen the new batches either, and
+    was fitted on the same rows (a growing window) or one older batch more (a sliding
+    one), so its score on them validates the refit without a second fit.
+    """
+    older = [b["id"] for b in window if b["id"] not in new_ids]
+    wanted = (parent.manifest["family"], parent.manifest.get("variant") or "onehot",
+              parent.manifest["params"])
+    for row in (store.production(), registry.staging(store)):
+        if row is None or row["strategy"] == "incremental" or not older \
+                or (row["family"], row["variant"] or "onehot", row["params"]) != wanted \
+                or not row["batch_ids"] or row["batch_ids"][-1] != older[-1] \
+                or row["config_hash"] != config.digest():
+            continue
+        model = models.get(row)
+        if model.features == parent.features:
+            return row, model
+    return None
 
 
 def batch_features(store: Store, target: str) -> pd.DataFrame:
@@ -666,7 +722,7 @@ def order_candidates(store: Store, candidates: list[Candidate], metric: str,
                      ) -> list[Candidate]:
     """Order candidates for a budgeted search (see :func:`search_order`) from the store."""
     search = search or SearchConfig()
-    evaluations = store.frame("evaluations")
+    evaluations = full_rows(store.frame("evaluations"))
     features = batch_features(store, target) if search.warm_start and not evaluations.empty \
         else pd.DataFrame()
     order, meta = search_order(evaluations, features, candidates, metric, search, seed)
@@ -771,13 +827,16 @@ def _register(config: Config, workspace: Workspace, store: Store, trained: Train
             "batch_id": batch_id, "family": e.candidate.family, "variant": e.candidate.variant,
             "params": e.candidate.params, "scheme": scheme, "metric": config.metric,
             "score": e.score, "metrics": e.metrics, "fit_seconds": e.fit_seconds,
-            "predict_seconds": e.predict_seconds, "chosen": int(e is best)}
+            "predict_seconds": e.predict_seconds, "chosen": int(e is best),
+            "train_rows": e.rows, "rung": e.rung}
             for e in evaluations or []]
         if baseline is not None:
             rows.append({"batch_id": batch_id, "family": "baseline", "variant": None,
                          "params": {}, "scheme": scheme, "metric": config.metric,
                          "score": baseline[0][config.metric], "metrics": baseline[0],
-                         "fit_seconds": baseline[1], "predict_seconds": 0.0, "chosen": 0})
+                         "fit_seconds": baseline[1], "predict_seconds": 0.0, "chosen": 0,
+                         "train_rows": evaluations[0].rows if evaluations else None,
+                         "rung": 0})
         store.insert_rows(conn, "evaluations", rows)
         store.insert_rows(conn, "importance", [
             {"version": version, "column": c, "importance": v}

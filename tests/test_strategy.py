@@ -3,6 +3,8 @@ then a scheduled search; each recorded with its reason and lineage."""
 
 from __future__ import annotations
 
+import pytest
+
 from conveyor import pipeline
 from conveyor.config import load_config
 from conveyor.serve.bundle import load_model
@@ -61,9 +63,11 @@ def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_
     models, evaluations = _replay(config, 5)
     models = models.to_dict("records")
     by_version = {m["version"]: m for m in models}
-    strategies = [m["strategy"] for m in models]
-    # a search, two updates without one, then the scheduled search (retrain_every 3)
-    assert strategies[0] == "retrain" and strategies[3] == "retrain", strategies
+    by_batch = {m["batch_ids"][-1]: m["strategy"] for m in models}
+    # a search, two batches without one, then the scheduled search (retrain_every 3); the
+    # update of batch 3 fitted nothing: production (fitted on batches 1-2) is what its
+    # refit's validation fit would have rebuilt
+    assert by_batch == {2: "retrain", 4: "refit", 5: "retrain", 6: "refit"}, by_batch
     refits = [m for m in models if m["strategy"] == "refit"]
     assert refits, [m["strategy_note"] for m in models]
     for model in refits:
@@ -87,6 +91,59 @@ def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_
         scored = evaluations[(evaluations["batch_id"] == model["batch_ids"][-1])
                              & (evaluations["family"] != "baseline")]
         assert len(scored) == 3  # every candidate
+
+
+def test_a_refit_whose_validation_fit_already_exists_skips_that_fit(tmp_path):
+    # a growing window (10 batches) and a margin no refit clears: every refit stays
+    # staging, and the next refit's validation fit (the same configuration on exactly the
+    # rows before the new batch) is that staging model
+    from sklearn.base import clone
+    from sklearn.metrics import mean_absolute_error
+
+    from conveyor.learn import _training_frame
+    from conveyor.workspace import Workspace
+
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(
+        tmp_path, stream={"window": "1D", "initial_batches": 2}, drift={"enabled": False},
+        validate={"promotion_margin": 0.5},
+        train={"window_batches": 10, "strategy": "auto", "retrain_every": 10,
+               "families": {"tree": {"grid": {"max_depth": [4, 6]}}}}))
+    results = [pipeline.update(config) for _ in range(5)]
+    assert all(r.ok for r in results), [r.message for r in results]
+    # batch 3: production (batches 1-2) is the refit's validation fit: nothing to fit
+    assert results[1].version is None and "no new model" in results[1].message
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    try:
+        models = store.frame("models").set_index("version")
+        evaluations = store.frame("evaluations")
+        prequential = store.frame("prequential")
+        batches = {b["id"]: b for b in store.accepted_batches(10)}
+    finally:
+        store.close()
+    assert list(models["strategy"]) == ["retrain", "refit", "refit", "refit"]
+    assert "validated by staging" not in models.loc[2, "strategy_note"]  # fitted twice
+    workspace = Workspace.of(config)
+    for version in (3, 4):
+        twin = models.loc[version - 1]
+        assert f"validated by staging v{version - 1}" in models.loc[version, "strategy_note"]
+        new_batch = models.loc[version, "batch_ids"][-1]
+        assert twin["batch_ids"] == models.loc[version, "batch_ids"][:-1]
+        # its recorded validation score is what fitting the configuration again on the
+        # staging model's rows and scoring the new batch gives
+        staging = load_model(config.workspace / twin["path"], twin["sha256"])
+        rows = _training_frame(config, workspace, [batches[b] for b in twin["batch_ids"]])
+        refitted = clone(staging.model).fit(rows[staging.features], rows["arr_delay"])
+        scored = _training_frame(config, workspace, [batches[new_batch]])
+        by_hand = mean_absolute_error(scored["arr_delay"],
+                                      refitted.predict(scored[staging.features]))
+        recorded = evaluations[(evaluations["batch_id"] == new_batch)
+                               & (evaluations["family"] == "tree")]["score"]
+        assert recorded.tolist() == [pytest.approx(by_hand, rel=1e-12)]
+        staged = prequential[(prequential["batch_id"] == new_batch)
+                             & (prequential["role"] == "staging")]["score"]
+        assert staged.tolist() == [pytest.approx(by_hand, rel=1e-12)]
+        assert models.loc[version, "stage"] in {"staging", "candidate"}  # margin not cleared
 
 
 def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):
@@ -119,3 +176,15 @@ def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):
         outputs.append(read_csv_text(pipeline.inference(config, sample))["predict"].tolist())
     assert histories[0] == histories[1]
     assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("metric,loss", [("mae", "absolute_error"), ("rmse", "squared_error")])
+def test_gradient_boosting_fits_the_loss_the_metric_judges(tmp_path, metric, loss):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(
+        tmp_path, validate={"metric": metric},
+        train={"window_batches": 3, "families": {"hgb": {"grid": {"max_iter": [20]}}}}))
+    models, _ = _replay(config, 1)
+    row = models.iloc[-1]
+    loaded = load_model(config.workspace / row["path"], row["sha256"])
+    assert loaded.model.named_steps["model"].loss == loss

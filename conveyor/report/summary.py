@@ -23,6 +23,7 @@ from conveyor.learn import batch_features
 from conveyor.report import monitoring
 from conveyor.storage import locate
 from conveyor.store import Store
+from conveyor.train.search import full_rows
 from conveyor.validate.metrics import LOWER_IS_BETTER
 from conveyor.workspace import Workspace, atomic_write_text
 
@@ -466,7 +467,7 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
     batches = store.frame("batches").sort_values("window_index")
     times = _batch_times(batches)
     metric = config.metric
-    evaluations = store.frame("evaluations")
+    evaluations = full_rows(store.frame("evaluations"))
     models = store.frame("models")
     production, explanation = _production_explanation(store, workspace_root)
     sections: list[dict[str, Any]] = []

@@ -22,6 +22,11 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE models ADD COLUMN parent_version INTEGER",
         "ALTER TABLE inference_log ADD COLUMN route_counts JSON",
     ],
+    # 2 -> 3: successive halving's cheaper rungs are stored with the rows they fitted on
+    3: [
+        "ALTER TABLE evaluations ADD COLUMN train_rows INTEGER",
+        "ALTER TABLE evaluations ADD COLUMN rung INTEGER",
+    ],
 }
 
 

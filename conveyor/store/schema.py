@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -138,6 +138,8 @@ evaluations = Table(
     Column("fit_seconds", Float, nullable=False),
     Column("predict_seconds", Float, nullable=False),
     Column("chosen", Integer, nullable=False, default=0),
+    Column("train_rows", Integer),  # training rows per split the candidate was fitted on
+    Column("rung", Integer),  # successive halving: on 1/3**rung of the rows; 0 = all of them
 )
 
 models = Table(

@@ -85,6 +85,22 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+def loss_params(task: str, metric: str) -> dict[str, dict[str, Any]]:
+    """Parameters that make a family fit the loss its models are judged by, unless the
+    family's grid sets them: the mean absolute error is smallest for the median, so
+    with ``mae`` histogram gradient boosting fits ``absolute_error`` (squared error
+    fits the mean, which a skewed target such as a delay pulls upwards).
+
+    >>> loss_params("regression", "mae")
+    {'hgb': {'loss': 'absolute_error'}}
+    >>> loss_params("regression", "rmse")
+    {}
+    """
+    if task == "regression" and metric == "mae":
+        return {"hgb": {"loss": "absolute_error"}}
+    return {}
+
+
 # cheapest to fit and to predict first, as these families usually are; a fixed order, so a
 # choice made by cost does not depend on a timing
 COST_ORDER = ("linear", "sgd", "tree", "knn", "hgb", "forest")

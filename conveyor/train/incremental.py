@@ -161,7 +161,11 @@ def _booster(template: Any, seed: int) -> HistGradientBoostingRegressor:
     steps and large leaves keep the booster to what the batch shows clearly.
     """
     params = template.get_params()
+    # a regressor's booster fits the residuals with its loss (the median of them for
+    # absolute_error); a classifier's fits gradients, which squared error suits
+    loss = params["loss"] if isinstance(template, RegressorMixin) else "squared_error"
     return HistGradientBoostingRegressor(
+        loss=loss,
         max_iter=max(10, params["max_iter"] // 10),
         learning_rate=min(params["learning_rate"], 0.05),
         max_depth=params.get("max_depth"), min_samples_leaf=max(params["min_samples_leaf"], 100),

@@ -14,7 +14,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,8 @@ class Evaluation:
     metrics: dict[str, float | None]
     fit_seconds: float
     predict_seconds: float
+    rows: int = 0  # training rows per split (mean)
+    rung: int = 0  # successive halving: fitted on 1/3**rung of the training rows
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,8 @@ def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
         folds.append(score_model(model, task, X.iloc[test], y[test]))
         predict_s += time.perf_counter() - start
     metrics = _mean_metrics(folds)
-    return Evaluation(candidate, metrics.get(metric), metrics, fit_s, predict_s)
+    rows = int(np.mean([len(train) for train, _ in splits]))
+    return Evaluation(candidate, metrics.get(metric), metrics, fit_s, predict_s, rows)
 
 
 def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
@@ -218,23 +221,63 @@ def cheapest_within(evaluations: list[Evaluation], metric: str,
                                      sort_key(metric, e.score)))
 
 
+def full_rows(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """The stored evaluations made on all of a split's training rows: successive halving's
+    cheaper rungs (``rung`` above 0) left out, so scores of one update compare.
+
+    >>> full_rows(pd.DataFrame({"score": [1.0, 2.0, 3.0], "rung": [0, 2, None]})).score.tolist()
+    [1.0, 3.0]
+    """
+    if "rung" not in evaluations:
+        return evaluations
+    return evaluations[evaluations["rung"].fillna(0) == 0]
+
+
+HALVING_FACTOR = 3
+MIN_RUNG_ROWS = 1000  # no rung fits on fewer training rows than this
+
+
+def halving_rungs(n_candidates: int, train_rows: int, factor: int = HALVING_FACTOR,
+                  min_rows: int = MIN_RUNG_ROWS) -> int:
+    """How many cheap rungs successive halving runs before the full rows: enough for the
+    candidates to shrink (a ``1/factor`` share kept per rung) to two, and no more than
+    keep every rung on at least ``min_rows`` training rows; none below four candidates.
+
+    >>> halving_rungs(12, 45_000), halving_rungs(12, 5_000), halving_rungs(3, 45_000)
+    (2, 1, 0)
+    """
+    if n_candidates < 4:
+        return 0
+    rungs, left = 0, n_candidates
+    while left > 2 and train_rows // factor ** (rungs + 1) >= min_rows:
+        rungs, left = rungs + 1, max(2, -(-left // factor))
+    return rungs
+
+
 def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
           roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
           n_jobs: int = 1, maker: FeatureMaker | None = None,
-          overrides: dict[str, Any] | None = None) -> tuple[list[Candidate], list[Candidate]]:
-    """Successive halving's first rung: score every candidate cheaply, on the newest third
-    of each split's training rows (time order kept), and keep the better half.
+          overrides: dict[str, Any] | None = None, factor: int = HALVING_FACTOR,
+          min_rows: int = MIN_RUNG_ROWS) -> tuple[list[Candidate], list[Evaluation]]:
+    """Successive halving's cheap rungs: every candidate scored on the newest
+    ``1/factor**k`` of each split's training rows (time order kept), the best third of
+    them on ``factor`` times more rows, and so on (:func:`halving_rungs` says how many
+    rungs); the survivors go on to the full rows.
 
-    Return (survivors, dropped); with fewer than four candidates all survive.
+    Return the survivors (in the given order) and every evaluation the rungs made, each
+    with its ``rung`` (``k``: fitted on ``1/factor**k`` of the rows).
     """
-    if len(candidates) < 4:
-        return candidates, []
-    cheap = [(train[-max(len(train) // 3, 1):], test) for train, test in splits]
-    rung = search(candidates, X, y, cheap, roles, prepare, task, metric, seed, n_jobs, maker,
-                  overrides=overrides).evaluations
-    best = [e.candidate for e in rung[:max(2, len(rung) // 2)]]
-    survivors = [c for c in candidates if c in best]  # in the given order
-    return survivors, [c for c in candidates if c not in best]
+    train_rows = min(len(train) for train, _ in splits)
+    rungs = halving_rungs(len(candidates), train_rows, factor, min_rows)
+    survivors, made = list(candidates), []
+    for rung in range(rungs, 0, -1):
+        cheap = [(train[-max(len(train) // factor ** rung, 1):], test) for train, test in splits]
+        scored = search(survivors, X, y, cheap, roles, prepare, task, metric, seed, n_jobs,
+                        maker, overrides=overrides).evaluations
+        made += [replace(e, rung=rung) for e in scored]
+        best = [e.candidate for e in scored[:max(2, -(-len(scored) // factor))]]
+        survivors = [c for c in survivors if c in best]
+    return survivors, made
 
 
 @contextlib.contextmanager

@@ -38,21 +38,24 @@ def _check_upgraded(url: str) -> None:
     store = Store.open(url)
     try:
         version = store.frame("meta").set_index("key").loc["schema_version", "value"]
-        assert int(version) == SCHEMA_VERSION == 2
+        assert int(version) == SCHEMA_VERSION == 3
         model = store.model(1)
         assert model["family"] == "linear" and model["params"] == {"alpha": 1.0}
         assert model["stage"] == "production" and model["batch_ids"] == [1]
         assert model["variant"] is None and model["strategy"] is None  # new, empty columns
         evaluations = store.frame("evaluations")
         assert evaluations["score"].tolist() == [1.0] and "variant" in evaluations
+        assert evaluations["rung"].isna().all() and "train_rows" in evaluations
         assert store.batch(1)["sha256"] == "a" * 64
         with store.transaction() as conn:  # the new columns take values
             store.insert_rows(conn, "evaluations", [{
                 "batch_id": 1, "family": "hgb", "variant": "native", "params": {},
                 "scheme": "holdout", "metric": "mae", "score": 0.5, "metrics": {},
-                "fit_seconds": 0.0, "predict_seconds": 0.0, "chosen": 0}])
+                "fit_seconds": 0.0, "predict_seconds": 0.0, "chosen": 0, "train_rows": 900,
+                "rung": 1}])
         variants = store.frame("evaluations")["variant"]
         assert variants.isna().tolist() == [True, False] and variants.iloc[1] == "native"
+        assert store.frame("evaluations")["rung"].tolist()[1] == 1
     finally:
         store.close()
     Store.open(url).close()  # opening an up-to-date database again changes nothing

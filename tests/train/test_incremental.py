@@ -93,6 +93,31 @@ def test_added_trees_keep_the_base_trees_and_stack_boosters(weeks):
     np.testing.assert_allclose(second.predict(Xt), expected)
 
 
+def test_added_trees_fit_the_residuals_with_the_base_models_loss(weeks):
+    # with mean absolute error the search fits absolute_error (the median); a booster
+    # added to such a model moves it by the median residual of the new batch, not the mean
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from conveyor.train.families import loss_params
+
+    old, new, _, roles = weeks
+    model = make_pipeline(Candidate("hgb", {}, "native"), roles, PrepareConfig(), "regression",
+                          0, overrides=loss_params("regression", "mae"))
+    model.fit(old[list(roles.features)], old["arr_delay"].to_numpy())
+    assert model.named_steps["model"].loss == "absolute_error"
+    X_new, y_new = new[list(roles.features)], new["arr_delay"].to_numpy()
+    updated, _ = update_model(model, "hgb", X_new, y_new)
+    booster = updated.named_steps["model"].stages[0]
+    assert booster.loss == "absolute_error"
+    Xt = model.named_steps["prepare"].transform(X_new)
+    residuals = y_new - model.predict(X_new)
+    by_hand = HistGradientBoostingRegressor(**booster.get_params()).fit(Xt, residuals)
+    np.testing.assert_allclose(booster.predict(Xt), by_hand.predict(Xt))
+    # a constant shift of the batch: the booster's first step starts at the residuals'
+    # median, as the absolute loss prescribes
+    assert booster._baseline_prediction.ravel()[0] == pytest.approx(np.median(residuals))
+
+
 def test_added_trees_for_classes_follow_the_logistic_gradient(weeks):
     old, new, _, roles = weeks
     model, y_old = _fit("hgb", "native", roles, old, task="classification")

@@ -79,22 +79,36 @@ def test_dask_backend_gives_the_local_results(window):
     assert remote == local
 
 
-def test_halving_keeps_the_better_half_scored_on_the_newest_rows(window):
-    from conveyor.train.search import halve
+def test_successive_halving_keeps_a_third_per_rung_scored_on_the_newest_rows(window):
+    from conveyor.train.search import halve, halving_rungs
 
     X, y, roles, splits = window
-    candidates = expand_grid(FAMILIES)
-    survivors, dropped = halve(candidates, X, y, splits, roles, PrepareConfig(), "regression",
-                               "mae", 0)
-    assert len(survivors) == len(candidates) // 2 and len(dropped) == len(candidates) - len(
-        survivors)
-    assert set(map(repr, survivors)) | set(map(repr, dropped)) == set(map(repr, candidates))
-    # the rung scored each candidate on the newest third of the training rows: recompute one
     (train, test), = splits
-    cheap = [(train[-len(train) // 3:], test)]
-    rung = _run((X, y, roles, cheap), candidates).evaluations
-    assert [e.candidate for e in rung[:len(survivors)]] == sorted(
-        survivors, key=lambda c: [e.candidate for e in rung].index(c))
+    candidates = expand_grid(FAMILIES)
+    assert len(candidates) >= 4
+    min_rows = len(train) // 9  # room for two rungs: 1/9 and 1/3 of the training rows
+    assert halving_rungs(len(candidates), len(train), min_rows=min_rows) == 2
+    survivors, made = halve(candidates, X, y, splits, roles, PrepareConfig(), "regression",
+                            "mae", 0, min_rows=min_rows)
+    first = [e for e in made if e.rung == 2]
+    second = [e for e in made if e.rung == 1]
+    assert len(made) == len(first) + len(second)
+    assert {repr(e.candidate) for e in first} == set(map(repr, candidates))
+    assert len(second) == max(2, -(-len(candidates) // 3))
+    assert len(survivors) == max(2, -(-len(second) // 3))
+    # each rung fitted on the newest 1/9, then 1/3, of the training rows: recompute them
+    for made_here, share in ((first, 9), (second, 3)):
+        assert {e.rows for e in made_here} == {len(train) // share}
+        cheap = [(train[-(len(train) // share):], test)]
+        again = _run((X, y, roles, cheap), [e.candidate for e in made_here]).evaluations
+        assert [(repr(e.candidate), e.score) for e in again] == [
+            (repr(e.candidate), e.score) for e in made_here]
+    # a rung goes on with the best third of the one before (at least two)
+    assert sorted(map(repr, (e.candidate for e in second))) == sorted(
+        repr(e.candidate) for e in first[:len(second)])
+    assert sorted(map(repr, survivors)) == sorted(
+        repr(e.candidate) for e in second[:len(survivors)])
+    assert survivors == [c for c in candidates if c in survivors]  # in the given order
 
 
 def test_a_forest_fitted_on_two_threads_is_the_one_fitted_on_one_and_is_stored_single_threaded(
