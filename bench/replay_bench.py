@@ -428,6 +428,7 @@ def main(argv: list[str] | None = None) -> None:
             prequential = store.frame("prequential")
             batches = store.frame("batches")
             timings = store.frame("stage_timings")
+            evaluations = store.frame("evaluations")
         finally:
             store.close()
         label_updates(updates, models)
@@ -439,6 +440,11 @@ def main(argv: list[str] | None = None) -> None:
                 "prequential": prequential.drop(columns=["metrics"], errors="ignore")
                 .to_dict("records"),
                 "baselines": {k: v for k, v in base.items()},
+                "models": models.drop(columns=["metrics", "libraries"], errors="ignore")
+                .to_dict("records"),
+                "timings": timings.to_dict("records"),
+                "evaluations": evaluations.drop(columns=["metrics"], errors="ignore")
+                .to_dict("records"),
                 "summary_seconds": summary_seconds,
                 "summary_bytes": summary_path.stat().st_size}, indent=1, default=str))
     print(text)
