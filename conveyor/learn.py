@@ -684,10 +684,12 @@ def _stand_in(config: Config, store: Store, models: Models, parent: LoadedModel,
     one), so its score on them validates the refit without a second fit.
     """
     older = [b["id"] for b in window if b["id"] not in new_ids]
+    if not older:
+        return None
     wanted = (parent.manifest["family"], parent.manifest.get("variant") or "onehot",
               parent.manifest["params"])
     for row in (store.production(), registry.staging(store)):
-        if row is None or row["strategy"] == "incremental" or not older \
+        if row is None or row["strategy"] == "incremental" \
                 or (row["family"], row["variant"] or "onehot", row["params"]) != wanted \
                 or not row["batch_ids"] or row["batch_ids"][-1] != older[-1] \
                 or row["config_hash"] != config.digest():

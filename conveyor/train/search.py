@@ -237,6 +237,11 @@ HALVING_FACTOR = 3
 MIN_RUNG_ROWS = 1000  # no rung fits on fewer training rows than this
 
 
+def _kept(n_candidates: int, factor: int) -> int:
+    """Candidates a halving rung passes on: the best ``1/factor`` of them, at least two."""
+    return max(2, -(-n_candidates // factor))
+
+
 def halving_rungs(n_candidates: int, train_rows: int, factor: int = HALVING_FACTOR,
                   min_rows: int = MIN_RUNG_ROWS) -> int:
     """How many cheap rungs successive halving runs before the full rows: enough for the
@@ -250,7 +255,7 @@ def halving_rungs(n_candidates: int, train_rows: int, factor: int = HALVING_FACT
         return 0
     rungs, left = 0, n_candidates
     while left > 2 and train_rows // factor ** (rungs + 1) >= min_rows:
-        rungs, left = rungs + 1, max(2, -(-left // factor))
+        rungs, left = rungs + 1, _kept(left, factor)
     return rungs
 
 
@@ -275,7 +280,7 @@ def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: l
         scored = search(survivors, X, y, cheap, roles, prepare, task, metric, seed, n_jobs,
                         maker, overrides=overrides).evaluations
         made += [replace(e, rung=rung) for e in scored]
-        best = [e.candidate for e in scored[:max(2, -(-len(scored) // factor))]]
+        best = [e.candidate for e in scored[:_kept(len(scored), factor)]]
         survivors = [c for c in survivors if c in best]
     return survivors, made
 
