@@ -472,7 +472,10 @@ def _fallback(config: Config, evaluations: list[Evaluation], best: Evaluation, r
               maker: FeatureMaker | None, X: pd.DataFrame, y: np.ndarray,
               overrides: dict[str, Any]) -> tuple[Any, Any]:
     """Fit the robust fallback (the best other candidate that takes missing values and
-    outliers natively) and the router that decides which rows it answers."""
+    outliers natively) and the router that decides which rows it answers.
+
+    A candidate the search scored on the full rows comes with its fit (the window before
+    the newest rows): that fit is the fallback, with no second one on the window."""
     settings = config.serve.routing
     if not settings.enabled:
         return None, None
@@ -482,13 +485,16 @@ def _fallback(config: Config, evaluations: list[Evaluation], best: Evaluation, r
         log.info("no robust candidate besides the champion: no fallback for this version")
         return None, None
     choice = robust[0].candidate  # evaluations are sorted best first
-    fallback = single_threaded(make_pipeline(choice, roles, config.prepare,
-                                             config.target.task, config.seed, maker,
-                                             overrides).fit(X, y))
+    fallback = robust[0].model
+    if fallback is None:
+        fallback = single_threaded(make_pipeline(choice, roles, config.prepare,
+                                                 config.target.task, config.seed, maker,
+                                                 overrides).fit(X, y))
     router = Router(settings.max_missing_share, settings.range_margin,
                     settings.unseen_categories, settings.anomaly, settings.contamination,
                     config.seed).fit(X[[c for c in X.columns if c in roles.features]])
-    log.info("fallback: %s/%s %s", choice.family, choice.variant, choice.params)
+    log.info("fallback: %s/%s %s (%s)", choice.family, choice.variant, choice.params,
+             "its fit in the search" if robust[0].model is not None else "fitted on the window")
     return fallback, router
 
 
@@ -596,7 +602,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
                 found = search(candidates, X, y, splits, roles, config.prepare, task, metric,
                                seed, n_jobs=n_jobs, maker=maker,
                                budget_seconds=config.train.budget_seconds,
-                               overrides=overrides)
+                               overrides=overrides, keep_models=config.serve.routing.enabled)
         baseline, baseline_seconds = baseline_scores(X, y, splits, task)
     evaluations = found.evaluations
     if found.skipped:

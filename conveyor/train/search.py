@@ -57,6 +57,7 @@ class Evaluation:
     predict_seconds: float
     rows: int = 0  # training rows per split (mean)
     rung: int = 0  # successive halving: fitted on 1/3**rung of the training rows
+    model: Any = field(default=None, compare=False, repr=False)  # last split's fit, if kept
 
 
 @dataclass(frozen=True)
@@ -143,8 +144,10 @@ def _mean_metrics(folds: list[dict[str, float | None]]) -> dict[str, float | Non
 def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
                        splits: list[Split], roles: Roles, prepare: PrepareConfig, task: str,
                        metric: str, seed: int, maker: FeatureMaker | None = None,
-                       overrides: dict[str, Any] | None = None) -> Evaluation:
-    """Fit on each split's training rows and score on its test rows."""
+                       overrides: dict[str, Any] | None = None,
+                       keep_model: bool = False) -> Evaluation:
+    """Fit on each split's training rows and score on its test rows; with ``keep_model``
+    the fit on the last split (the most recent training rows) comes back with the scores."""
     folds, fit_s, predict_s = [], 0.0, 0.0
     for train, test in splits:
         model = make_pipeline(candidate, roles, prepare, task, seed, maker, overrides)
@@ -156,18 +159,21 @@ def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
         predict_s += time.perf_counter() - start
     metrics = _mean_metrics(folds)
     rows = int(np.mean([len(train) for train, _ in splits]))
-    return Evaluation(candidate, metrics.get(metric), metrics, fit_s, predict_s, rows)
+    return Evaluation(candidate, metrics.get(metric), metrics, fit_s, predict_s, rows,
+                      model=single_threaded(model) if keep_model else None)
 
 
 def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
            roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
            n_jobs: int = 1, maker: FeatureMaker | None = None,
            budget_seconds: float | None = None, overrides: dict[str, Any] | None = None,
-           progress: Callable[[int, int], None] | None = None) -> SearchResult:
+           progress: Callable[[int, int], None] | None = None,
+           keep_models: bool = False) -> SearchResult:
     """Evaluate candidates in order, ``n_jobs`` at a time, until done or out of budget.
 
     A candidate starts as soon as a worker is free (not in rounds that wait for the
     slowest), and none starts once ``budget_seconds`` are spent; the first always does.
+    With ``keep_models`` each evaluation carries its fit on the last split.
     """
     start = time.perf_counter()
     started: list[Candidate] = []
@@ -181,7 +187,7 @@ def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: 
             if progress is not None:
                 progress(len(started), len(candidates))
             yield delayed(evaluate_candidate)(candidate, X, y, splits, roles, prepare, task,
-                                              metric, seed, maker, overrides)
+                                              metric, seed, maker, overrides, keep_models)
 
     width = max(1, effective_n_jobs(n_jobs))
     with Parallel(n_jobs=n_jobs, pre_dispatch=str(width), batch_size=1) as parallel:

@@ -45,6 +45,21 @@ def test_every_candidate_is_scored_best_first(window):
     assert best.score == pytest.approx(np.abs(model.predict(X.iloc[test]) - y[test]).mean())
 
 
+def test_kept_models_are_the_fits_on_the_training_rows(window):
+    """With keep_models the scores come with their fit, which a caller can use instead of a
+    second fit (the fallback does); without it no model travels back from the workers."""
+    X, y, roles, [(train, test)] = window
+    from conveyor.train.search import make_pipeline
+    found = _run(window, expand_grid(FAMILIES)[-3:], keep_models=True, n_jobs=2)
+    assert all(e.model is None for e in _run(window, expand_grid(FAMILIES)[-3:]).evaluations)
+    for evaluation in found.evaluations:
+        fresh = make_pipeline(evaluation.candidate, roles, PrepareConfig(), "regression", 0)
+        fresh.fit(X.iloc[train], y[train])
+        kept = evaluation.model.predict(X.iloc[test])
+        np.testing.assert_allclose(kept, fresh.predict(X.iloc[test]))
+        assert evaluation.score == pytest.approx(np.abs(kept - y[test]).mean())
+
+
 def test_budget_stops_starting_new_candidates(window):
     candidates = expand_grid(FAMILIES)
     found = _run(window, candidates, budget_seconds=1e-6)
