@@ -458,9 +458,9 @@ class TrainConfig(Section):
         50_000, ge=100, description="kNN: rows kept in its time-ordered memory (newest kept)."
     )
     budget_seconds: float | None = Field(
-        None, gt=0, description="Search time budget per update: no new candidate starts after "
-        "it is spent; cheap and (by the meta-learner) promising candidates run first. "
-        "null: no limit."
+        None, gt=0, description="Search time budget per update, successive halving's rungs "
+        "included: no new candidate starts after it is spent; cheap and (by the "
+        "meta-learner) promising candidates run first. null: no limit."
     )
     search: SearchConfig = Field(default_factory=SearchConfig,
                                  description="How candidates are drawn from the grids.")

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ from conveyor.train.search import (
     full_rows,
     halve,
     make_pipeline,
+    remaining,
     search,
     single_threaded,
 )
@@ -583,6 +584,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
             candidates = order_candidates(store, candidates, metric, config.target.column,
                                           config.train.search, seed + new_batches[-1]["id"])
         early: list[Evaluation] = []  # successive halving's cheaper rungs
+        drawn = len(candidates)
         if stand_in is not None:  # staging: the validation fit, already made
             row, model = stand_in
             start = time.perf_counter()
@@ -595,19 +597,24 @@ def _train(config: Config, workspace: Workspace, store: Store,
                                                      config.prepare, task, metric, seed,
                                                      maker, local)])
         else:
+            budget, start = config.train.budget_seconds, time.perf_counter()
+            untried: list[Candidate] = []
             with compute_backend(config.compute) as n_jobs:
                 if config.train.search.halving:
-                    candidates, early = halve(candidates, X, y, splits, roles, config.prepare,
-                                              task, metric, seed, n_jobs, maker, overrides)
+                    candidates, early, untried = halve(
+                        candidates, X, y, splits, roles, config.prepare, task, metric, seed,
+                        n_jobs, maker, overrides, budget_seconds=budget)
                 found = search(candidates, X, y, splits, roles, config.prepare, task, metric,
                                seed, n_jobs=n_jobs, maker=maker,
-                               budget_seconds=config.train.budget_seconds,
-                               overrides=overrides, keep_models=config.serve.routing.enabled)
+                               budget_seconds=remaining(budget, start), overrides=overrides,
+                               keep_models=config.serve.routing.enabled)
+                # a survivor the budget stopped at the full rows was tried on a rung
+                found = replace(found, skipped=untried + ([] if early else found.skipped))
         baseline, baseline_seconds = baseline_scores(X, y, splits, task)
     evaluations = found.evaluations
     if found.skipped:
         log.info("search budget of %.0f s spent: %d of %d candidates not tried",
-                 config.train.budget_seconds or 0, len(found.skipped), len(candidates))
+                 config.train.budget_seconds or 0, len(found.skipped), drawn)
     best = cheapest_within(evaluations, metric, config.train.search.cost_tolerance)
     log.info("chosen candidate: %s/%s %s (%s = %.4g; best of %d %.4g)", best.candidate.family,
              best.candidate.variant, best.candidate.params, metric,

@@ -188,3 +188,21 @@ def test_gradient_boosting_fits_the_loss_the_metric_judges(tmp_path, metric, los
     row = models.iloc[-1]
     loaded = load_model(config.workspace / row["path"], row["sha256"])
     assert loaded.model.named_steps["model"].loss == loss
+
+
+def test_a_spent_budget_stops_the_whole_halving_search_and_says_so(tmp_path):
+    """train.budget_seconds covers every rung: with it spent, one candidate per rung is
+    scored, the update still trains that one, and its note counts the untried."""
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(
+        tmp_path, stream={"window": "8D", "initial_batches": 1},  # one batch, ~5,000 rows
+        train={"window_batches": 3, "strategy": "retrain", "budget_seconds": 1e-9,
+                         "search": {"halving": True},
+                         "families": {"linear": {"grid": {"alpha": [0.1, 1.0, 10.0]},
+                                                 "variants": ["onehot"]},
+                                      "tree": {"grid": {"max_depth": [3, 6, 9]}}}}))
+    models, evaluations = _replay(config, 1)
+    evaluations = evaluations[evaluations["family"] != "baseline"]  # the mean, always scored
+    assert len(evaluations) == evaluations["rung"].nunique()  # one candidate per rung
+    assert evaluations["rung"].nunique() >= 2  # a cheap rung ran, then the full rows
+    assert "budget left 5 untried" in models.iloc[0]["strategy_note"]

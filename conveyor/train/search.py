@@ -269,26 +269,41 @@ def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: l
           roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
           n_jobs: int = 1, maker: FeatureMaker | None = None,
           overrides: dict[str, Any] | None = None, factor: int = HALVING_FACTOR,
-          min_rows: int = MIN_RUNG_ROWS) -> tuple[list[Candidate], list[Evaluation]]:
+          min_rows: int = MIN_RUNG_ROWS, budget_seconds: float | None = None
+          ) -> tuple[list[Candidate], list[Evaluation], list[Candidate]]:
     """Successive halving's cheap rungs: every candidate scored on the newest
     ``1/factor**k`` of each split's training rows (time order kept), the best third of
     them on ``factor`` times more rows, and so on (:func:`halving_rungs` says how many
     rungs); the survivors go on to the full rows.
 
-    Return the survivors (in the given order) and every evaluation the rungs made, each
-    with its ``rung`` (``k``: fitted on ``1/factor**k`` of the rows).
+    ``budget_seconds`` spans the rungs: no candidate starts once it is spent (the first
+    of each rung always does), and one a rung did not reach goes no further.
+
+    Return the survivors (in the given order), every evaluation the rungs made, each
+    with its ``rung`` (``k``: fitted on ``1/factor**k`` of the rows), and the candidates
+    the budget left untried.
     """
+    start = time.perf_counter()
     train_rows = min(len(train) for train, _ in splits)
     rungs = halving_rungs(len(candidates), train_rows, factor, min_rows)
-    survivors, made = list(candidates), []
+    survivors, made, untried = list(candidates), [], []
     for rung in range(rungs, 0, -1):
         cheap = [(train[-max(len(train) // factor ** rung, 1):], test) for train, test in splits]
-        scored = search(survivors, X, y, cheap, roles, prepare, task, metric, seed, n_jobs,
-                        maker, overrides=overrides).evaluations
-        made += [replace(e, rung=rung) for e in scored]
-        best = [e.candidate for e in scored[:_kept(len(scored), factor)]]
+        found = search(survivors, X, y, cheap, roles, prepare, task, metric, seed, n_jobs,
+                       maker, remaining(budget_seconds, start), overrides)
+        untried += found.skipped if rung == rungs else []
+        made += [replace(e, rung=rung) for e in found.evaluations]
+        best = [e.candidate for e in found.evaluations[:_kept(len(found.evaluations), factor)]]
         survivors = [c for c in survivors if c in best]
-    return survivors, made
+    return survivors, made, untried
+
+
+def remaining(budget_seconds: float | None, start: float) -> float | None:
+    """What is left of a budget started at ``start`` (``time.perf_counter``); once it is
+    spent, a sliver, so that a search still runs its first candidate and no other."""
+    if budget_seconds is None:
+        return None
+    return max(budget_seconds - (time.perf_counter() - start), 1e-9)
 
 
 @contextlib.contextmanager

@@ -103,8 +103,9 @@ def test_successive_halving_keeps_a_third_per_rung_scored_on_the_newest_rows(win
     assert len(candidates) >= 4
     min_rows = len(train) // 9  # room for two rungs: 1/9 and 1/3 of the training rows
     assert halving_rungs(len(candidates), len(train), min_rows=min_rows) == 2
-    survivors, made = halve(candidates, X, y, splits, roles, PrepareConfig(), "regression",
+    survivors, made, untried = halve(candidates, X, y, splits, roles, PrepareConfig(), "regression",
                             "mae", 0, min_rows=min_rows)
+    assert untried == []  # no budget
     first = [e for e in made if e.rung == 2]
     second = [e for e in made if e.rung == 1]
     assert len(made) == len(first) + len(second)
@@ -124,6 +125,21 @@ def test_successive_halving_keeps_a_third_per_rung_scored_on_the_newest_rows(win
     assert sorted(map(repr, survivors)) == sorted(
         repr(e.candidate) for e in second[:len(survivors)])
     assert survivors == [c for c in candidates if c in survivors]  # in the given order
+
+
+def test_the_budget_spans_the_halving_rungs(window):
+    """Spent budget: each rung runs its first candidate only, and the rest of the first
+    rung's candidates are reported untried (not silently dropped)."""
+    from conveyor.train.search import halve
+
+    X, y, roles, splits = window
+    (train, _), = splits
+    candidates = expand_grid(FAMILIES)
+    survivors, made, untried = halve(candidates, X, y, splits, roles, PrepareConfig(),
+                                     "regression", "mae", 0, min_rows=len(train) // 9,
+                                     budget_seconds=1e-9)
+    assert [(e.candidate, e.rung) for e in made] == [(candidates[0], 2), (candidates[0], 1)]
+    assert survivors == [candidates[0]] and untried == candidates[1:]
 
 
 def test_a_forest_fitted_on_two_threads_is_the_one_fitted_on_one_and_is_stored_single_threaded(
