@@ -1,6 +1,6 @@
 """Every conveyor benchmark with one command; writes BENCHMARKS.md.
 
-    python bench/all.py                  # all of them (about an hour on 2 cores)
+    python bench/all.py                  # all of them (about two hours on 2 cores)
     python bench/all.py --only replay api
     python bench/all.py --quick          # small sizes: checks the benches run, not figures
 
@@ -38,6 +38,14 @@ class Bench:
 BENCHES = [
     Bench("replay", "Full demo replay: quality and cost against two baselines",
           ("bench/replay_bench.py",), ("bench/replay_bench.py", "--batches", "3")),
+    Bench("variants", "The replay under other settings: what each one buys and costs",
+          ("bench/replay_variants.py",
+           "--variant", "searches every 8 batches: train.retrain_every=8",
+           "--variant", "window reset to the drifted batch: drift.on_alarm=reset",
+           "--variant", "cheaper boosting: train.families.hgb.grid.max_iter=[100]; "
+                        "train.families.hgb.grid.learning_rate=[0.2]"),
+          ("bench/replay_variants.py", "--batches", "3",
+           "--variant", "searches every 8 batches: train.retrain_every=8")),
     Bench("inference", "Batch inference: a 1,000,000-row CSV",
           ("bench/inference_bench.py",),
           ("bench/inference_bench.py", "--rows", "100000", "--repeats", "1")),
