@@ -475,8 +475,9 @@ def _fallback(config: Config, evaluations: list[Evaluation], best: Evaluation, r
     """Fit the robust fallback (the best other candidate that takes missing values and
     outliers natively) and the router that decides which rows it answers.
 
-    A candidate the search scored on the full rows comes with its fit (the window before
-    the newest rows): that fit is the fallback, with no second one on the window."""
+    A candidate the search scored on the full rows comes with its fit on the last split's
+    training rows (with the holdout scheme, the window before the new batch): that fit is
+    the fallback, with no second one on the window."""
     settings = config.serve.routing
     if not settings.enabled:
         return None, None
