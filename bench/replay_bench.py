@@ -282,16 +282,25 @@ def stage_table(updates: list[dict[str, Any]], timings: pd.DataFrame) -> list[st
     return lines
 
 
+def aligned(prequential: pd.DataFrame, base: dict[str, Any]
+            ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """The batches conveyor's production model and both baselines are scored on, and the
+    three MAEs on each (baseline keys may be text, as read back from ``--json``)."""
+    production = prequential[prequential["role"] == "production"].set_index("batch_id")
+    static = {int(k): v for k, v in base["static"].items()}
+    sliding = {int(k): v for k, v in base["sliding"].items()}
+    covered = sorted(set(production.index) & set(static) & set(sliding))
+    return (covered, production.loc[covered, "score"].to_numpy(dtype=float),
+            np.array([static[i] for i in covered]), np.array([sliding[i] for i in covered]))
+
+
 def report(args: argparse.Namespace, command: str, env: str, updates: list[dict[str, Any]],
            total: float, prequential: pd.DataFrame, batches: pd.DataFrame,
            base: dict[str, Any], summary_seconds: float, summary_path: Path,
            timings: pd.DataFrame) -> str:
     production = prequential[prequential["role"] == "production"].set_index("batch_id")
     own = prequential[prequential["role"] == "baseline"].set_index("batch_id")
-    covered = sorted(set(production.index) & set(base["static"]) & set(base["sliding"]))
-    conveyor = np.array([production.loc[i, "score"] for i in covered], dtype=float)
-    static = np.array([base["static"][i] for i in covered])
-    sliding = np.array([base["sliding"][i] for i in covered])
+    covered, conveyor, static, sliding = aligned(prequential, base)
     lines = [f"`{command}` on {dt.date.today().isoformat()}", "",
              f"Machine: {env}.", "",
              f"{len(updates)} updates over {len(batches)} batches "

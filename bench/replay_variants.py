@@ -23,14 +23,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from replay_bench import copy_config, training_seconds  # noqa: E402
+from replay_bench import aligned, copy_config, training_seconds  # noqa: E402
 
 
 def apply_overrides(data: dict[str, Any], overrides: str) -> dict[str, Any]:
@@ -50,20 +49,14 @@ def apply_overrides(data: dict[str, Any], overrides: str) -> dict[str, Any]:
 
 
 def figures(raw: dict[str, Any]) -> dict[str, Any]:
-    """MAE against both baselines and model-training seconds against (b)'s fits."""
-    prequential = pd.DataFrame(raw["prequential"])
-    production = prequential[prequential["role"] == "production"].set_index("batch_id")["score"]
-    sliding = {int(k): v for k, v in raw["baselines"]["sliding"].items()}
-    static = {int(k): v for k, v in raw["baselines"]["static"].items()}
-    covered = sorted(set(production.index) & set(sliding) & set(static))
-    mine = production.loc[covered].to_numpy(dtype=float)
-    b = np.array([sliding[i] for i in covered])
+    """MAE against baseline (b) and model-training seconds against (b)'s fits."""
+    covered, mine, _, b = aligned(pd.DataFrame(raw["prequential"]), raw["baselines"])
     training = training_seconds(raw["updates"], pd.DataFrame(raw["timings"]))
     fits = raw["baselines"]["refit_seconds"]
     searches = sum(u["strategy"] == "retrain" for u in raw["updates"])
-    return {"mae": mine.mean(), "b_mae": b.mean(), "a_mae": np.mean([static[i] for i in covered]),
-            "beats_b": int((mine < b).sum()), "batches": len(covered), "searches": searches,
-            "training": sum(training), "b_fits": sum(fits),
+    return {"mae": mine.mean(), "b_mae": b.mean(), "beats_b": int((mine < b).sum()),
+            "batches": len(covered), "searches": searches, "training": sum(training),
+            "b_fits": sum(fits),
             "median_ratio": statistics.median(training) / statistics.median(fits)}
 
 
@@ -80,15 +73,15 @@ def main(argv: list[str] | None = None) -> None:
         tuple(part.strip() for part in v.split(":", 1)) for v in args.variant]  # type: ignore[misc]
     rows = []
     with tempfile.TemporaryDirectory(prefix="replay-variants-") as tmp:
+        copy, _ = copy_config(args.config, Path(tmp))  # its data paths work from tmp
+        resolved = yaml.safe_load(copy.read_text(encoding="utf-8"))
         for n, (label, overrides) in enumerate(variants):
             data = apply_overrides(yaml.safe_load(args.config.read_text(encoding="utf-8")),
                                    overrides)
-            path = Path(tmp) / f"variant{n}.yaml"
-            copy_config(args.config, Path(tmp))  # (re)writes conveyor.yaml there ...
-            resolved = yaml.safe_load((Path(tmp) / "conveyor.yaml").read_text(encoding="utf-8"))
-            for name in ("source", "enrich"):  # ... whose data paths work from the copy
+            for name in ("source", "enrich"):
                 if name in resolved:
                     data[name] = resolved[name]
+            path = Path(tmp) / f"variant{n}.yaml"
             path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
             out = Path(tmp) / f"variant{n}.json"
             bench = [sys.executable, str(ROOT / "bench" / "replay_bench.py"), "--config",
