@@ -392,10 +392,10 @@ class SearchConfig(Section):
         20, ge=1, description="Random sampler: candidates drawn per update (across families)."
     )
     halving: bool = Field(
-        False, description="Successive halving (factor 3): score every candidate on the newest "
-        "1/9 (or 1/27, ...) of each training split first, the best third of them on three "
-        "times more rows, and so on; at least two reach the full splits. Every rung is "
-        "stored in the evaluations table."
+        False, description="Successive halving (factor 3): score every candidate on 1/9 (or "
+        "1/27, ...) of each training split first (every 9th row, so the sample spans the "
+        "split's whole period), the best third of them on three times more rows, and so on; "
+        "at least two reach the full splits. Every rung is stored in the evaluations table."
     )
     warm_start: bool = Field(
         True, description="Budgeted search: once the meta-learner has shown on later batches "

@@ -94,7 +94,7 @@ def test_dask_backend_gives_the_local_results(window):
     assert remote == local
 
 
-def test_successive_halving_keeps_a_third_per_rung_scored_on_the_newest_rows(window):
+def test_successive_halving_keeps_a_third_per_rung_scored_on_rows_spread_over_the_window(window):
     from conveyor.train.search import halve, halving_rungs
 
     X, y, roles, splits = window
@@ -112,10 +112,11 @@ def test_successive_halving_keeps_a_third_per_rung_scored_on_the_newest_rows(win
     assert {repr(e.candidate) for e in first} == set(map(repr, candidates))
     assert len(second) == max(2, -(-len(candidates) // 3))
     assert len(survivors) == max(2, -(-len(second) // 3))
-    # each rung fitted on the newest 1/9, then 1/3, of the training rows: recompute them
+    # each rung fitted on every 9th, then every 3rd, training row counted back from the
+    # newest (the whole period, in time order): recompute them on those rows
     for made_here, share in ((first, 9), (second, 3)):
-        assert {e.rows for e in made_here} == {len(train) // share}
-        cheap = [(train[-(len(train) // share):], test)]
+        assert {e.rows for e in made_here} == {-(-len(train) // share)}
+        cheap = [(np.arange(len(train))[len(train) - 1::-share][::-1] + train[0], test)]
         again = _run((X, y, roles, cheap), [e.candidate for e in made_here]).evaluations
         assert [(repr(e.candidate), e.score) for e in again] == [
             (repr(e.candidate), e.score) for e in made_here]
