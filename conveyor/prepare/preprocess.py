@@ -72,6 +72,62 @@ class AsCategories(TransformerMixin, BaseEstimator):
         return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
 
 
+class RareLevels(TransformerMixin, BaseEstimator):
+    """Group the levels of each categorical column seen fewer than ``min_frequency``
+    times, or beyond the ``max_categories - 1`` most frequent, into one level
+    :attr:`OTHER`; levels never seen in training join it too. Missing values stay
+    missing.
+
+    scikit-learn's encoders can do this themselves (``min_frequency``,
+    ``max_categories``) but count text values one at a time in Python, which was most
+    of a linear model's fit on the demo window; pandas counts them in C. The encoder
+    after it then only maps levels to columns or codes.
+
+    >>> frame = pd.DataFrame({"c": ["a", "a", "b", "a", "b", "z", None]})
+    >>> RareLevels(min_frequency=2).fit(frame).transform(frame).ravel().tolist()
+    ['a', 'a', 'b', 'a', 'b', '(other)', nan]
+    >>> RareLevels(max_categories=2).fit(frame).transform(
+    ...     pd.DataFrame({"c": ["b", "q"]})).ravel().tolist()
+    ['(other)', '(other)']
+    """
+
+    OTHER = "(other)"
+
+    def __init__(self, min_frequency: int = 1, max_categories: int | None = None) -> None:
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+
+    def fit(self, X: Any, y: object = None) -> RareLevels:
+        frame = pd.DataFrame(X)
+        self.n_features_in_ = frame.shape[1]
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.levels_ = []
+        for j in range(frame.shape[1]):
+            counts = frame.iloc[:, j].value_counts(dropna=True)
+            # least frequent first, ties by level (scikit-learn's order): when there are
+            # too many levels, the last max_categories - 1 are kept and OTHER is the rest
+            ranked = sorted((int(n), str(level)) for level, n in counts.items()
+                            if n >= self.min_frequency)
+            if self.max_categories is not None and self.max_categories <= len(ranked):
+                ranked = ranked[len(ranked) - self.max_categories + 1:]
+            self.levels_.append(sorted(level for _, level in ranked))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        frame = pd.DataFrame(X)
+        out = np.empty(frame.shape, dtype=object)
+        for j, levels in enumerate(self.levels_):
+            column = frame.iloc[:, j]
+            out[:, j] = column.where(column.isin(levels) | column.isna(), self.OTHER)
+        return out
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        if input_features is not None:
+            return np.asarray(input_features, dtype=object)
+        return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
+
+
 NATIVE_MAX_LEVELS = 250  # histogram gradient boosting takes at most 255 bins per feature
 
 
@@ -93,21 +149,19 @@ def _numeric(variant: VariantConfig) -> Pipeline | str:
 def _categorical(variant: VariantConfig, config: PrepareConfig, task: str) -> Pipeline:
     steps: list[tuple[str, Any]] = [("as_categories", AsCategories())]
     if variant.categorical == "native":
-        steps.append(("ordinal", OrdinalEncoder(
-            handle_unknown="use_encoded_value", unknown_value=np.nan,
-            encoded_missing_value=np.nan, max_categories=NATIVE_MAX_LEVELS,
-            min_frequency=config.min_frequency)))
+        steps += [("rare", RareLevels(config.min_frequency, NATIVE_MAX_LEVELS)),
+                  ("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value",
+                                             unknown_value=np.nan,
+                                             encoded_missing_value=np.nan))]
         return Pipeline(steps)
     steps.append(("impute", SimpleImputer(strategy="constant", fill_value="(missing)")))
     if variant.categorical == "onehot":
-        steps.append(("one_hot", OneHotEncoder(handle_unknown="infrequent_if_exist",
-                                               min_frequency=config.min_frequency,
-                                               max_categories=config.max_categories,
-                                               sparse_output=False)))
+        steps += [("rare", RareLevels(config.min_frequency, config.max_categories)),
+                  ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]
     elif variant.categorical == "ordinal":
-        steps.append(("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value",
-                                                unknown_value=-1,
-                                                min_frequency=config.min_frequency)))
+        steps += [("rare", RareLevels(config.min_frequency)),
+                  ("ordinal", OrdinalEncoder(handle_unknown="use_encoded_value",
+                                             unknown_value=-1))]
     else:
         # integer-valued regression targets would look like classes to "auto"
         target_type = "continuous" if task == "regression" else "auto"

@@ -40,7 +40,8 @@ TRUSTED_EXACT = frozenset({"functools.partial"})
 # type is parsed again and every type checked against the prefixes
 KNOWN_TYPES = [
     "conveyor.prepare.features.FeatureMaker", "conveyor.prepare.preprocess.AsCategories",
-    "conveyor.serve.routing.Router", "conveyor.train.incremental.AddedTrees",
+    "conveyor.prepare.preprocess.RareLevels", "conveyor.serve.routing.Router",
+    "conveyor.train.incremental.AddedTrees",
     "conveyor.train.incremental.MemoryKNN", "functools.partial", "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
     "sklearn.metrics._dist_metrics.EuclideanDistance64", "sklearn.model_selection._split.KFold",

@@ -68,6 +68,39 @@ def test_variants_encode_as_declared(flights):
         f"categorical__{c}" for c in roles.categorical]
 
 
+@pytest.mark.parametrize("min_frequency, max_categories", [(5, 30), (1, 4), (50, None)])
+def test_rare_levels_group_as_scikit_learns_own_encoder_does(flights, min_frequency,
+                                                             max_categories):
+    """RareLevels + a plain one-hot encoder keep the levels, and give the matrix, that
+    OneHotEncoder's own min_frequency / max_categories / infrequent_if_exist give."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    from conveyor.prepare.preprocess import AsCategories, RareLevels
+
+    X, _, roles = flights
+    train = AsCategories().fit_transform(X[list(roles.categorical)].iloc[:3000])
+    later = AsCategories().fit_transform(X[list(roles.categorical)].iloc[3000:])
+    later[0, :] = "never seen"
+    train, later = (np.where(pd.isna(a), "(missing)", a) for a in (train, later))
+    theirs = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=min_frequency,
+                           max_categories=max_categories, sparse_output=False).fit(train)
+    rare = RareLevels(min_frequency, max_categories).fit(train)
+    ours = OneHotEncoder(handle_unknown="ignore", sparse_output=False).fit(
+        rare.transform(train))
+    for j, column in enumerate(roles.categorical):
+        infrequent = theirs.infrequent_categories_[j]
+        kept = sorted(set(theirs.categories_[j]) - set([] if infrequent is None
+                                                        else infrequent))
+        assert rare.levels_[j] == kept, column
+    def by_name(encoder, matrix):
+        names = [n.replace("infrequent_sklearn", RareLevels.OTHER)
+                 for n in encoder.get_feature_names_out()]
+        return {n: matrix[:, i].tolist() for i, n in enumerate(names)}
+    for rows in (train, later):
+        assert by_name(ours, ours.transform(rare.transform(rows))) == by_name(
+            theirs, theirs.transform(rows))
+
+
 def test_hgb_native_declares_categories(flights):
     _, _, roles = flights
     model = make_pipeline(Candidate("hgb", {}, "native"), roles, PrepareConfig(), "regression", 0)
