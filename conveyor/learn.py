@@ -289,10 +289,12 @@ def _watch_model(config: Config, store: Store,
     production = store.production()
     if not settings.enabled or production is None:
         return False, None
-    reference = (production["metrics"].get("holdout") or {}).get(config.metric)
+    models = store.frame("models")
+    lineage = _lineage(models, production["version"])
+    root = models[models["version"] == lineage[-1]].iloc[0]
+    reference = ((root["metrics"] or {}).get("holdout") or {}).get(config.metric)
     scores = store.frame("prequential")
-    series = scores[(scores["role"] == "production") & (scores["version"] ==
-                                                         production["version"])]
+    series = scores[(scores["role"] == "production") & scores["version"].isin(lineage)]
     if reference is None or series.empty:
         return False, None
     detector = PageHinkley(settings.delta, settings.threshold, settings.min_batches)
@@ -302,8 +304,10 @@ def _watch_model(config: Config, store: Store,
     if not detector.drift_detected:
         return False, None
     last = float(series.sort_values("batch_id")["score"].iloc[-1])
-    reason = (f"model drift: production v{production['version']}'s {config.metric} went from "
-              f"{reference:.4g} at promotion to {last:.4g} (Page-Hinkley {detector.statistic:.3g}"
+    chosen = f"v{lineage[-1]}'s promotion" + (
+        f" (refit since as v{production['version']})" if len(lineage) > 1 else "")
+    reason = (f"model drift: production's {config.metric} went from {reference:.4g} at "
+              f"{chosen} to {last:.4g} (Page-Hinkley {detector.statistic:.3g}"
               f" > {settings.threshold}); policy {settings.policy}")
     batch_id = new_batches[-1]["id"]
     with store.transaction() as conn:
@@ -323,6 +327,20 @@ def _watch_model(config: Config, store: Store,
         store.add_event(conn, "window_reset", f"retrain on recent data after {reason}",
                         batch_id=recent[0]["id"])
     return False, reason
+
+
+def _lineage(models: pd.DataFrame, version: int) -> list[int]:
+    """``version`` and the versions it was refit or updated from, newest first, back to
+    the one a search chose (or the oldest still listed): one configuration's history,
+    which the model-drift detector follows across refreshes."""
+    rows = models.set_index("version")
+    chain = [version]
+    while rows.loc[chain[-1], "strategy"] in ("refit", "incremental"):
+        parent = rows.loc[chain[-1], "parent_version"]
+        if pd.isna(parent) or int(parent) not in rows.index or int(parent) in chain:
+            break
+        chain.append(int(parent))
+    return chain
 
 
 def learn(config: Config, workspace: Workspace, store: Store,
@@ -556,15 +574,9 @@ def _train(config: Config, workspace: Workspace, store: Store,
     if parent is not None and config.validate_.scheme == "holdout" \
             and is_new[holdout_start:].all() and not is_new[:holdout_start].any():
         stand_in = _stand_in(config, store, models, parent, window, new_ids)
-    if stand_in is not None and stand_in[1].version == parent.version:
-        reason = (f"production v{parent.version} is its configuration fitted on the window up "
-                  "to the previous batch: a refit could only be validated against itself on "
-                  "the new batch, so none is fitted and production is kept")
-        with store.transaction() as conn:
-            store.add_event(conn, "kept", reason, batch_id=new_batches[-1]["id"],
-                            version=parent.version)
-        log.info("%s", reason)
-        return UpdateResult(True, f"no new model: {reason}")
+    # production itself is the validation fit: the refit is production refreshed with the
+    # new batch, and production's score on that batch (unseen by it) validates it
+    refresh = stand_in is not None and stand_in[1].version == parent.version
     overrides = {"knn": {"memory": config.train.knn_memory}, **loss_params(task, metric)}
     # fits in this process (a refit, the final fit, the fallback) may use the estimator's
     # own threads; candidates in the search already run one per worker
@@ -586,7 +598,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
                                           config.train.search, seed + new_batches[-1]["id"])
         early: list[Evaluation] = []  # successive halving's cheaper rungs
         drawn = len(candidates)
-        if stand_in is not None:  # staging: the validation fit, already made
+        if stand_in is not None:  # production or staging: the validation fit, made
             row, model = stand_in
             start = time.perf_counter()
             scored = score_model(model.model, task, X.iloc[holdout_start:], y[holdout_start:])
@@ -632,7 +644,9 @@ def _train(config: Config, workspace: Workspace, store: Store,
             model.fit(X.iloc[train_part], y[train_part])
             challenger_holdout = score_model(model, task, X.iloc[test_part], y[test_part])
         production_holdout = None
-        if production is not None:
+        if refresh:  # the same model on the same rows: scored once
+            production_holdout = challenger_holdout
+        elif production is not None:
             production_holdout = score_model(production.model, task,
                                              model_input(data.iloc[test_part], production.features),
                                              y[test_part])
@@ -657,8 +671,9 @@ def _train(config: Config, workspace: Workspace, store: Store,
         note = (f"{why}; v{parent.version}'s configuration fitted on {len(data)} rows"
                 + ("; fallback and router kept from it" if fallback is not None else ""))
         if stand_in is not None:
-            note += (f"; validated by staging v{stand_in[1].version}, the same configuration "
-                     "fitted on the window up to the previous batch")
+            note += (f"; validated by {'production' if refresh else 'staging'} "
+                     f"v{stand_in[1].version}, the same configuration fitted on the window up "
+                     "to the previous batch")
     else:
         note = f"{why}; searched {len(evaluations)} candidates"
         note += f"; budget left {len(found.skipped)} untried" if found.skipped else ""
@@ -678,7 +693,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
                             evaluations=evaluations + early, best=best,
                             baseline=(baseline, baseline_seconds))
         promoted, reason = _decide(metric, challenger_holdout, production_holdout, production,
-                                   sanity, config.validate_.promotion_margin, version)
+                                   sanity, config.validate_.promotion_margin, version, refresh)
         _settle(config, workspace, store, version, promoted, reason, new_batches)
     return UpdateResult(True, f"trained v{version} on {len(data)} rows; "
                         f"{'promoted' if promoted else 'production kept'}: {reason}",
@@ -781,12 +796,19 @@ def search_order(evaluations: pd.DataFrame, features: pd.DataFrame,
 
 def _decide(metric: str, challenger: dict[str, Any], incumbent: dict[str, Any] | None,
             production: LoadedModel | None, sanity: SanityReport, margin: float,
-            version: int) -> tuple[bool, str]:
+            version: int, refresh: bool = False) -> tuple[bool, str]:
+    """Promote or keep a new version: it must pass its checks and beat production by
+    ``margin`` on the newest rows; a refresh (production's configuration refit with the
+    new batch, validated by production's own score on it) replaces production as a
+    sliding-window refit does, since no other model was compared."""
     if not sanity.passed:
         return False, f"v{version} failed its checks: {'; '.join(sanity.failures)}"
     score = challenger.get(metric)
     if production is None or incumbent is None:
         return True, f"first model: hold-out {metric} {score:.4g}"
+    if refresh:
+        return True, (f"refresh of production v{production.version} with the new batch; "
+                      f"v{production.version}'s hold-out {metric} on it {score:.4g}")
     current = incumbent.get(metric)
     text = f"hold-out {metric} {score:.4g} vs production v{production.version} {current:.4g}"
     if is_better(metric, score, current, margin):

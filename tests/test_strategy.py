@@ -64,10 +64,9 @@ def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_
     models = models.to_dict("records")
     by_version = {m["version"]: m for m in models}
     by_batch = {m["batch_ids"][-1]: m["strategy"] for m in models}
-    # a search, two batches without one, then the scheduled search (retrain_every 3); the
-    # update of batch 3 fitted nothing: production (fitted on batches 1-2) is what its
-    # refit's validation fit would have rebuilt
-    assert by_batch == {2: "retrain", 4: "refit", 5: "retrain", 6: "refit"}, by_batch
+    # a search, two refits, then the scheduled search (retrain_every 3), then a refit
+    assert by_batch == {2: "retrain", 3: "refit", 4: "refit", 5: "retrain", 6: "refit"}, \
+        by_batch
     refits = [m for m in models if m["strategy"] == "refit"]
     assert refits, [m["strategy_note"] for m in models]
     for model in refits:
@@ -93,10 +92,12 @@ def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_
         assert len(scored) == 3  # every candidate
 
 
-def test_a_refit_whose_validation_fit_already_exists_skips_that_fit(tmp_path):
-    # a growing window (10 batches) and a margin no refit clears: every refit stays
-    # staging, and the next refit's validation fit (the same configuration on exactly the
-    # rows before the new batch) is that staging model
+def test_production_is_refreshed_with_each_batch_validated_by_its_own_score(tmp_path):
+    # a growing window (10 batches), no scheduled search, and a margin no challenger
+    # clears: each update refits production's configuration with the new batch. Production
+    # is that configuration fitted on exactly the rows before the new batch, so it is the
+    # refit's validation fit (one fit, not two), and the refresh replaces it: no other
+    # model competes, so the margin does not apply
     from sklearn.base import clone
     from sklearn.metrics import mean_absolute_error
 
@@ -109,41 +110,47 @@ def test_a_refit_whose_validation_fit_already_exists_skips_that_fit(tmp_path):
         validate={"promotion_margin": 0.5},
         train={"window_batches": 10, "strategy": "auto", "retrain_every": 10,
                "families": {"tree": {"grid": {"max_depth": [4, 6]}}}}))
-    results = [pipeline.update(config) for _ in range(5)]
-    assert all(r.ok for r in results), [r.message for r in results]
-    # batch 3: production (batches 1-2) is the refit's validation fit: nothing to fit
-    assert results[1].version is None and "no new model" in results[1].message
+    results = [pipeline.update(config) for _ in range(4)]
+    assert all(r.ok and r.promoted for r in results), [r.message for r in results]
     store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
     try:
         models = store.frame("models").set_index("version")
         evaluations = store.frame("evaluations")
         prequential = store.frame("prequential")
+        events = store.frame("events")
         batches = {b["id"]: b for b in store.accepted_batches(10)}
+        assert store.production()["version"] == 4
     finally:
         store.close()
     assert list(models["strategy"]) == ["retrain", "refit", "refit", "refit"]
-    assert "validated by staging" not in models.loc[2, "strategy_note"]  # fitted twice
     workspace = Workspace.of(config)
-    for version in (3, 4):
+    for version in (2, 3, 4):
         twin = models.loc[version - 1]
-        assert f"validated by staging v{version - 1}" in models.loc[version, "strategy_note"]
+        assert models.loc[version, "parent_version"] == version - 1
+        assert f"validated by production v{version - 1}" in models.loc[version,
+                                                                         "strategy_note"]
         new_batch = models.loc[version, "batch_ids"][-1]
         assert twin["batch_ids"] == models.loc[version, "batch_ids"][:-1]
         # its recorded validation score is what fitting the configuration again on the
-        # staging model's rows and scoring the new batch gives
-        staging = load_model(config.workspace / twin["path"], twin["sha256"])
+        # production model's rows and scoring the new batch gives
+        production = load_model(config.workspace / twin["path"], twin["sha256"])
         rows = _training_frame(config, workspace, [batches[b] for b in twin["batch_ids"]])
-        refitted = clone(staging.model).fit(rows[staging.features], rows["arr_delay"])
+        refitted = clone(production.model).fit(rows[production.features], rows["arr_delay"])
         scored = _training_frame(config, workspace, [batches[new_batch]])
         by_hand = mean_absolute_error(scored["arr_delay"],
-                                      refitted.predict(scored[staging.features]))
+                                      refitted.predict(scored[production.features]))
         recorded = evaluations[(evaluations["batch_id"] == new_batch)
-                               & (evaluations["family"] == "tree")]["score"]
-        assert recorded.tolist() == [pytest.approx(by_hand, rel=1e-12)]
-        staged = prequential[(prequential["batch_id"] == new_batch)
-                             & (prequential["role"] == "staging")]["score"]
-        assert staged.tolist() == [pytest.approx(by_hand, rel=1e-12)]
-        assert models.loc[version, "stage"] in {"staging", "candidate"}  # margin not cleared
+                               & (evaluations["family"] == "tree")]
+        assert recorded["score"].tolist() == [pytest.approx(by_hand, rel=1e-12)]
+        # no validation fit was made: the one evaluation is the predecessor's own fit
+        assert recorded["fit_seconds"].tolist() == [pytest.approx(twin["train_seconds"])]
+        preq = prequential[(prequential["batch_id"] == new_batch)
+                           & (prequential["role"] == "production")]
+        assert preq["version"].tolist() == [version - 1]
+        assert preq["score"].tolist() == [pytest.approx(by_hand, rel=1e-12)]
+        promoted = events[(events["kind"] == "promotion") & (events["version"] == version)]
+        assert len(promoted) == 1
+        assert promoted["message"].iloc[0].startswith(f"refresh of production v{version - 1}")
 
 
 def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):

@@ -78,3 +78,16 @@ def test_alarm_within_two_batches_of_a_concept_change_and_recovery(tmp_path):
     assert after < 1.5 * before  # and handling recovers
     never_updated = store.frame("prequential").query("role == 'baseline'")
     assert never_updated[never_updated["batch_id"] >= change_batch + 3]["score"].mean() > 3 * after
+
+
+def test_the_detector_follows_a_configuration_across_its_refits():
+    from conveyor.learn import _lineage
+
+    models = pd.DataFrame({
+        "version": [1, 2, 3, 4, 5, 6],
+        "strategy": ["retrain", "refit", "incremental", "retrain", "refit", "refit"],
+        "parent_version": [None, 1, 2, None, 4, 99]})  # v6's parent: deleted from the list
+    assert _lineage(models, 3) == [3, 2, 1]
+    assert _lineage(models, 5) == [5, 4]  # a search starts a new history
+    assert _lineage(models, 4) == [4]
+    assert _lineage(models, 6) == [6]
