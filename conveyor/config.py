@@ -443,11 +443,13 @@ class TrainConfig(Section):
         default_factory=default_families,
         description="Model families to search: linear, sgd, knn, tree, forest, hgb.",
     )
-    strategy: Literal["auto", "retrain", "incremental"] = Field(
+    strategy: Literal["auto", "refit", "retrain", "incremental"] = Field(
         "auto", description="auto: update the production model incrementally when its family "
         "can and nothing drifted, else refit its configuration on the window; search all "
         "candidates for the first model, when production's error drifts (model drift) and "
-        "every retrain_every batches; retrain: always search; incremental: like auto "
+        "every retrain_every batches; refit: like auto, but production's configuration is "
+        "always refit on the window, never updated incrementally (a refit validated by "
+        "production itself costs one fit); retrain: always search; incremental: like auto "
         "without the scheduled search."
     )
     retrain_every: int = Field(

@@ -380,8 +380,8 @@ def choose_strategy(config: Config, store: Store, data_alarm: str | None = None,
     runs for the first model, when production's own error drifted (the model no
     longer fits: another configuration may), and at least every
     ``train.retrain_every`` updates; a data drift alarm refits on the (reset)
-    window; otherwise production learns incrementally when its family can, and is
-    refit when it cannot.
+    window; otherwise production learns incrementally when its family can (unless
+    ``train.strategy`` is ``refit``), and is refit when it cannot.
     """
     production = store.production()
     if production is None:
@@ -390,7 +390,7 @@ def choose_strategy(config: Config, store: Store, data_alarm: str | None = None,
         return "retrain", "train.strategy is retrain"
     if model_alarm:
         return "retrain", model_alarm
-    if config.train.strategy == "auto":
+    if config.train.strategy in ("auto", "refit"):
         since = _batches_since_search(store)
         if since >= config.train.retrain_every:
             return "retrain", (f"{since} batches since the last search; train.retrain_every "
@@ -400,6 +400,9 @@ def choose_strategy(config: Config, store: Store, data_alarm: str | None = None,
     if not can_update(production["family"]):
         return "refit", (f"no drift; {production['family']} cannot learn incrementally, so its "
                          "configuration is refit on the window")
+    if config.train.strategy == "refit":
+        return "refit", ("no drift; train.strategy is refit: its configuration is refit on "
+                         "the window")
     return "incremental", f"no drift; {production['family']} learns from the new batch"
 
 

@@ -53,6 +53,20 @@ def test_incremental_updates_are_recorded_with_lineage(tmp_path):
         assert chain <= 2
 
 
+def test_strategy_refit_refreshes_a_family_that_could_learn_incrementally(tmp_path):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(
+        tmp_path, stream={"window": "1D", "initial_batches": 2}, drift={"enabled": False},
+        train={"window_batches": 3, "strategy": "refit", "retrain_every": 10,
+               "families": {"sgd": {"grid": {"alpha": [0.0001]}, "variants": ["onehot"]}}}))
+    models, _ = _replay(config, 4)
+    assert list(models["strategy"]) == ["retrain", "refit", "refit", "refit"]
+    for _, model in models.iloc[1:].iterrows():
+        assert "train.strategy is refit" in model["strategy_note"]
+        assert f"validated by production v{model['version'] - 1}" in model["strategy_note"]
+        assert model["stage"] in {"production", "archived"}
+
+
 def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_path):
     write_flights_slice(tmp_path)
     config = load_config(write_config(
