@@ -173,12 +173,31 @@ def _booster(template: Any, seed: int) -> HistGradientBoostingRegressor:
         random_state=seed)
 
 
+def _without_empty_columns(X: Any) -> np.ndarray:
+    """``X`` with every column that has no value at all set to 0.
+
+    A batch can miss whole columns (cleaning leaves out one that failed its quality
+    check, and the model reads it as all missing); scikit-learn's gradient boosting
+    cannot bin a column with no values and fails. A constant column is never split
+    on, so the booster learns nothing from it either way, and it predicts from the
+    real column as the base model does.
+    """
+    X = np.asarray(X, dtype=float)
+    empty = np.isnan(X).all(axis=0)
+    if not empty.any():
+        return X
+    X = X.copy()
+    X[:, empty] = 0.0
+    return X
+
+
 def add_trees(model: Any, X: Any, y: np.ndarray, seed: int = 0) -> AddedTrees:
     """Return ``model`` (a fitted gradient-boosting model) with a booster fitted on ``X, y``."""
     current = model if isinstance(model, AddedTrees) else AddedTrees(model, [])
     base = current.base
+    fit_X = _without_empty_columns(X)
     if isinstance(base, RegressorMixin):
-        stage: Any = _booster(base, seed).fit(X, y - current.predict(X))
+        stage: Any = _booster(base, seed).fit(fit_X, y - current.predict(X))
     else:
         proba = current.predict_proba(X)
         unseen = sorted(str(c) for c in set(np.unique(y)) - set(current.classes_))
@@ -187,9 +206,9 @@ def add_trees(model: Any, X: Any, y: np.ndarray, seed: int = 0) -> AddedTrees:
         onehot = (np.asarray(y)[:, None] == current.classes_[None, :]).astype(float)
         gradient = onehot - proba
         if len(current.classes_) == 2:
-            stage = _booster(base, seed).fit(X, gradient[:, 1])
+            stage = _booster(base, seed).fit(fit_X, gradient[:, 1])
         else:
-            stage = [_booster(base, seed).fit(X, gradient[:, k])
+            stage = [_booster(base, seed).fit(fit_X, gradient[:, k])
                      for k in range(len(current.classes_))]
     return AddedTrees(current.base, [*(current.stages or []), stage], current.learning_rate)
 

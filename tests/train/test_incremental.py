@@ -93,6 +93,29 @@ def test_added_trees_keep_the_base_trees_and_stack_boosters(weeks):
     np.testing.assert_allclose(second.predict(Xt), expected)
 
 
+@pytest.mark.parametrize("task", ["regression", "classification"])
+def test_added_trees_learn_from_a_batch_that_misses_a_whole_column(weeks, task):
+    # the demo's last batch has no weather at all (cleaning left the columns out, the
+    # model reads them as missing): the booster is fitted without them and the model
+    # still predicts from them where they are known
+    old, new, later, roles = weeks
+    model, _ = _fit("hgb", "native", roles, old, task)
+    X_new = new[list(roles.features)].assign(dep_delay=np.nan, distance=np.nan)
+    y_new = new["arr_delay"].to_numpy() if task == "regression" else \
+        np.where(new["arr_delay"] > 15, "late", "on time")
+    updated, _ = update_model(model, "hgb", X_new, y_new)
+    booster = updated.named_steps["model"].stages[0]
+    booster = booster[0] if isinstance(booster, list) else booster
+    Xt = model.named_steps["prepare"].transform(later[list(roles.features)])
+    names = list(model.named_steps["prepare"].get_feature_names_out())
+    # the booster never splits on the empty columns: moving them moves nothing
+    moved = Xt.copy()
+    for name in ("numeric__dep_delay", "numeric__distance"):
+        moved[:, names.index(name)] += 1000.0
+    np.testing.assert_array_equal(booster.predict(Xt), booster.predict(moved))
+    assert len(updated.predict(later[list(roles.features)])) == len(later)
+
+
 def test_added_trees_fit_the_residuals_with_the_base_models_loss(weeks):
     # with mean absolute error the search fits absolute_error (the median); a booster
     # added to such a model moves it by the median residual of the new batch, not the mean
