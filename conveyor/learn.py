@@ -492,21 +492,31 @@ class Trained:
 
 def _fallback(config: Config, evaluations: list[Evaluation], best: Evaluation, roles: Roles,
               maker: FeatureMaker | None, X: pd.DataFrame, y: np.ndarray,
-              overrides: dict[str, Any]) -> tuple[Any, Any]:
+              overrides: dict[str, Any], production: LoadedModel | None = None
+              ) -> tuple[Any, Any, str]:
     """Fit the robust fallback (the best other candidate that takes missing values and
-    outliers natively) and the router that decides which rows it answers.
+    outliers natively) and the router that decides which rows it answers; return them
+    and where they came from.
 
     A candidate the search scored on the full rows comes with its fit on the last split's
     training rows (with the holdout scheme, the window before the new batch): that fit is
-    the fallback, with no second one on the window."""
+    the fallback, with no second one on the window. When none did (the robust candidates
+    stopped at a cheaper rung), ``production``'s fallback and router are kept if it has
+    them (it reads the same columns): a fallback fitted on the window would cost as much
+    as the search's full rows."""
     settings = config.serve.routing
     if not settings.enabled:
-        return None, None
+        return None, None, ""
     robust = [e for e in evaluations if FAMILIES[e.candidate.family].takes_nan
               and e.candidate != best.candidate and e.score is not None]
     if not robust:
         log.info("no robust candidate besides the champion: no fallback for this version")
-        return None, None
+        return None, None, ""
+    if robust[0].model is None and production is not None \
+            and production.fallback is not None:
+        log.info("fallback and router kept from production v%d", production.version)
+        return production.fallback, production.router, \
+            f"; fallback and router kept from v{production.version}"
     choice = robust[0].candidate  # evaluations are sorted best first
     fallback = robust[0].model
     if fallback is None:
@@ -518,7 +528,7 @@ def _fallback(config: Config, evaluations: list[Evaluation], best: Evaluation, r
                     config.seed).fit(X[[c for c in X.columns if c in roles.features]])
     log.info("fallback: %s/%s %s (%s)", choice.family, choice.variant, choice.params,
              "its fit in the search" if robust[0].model is not None else "fitted on the window")
-    return fallback, router
+    return fallback, router, ""
 
 
 def prediction_profile(model: Any, X: pd.DataFrame,
@@ -660,12 +670,15 @@ def _train(config: Config, workspace: Workspace, store: Store,
                                               seed, maker, local).fit(X, y))
         train_seconds = time.perf_counter() - start
         sanity = sanity_check(final, X.iloc[test_part], config.validate_.max_latency_ms)
+        kept = ""
         if parent is not None:
             fallback, router = parent.fallback, parent.router
         else:  # the robust model: the best that went furthest; cheaper rungs after
             ranked = evaluations + sorted(early, key=lambda e: (e.rung,
                                                                 sort_key(metric, e.score)))
-            fallback, router = _fallback(config, ranked, best, roles, maker, X, y, local)
+            same_columns = production is not None and design.inputs == production.features
+            fallback, router, kept = _fallback(config, ranked, best, roles, maker, X, y, local,
+                                               production if same_columns else None)
 
     with stages.stage("interpret"):
         explanation = explain_version(final, X.iloc[test_part], y[test_part], task, seed)
@@ -678,7 +691,7 @@ def _train(config: Config, workspace: Workspace, store: Store,
                      f"v{stand_in[1].version}, the same configuration fitted on the window up "
                      "to the previous batch")
     else:
-        note = f"{why}; searched {len(evaluations)} candidates"
+        note = f"{why}; searched {len(evaluations)} candidates{kept}"
         note += f"; budget left {len(found.skipped)} untried" if found.skipped else ""
         if early:
             note += (f"; successive halving left {len(evaluations)} of "

@@ -227,3 +227,31 @@ def test_a_spent_budget_stops_the_whole_halving_search_and_says_so(tmp_path):
     assert len(evaluations) == evaluations["rung"].nunique()  # one candidate per rung
     assert evaluations["rung"].nunique() >= 2  # a cheap rung ran, then the full rows
     assert "budget left 5 untried" in models.iloc[0]["strategy_note"]
+
+
+def test_a_search_whose_robust_candidates_stopped_early_keeps_productions_fallback(tmp_path):
+    # halving drops the one robust candidate (a stump) at its cheap rung: with no fit of it
+    # on the full rows, the second search keeps the first one's fallback and router
+    # rather than fitting a fallback on the window
+    import numpy as np
+    import pandas as pd
+
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(
+        tmp_path, stream={"window": "2D", "initial_batches": 2}, drift={"enabled": False},
+        train={"window_batches": 4, "strategy": "retrain",
+               "search": {"halving": True},
+               "families": {"linear": {"grid": {"alpha": [0.1, 1.0, 10.0, 100.0]}},
+                            "tree": {"grid": {"max_depth": [1]}}}}))
+    models, evaluations = _replay(config, 2)
+    assert list(models["strategy"]) == ["retrain", "retrain"]
+    second = evaluations[evaluations["batch_id"] == models["batch_ids"].iloc[1][-1]]
+    full = second[(second["rung"].fillna(0) == 0) & (second["family"] != "baseline")]
+    assert set(full["family"]) == {"linear"}  # the stump stopped at the rung
+    assert "fallback and router kept from v1" in models["strategy_note"].iloc[1]
+    first, kept = (load_model(config.workspace / path, sha) for path, sha in
+                   zip(models["path"], models["sha256"], strict=True))
+    assert kept.fallback is not None
+    X = pd.read_csv(config.source.path).head(300)
+    np.testing.assert_array_equal(kept.fallback.predict(X), first.fallback.predict(X))
+    assert kept.router.get_params() == first.router.get_params()
