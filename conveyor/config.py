@@ -439,6 +439,11 @@ class TrainConfig(Section):
     max_rows: int | None = Field(
         None, ge=100, description="Cap on training rows (newest kept); null means no cap."
     )
+    sample_every: int = Field(
+        1, ge=1, description="Train and validate on every N-th row of the window, counted "
+        "back from the newest (a sample spread over the whole window), for fits N times "
+        "cheaper; 1 uses every row. Prequential scores still use whole batches."
+    )
     families: dict[str, FamilyConfig] = Field(
         default_factory=default_families,
         description="Model families to search: linear, sgd, knn, tree, forest, hgb.",

@@ -57,6 +57,7 @@ from conveyor.train.search import (
     remaining,
     search,
     single_threaded,
+    spread,
 )
 from conveyor.validate import registry
 from conveyor.validate.baseline import baseline_scores
@@ -560,6 +561,9 @@ def _train(config: Config, workspace: Workspace, store: Store,
     alone), validate the best on the newest rows, fit it on the window and register it."""
     window = store.accepted_batches(config.train.window_batches, store.window_anchor())
     data = _training_frame(config, workspace, window)
+    if config.train.sample_every > 1:
+        data = data.iloc[spread(np.arange(len(data)), config.train.sample_every)]
+        data = data.reset_index(drop=True)
     design = _design(config, data)
     roles, maker = design.roles, design.maker
     if design.dropped:

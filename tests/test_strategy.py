@@ -255,3 +255,31 @@ def test_a_search_whose_robust_candidates_stopped_early_keeps_productions_fallba
     X = pd.read_csv(config.source.path).head(300)
     np.testing.assert_array_equal(kept.fallback.predict(X), first.fallback.predict(X))
     assert kept.router.get_params() == first.router.get_params()
+
+
+def test_sample_every_trains_on_a_sample_spread_over_the_window(tmp_path):
+    from conveyor.learn import _training_frame
+    from conveyor.workspace import Workspace
+
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(
+        tmp_path, stream={"window": "1D", "initial_batches": 2}, drift={"enabled": False},
+        train={"window_batches": 3, "strategy": "refit", "sample_every": 3,
+               "families": {"linear": {"grid": {"alpha": [1.0]}}}}))
+    models, evaluations = _replay(config, 3)
+    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    try:
+        batches = {b["id"]: b for b in store.accepted_batches(10)}
+        prequential = store.frame("prequential")
+    finally:
+        store.close()
+    workspace = Workspace.of(config)
+    for _, model in models.iterrows():
+        rows = _training_frame(config, workspace, [batches[b] for b in model["batch_ids"]])
+        assert model["train_rows"] == -(-len(rows) // 3)  # every 3rd, the newest included
+    # prequential scores still read whole batches
+    newest = models["batch_ids"].iloc[-1][-1]
+    scored = prequential[(prequential["batch_id"] == newest)
+                         & (prequential["role"] == "production")]
+    whole = _training_frame(config, workspace, [batches[newest]])
+    assert scored["rows"].tolist() == [len(whole)]
