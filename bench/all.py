@@ -40,12 +40,14 @@ BENCHES = [
           ("bench/replay_bench.py",), ("bench/replay_bench.py", "--batches", "3")),
     Bench("variants", "The replay under other settings: what each one buys and costs",
           ("bench/replay_variants.py",
-           "--variant", "searches every 8 batches: train.retrain_every=8",
-           "--variant", "window reset to the drifted batch: drift.on_alarm=reset",
-           "--variant", "cheaper boosting: train.families.hgb.grid.max_iter=[100]; "
-                        "train.families.hgb.grid.learning_rate=[0.2]"),
+           "--variant", "every row of the window: train.sample_every=1",
+           "--variant", "every 2nd row: train.sample_every=2",
+           "--variant", "the demo's earlier settings (every row, incremental updates, a search "
+                        "every 4 batches, 1% cost tolerance, model-drift threshold 0.5): "
+                        "train.sample_every=1; train.strategy=auto; train.retrain_every=4; "
+                        "train.search.cost_tolerance=0.01; validate.model_drift.threshold=0.5"),
           ("bench/replay_variants.py", "--batches", "3",
-           "--variant", "searches every 8 batches: train.retrain_every=8")),
+           "--variant", "every row of the window: train.sample_every=1")),
     Bench("training_choices", "Training choices (refit cadence, halving samples)",
           ("bench/training_choices.py",),
           ("bench/training_choices.py", "--batches", "5", "--halving-every", "3")),
