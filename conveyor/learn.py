@@ -730,7 +730,8 @@ def _stand_in(config: Config, store: Store, models: Models, parent: LoadedModel,
     A validation fit is that configuration fitted on the window's rows before the new
     batches and scored on them. The stand-in has not seen the new batches either, and
     was fitted on the same rows (a growing window) or one older batch more (a sliding
-    one), so its score on them validates the refit without a second fit.
+    one), so its score on them validates the refit without a second fit. With
+    ``train.sample_every`` both are spread samples of those rows, not the same sample.
     """
     older = [b["id"] for b in window if b["id"] not in new_ids]
     if not older:
