@@ -66,11 +66,15 @@ from conveyor.logs import setup_logging  # noqa: E402
 from conveyor.store import Store  # noqa: E402
 
 TIME = "time_hour"
-# a smaller search, so a 10x stream runs in minutes, not hours (see the module docstring)
+# a smaller search, so a 10x stream runs in minutes, not hours (see the module docstring);
+# incremental updates and a search every 4 batches, so the run times all three strategies
 CHEAP = {
     "train": {
         "window_batches": 2,
         "budget_seconds": 20,
+        "strategy": "auto",
+        "retrain_every": 4,
+        "sample_every": 1,
         "families": {
             "sgd": {"grid": {"alpha": [0.0001]}, "variants": ["onehot"]},
             "hgb": {"grid": {"max_iter": [100], "learning_rate": [0.1],
