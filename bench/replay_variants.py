@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from replay_bench import aligned, copy_config, training_seconds  # noqa: E402
+from replay_bench import STRATEGIES, aligned, copy_config, training_seconds  # noqa: E402
 
 
 def apply_overrides(data: dict[str, Any], overrides: str) -> dict[str, Any]:
@@ -54,10 +54,14 @@ def figures(raw: dict[str, Any]) -> dict[str, Any]:
     training = training_seconds(raw["updates"], pd.DataFrame(raw["timings"]))
     fits = raw["baselines"]["refit_seconds"]
     searches = sum(u["strategy"] == "retrain" for u in raw["updates"])
+    by_strategy = {name: [u["seconds"] for u in raw["updates"][1:] if u["strategy"] == name]
+                   for name in STRATEGIES}  # whole updates; the first (two batches) left out
     return {"mae": mine.mean(), "b_mae": b.mean(), "beats_b": int((mine < b).sum()),
             "batches": len(covered), "searches": searches, "training": sum(training),
             "b_fits": sum(fits),
-            "median_ratio": statistics.median(training) / statistics.median(fits)}
+            "median_ratio": statistics.median(training) / statistics.median(fits),
+            "update_seconds": {k: (len(v), statistics.mean(v)) for k, v in by_strategy.items()
+                               if v}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,6 +107,14 @@ def main(argv: list[str] | None = None) -> None:
                      f"{f['mae'] / f['b_mae']:.3f} | {f['beats_b']} of {f['batches']} | "
                      f"{f['searches']} | {f['training']:.1f} | "
                      f"{f['training'] / f['b_fits']:.2f} | {f['median_ratio']:.2f} |")
+    lines += ["", "Seconds per whole update by what it made (count, mean; the first update "
+              "left out):", "",
+              "| variant | " + " | ".join(STRATEGIES) + " |",
+              "|---|" + "---:|" * len(STRATEGIES)]
+    for label, _, f in rows:
+        cells = [f"{f['update_seconds'][k][0]}, {f['update_seconds'][k][1]:.2f}"
+                 if k in f["update_seconds"] else "-" for k in STRATEGIES]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     b_maes = sorted({round(f["b_mae"], 3) for _, _, f in rows})
     lines += ["", f"Baseline (b)'s MAE in these runs: {', '.join(map(str, b_maes))} "
                   "(the same batches and rows in every run)."]
