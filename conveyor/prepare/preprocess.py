@@ -38,7 +38,21 @@ from conveyor.errors import ConfigError
 from conveyor.prepare.roles import Roles
 
 
-class AsCategories(TransformerMixin, BaseEstimator):
+class _ColumnwiseText(TransformerMixin, BaseEstimator):
+    """A categorical step that maps each column to a column of the same name."""
+
+    def _remember_columns(self, X: Any, n_columns: int) -> None:
+        self.n_features_in_ = n_columns
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        if input_features is not None:
+            return np.asarray(input_features, dtype=object)
+        return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
+
+
+class AsCategories(_ColumnwiseText):
     """Turn categorical columns into object strings with ``np.nan`` for missing.
 
     Pandas 3 string columns, numbers used as codes and ``None`` all become the
@@ -51,9 +65,7 @@ class AsCategories(TransformerMixin, BaseEstimator):
     """
 
     def fit(self, X: pd.DataFrame, y: object = None) -> AsCategories:
-        self.n_features_in_ = X.shape[1]
-        if hasattr(X, "columns"):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self._remember_columns(X, X.shape[1])
         return self
 
     def transform(self, X: pd.DataFrame) -> np.ndarray:
@@ -66,13 +78,8 @@ class AsCategories(TransformerMixin, BaseEstimator):
             out[:, j] = [np.nan if m else str(v) for v, m in zip(values, missing, strict=True)]
         return out
 
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        if input_features is not None:
-            return np.asarray(input_features, dtype=object)
-        return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
 
-
-class RareLevels(TransformerMixin, BaseEstimator):
+class RareLevels(_ColumnwiseText):
     """Group the levels of each categorical column seen fewer than ``min_frequency``
     times, or beyond the ``max_categories - 1`` most frequent, into one level
     :attr:`OTHER`; levels never seen in training join it too. Missing values stay
@@ -99,9 +106,7 @@ class RareLevels(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Any, y: object = None) -> RareLevels:
         frame = pd.DataFrame(X)
-        self.n_features_in_ = frame.shape[1]
-        if hasattr(X, "columns"):
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self._remember_columns(X, frame.shape[1])
         self.levels_ = []
         for j in range(frame.shape[1]):
             counts = frame.iloc[:, j].value_counts(dropna=True)
@@ -121,11 +126,6 @@ class RareLevels(TransformerMixin, BaseEstimator):
             column = frame.iloc[:, j]
             out[:, j] = column.where(column.isin(levels) | column.isna(), self.OTHER)
         return out
-
-    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
-        if input_features is not None:
-            return np.asarray(input_features, dtype=object)
-        return np.asarray(getattr(self, "feature_names_in_", []), dtype=object)
 
 
 NATIVE_MAX_LEVELS = 250  # histogram gradient boosting takes at most 255 bins per feature
