@@ -574,8 +574,8 @@ def _train(config: Config, workspace: Workspace, store: Store,
                                    "lower quality.min_rows or use a wider stream.window")
     production = models.production(store)
     # the model a refit takes its configuration from; it must read the same columns
-    parent = production if refit and production is not None \
-        and design.inputs == production.features else None
+    same_columns = production is not None and design.inputs == production.features
+    parent = production if refit and same_columns else None
     if refit and parent is None:
         why = f"{why}; but the window's columns changed, so a search instead"
     new_ids = {b["id"] for b in new_batches}
@@ -680,7 +680,6 @@ def _train(config: Config, workspace: Workspace, store: Store,
         else:  # the robust model: the best that went furthest; cheaper rungs after
             ranked = evaluations + sorted(early, key=lambda e: (e.rung,
                                                                 sort_key(metric, e.score)))
-            same_columns = production is not None and design.inputs == production.features
             fallback, router, kept = _fallback(config, ranked, best, roles, maker, X, y, local,
                                                production if same_columns else None)
 
