@@ -33,7 +33,7 @@ from conveyor.serve.bundle import (
     LoadedModel,
     feature_schema,
     library_versions,
-    load_model,
+    load_version,
     save_model,
     version_key,
 )
@@ -191,7 +191,7 @@ class Models:
     def get(self, row: dict[str, Any]) -> LoadedModel:
         key = (row["path"], row["sha256"])
         if key not in self._loaded:
-            self._loaded[key] = load_model(self.workspace.resolve(row["path"]), row["sha256"])
+            self._loaded[key] = load_version(self.workspace, row)
         return self._loaded[key]
 
     def production(self, store: Store) -> LoadedModel | None:

@@ -38,7 +38,7 @@ from conveyor.learn import BATCH_COLUMN, Stages, UpdateResult, drift_row, drift_
 from conveyor.prepare.roles import Roles, resolve_roles
 from conveyor.prepare.target import derive_target
 from conveyor.serve.bundle import (
-    load_model,
+    load_version,
 )
 from conveyor.serve.predict import predict_file
 from conveyor.store import Store
@@ -335,7 +335,7 @@ def inference(config: Config, file: Path) -> Path:
         row = store.production()
         if row is None:
             raise ModelError("no production model yet; run `python run.py -mode update` first")
-        loaded = load_model(workspace.resolve(row["path"]), row["sha256"])
+        loaded = load_version(workspace, row)
         out_dir = config.serve.output_dir or workspace.predictions
         result = predict_file(Path(file), loaded, out_dir, config.source.csv,
                               augment=make_enricher(config, loaded.features),
@@ -431,7 +431,7 @@ def explain(config: Config, file: Path, row: int) -> dict[str, Any]:
         production = store.production()
         if production is None:
             raise ModelError("no production model yet; run `python run.py -mode update` first")
-        loaded = load_model(workspace.resolve(production["path"]), production["sha256"])
+        loaded = load_version(workspace, production)
         frame = read_input(Path(file), config.source.csv)
         if not 0 <= row < len(frame):
             raise InputError(f"row {row} is outside '{file}' (rows 0..{len(frame) - 1})")
@@ -480,7 +480,7 @@ def _verify_version(workspace: Workspace, store: Store, version: int | None) -> 
     that does not exist or was deleted is left to the registry to refuse)."""
     row = store.model(version) if version is not None else None
     if row is not None and row["stage"] != "deleted":
-        load_model(workspace.resolve(row["path"]), row["sha256"])
+        load_version(workspace, row)
 
 
 def rollback(config: Config, reason: str) -> int:

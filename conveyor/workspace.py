@@ -101,6 +101,34 @@ class Workspace:
                                 "by hand or damaged: restore it from a backup")
         return path
 
+    def model_folder(self, recorded: str, version: int) -> Path | str:
+        """Where version ``version``'s folder lives, as the catalog records it.
+
+        A local folder must be exactly ``v000007`` (its own number) directly in a
+        models store, the workspace's ``models/`` or ``store.models_url``, once every
+        symlink is followed, and hold no symlink itself: a catalog row or a folder
+        that an attacker pointed elsewhere is refused, not read. A URL is taken as
+        recorded (object stores have no links).
+        """
+        location = self.resolve(recorded)
+        if isinstance(location, str):
+            return location
+        name = f"v{version:06d}"
+        roots = [self.models] + ([Path(self.models_url)] if self.models_url
+                                 and "://" not in self.models_url else [])
+        real = Path(os.path.realpath(location))
+        inside = location.name == name and any(
+            real == Path(os.path.realpath(root)) / name for root in roots)
+        linked = inside and real.is_dir() and any(
+            entry.is_symlink() for entry in os.scandir(real))
+        if not inside or linked:
+            raise ConveyorError(
+                f"model v{version} is recorded at '{recorded}', which "
+                f"{'holds a symlink' if linked else 'is not its own folder in the models store'}"
+                f" ({' or '.join(str(r / name) for r in roots)}); refusing to read it: the "
+                "models folder or the metadata database was changed by hand")
+        return location
+
     @property
     def quarantine(self) -> Path:
         return self.root / "quarantine"

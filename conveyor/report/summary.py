@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from conveyor.config import Config
+from conveyor.errors import ConveyorError
 from conveyor.learn import batch_features
 from conveyor.report import monitoring
 from conveyor.storage import locate
@@ -278,7 +279,11 @@ def _production_explanation(store: Store, workspace_root: Path | None
     if production is None or workspace_root is None:
         return production, None
     # through the model store: the version may live under store.models_url, not here
-    models, key = locate(Workspace(workspace_root).resolve(production["path"]))
+    try:
+        models, key = locate(Workspace(workspace_root).model_folder(
+            production["path"], int(production["version"])))
+    except ConveyorError:
+        return production, None
     try:
         return production, json.loads(models.get_bytes(f"{key}/explain.json"))
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):

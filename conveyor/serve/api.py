@@ -38,7 +38,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conveyor.collect.enrich import Enricher, make_enricher
 from conveyor.config import Config
 from conveyor.errors import ConveyorError, InputError, LockedError, SourceError
-from conveyor.serve.bundle import LoadedModel, load_model
+from conveyor.serve.bundle import LoadedModel, load_version
 from conveyor.serve.predict import features_frame, peak_memory_mb, predict_rows
 from conveyor.serve.routing import route_counts
 from conveyor.store import Store
@@ -90,7 +90,7 @@ class ModelHolder:
     def _load(self, row: dict[str, Any] | None) -> LoadedModel | None:
         if row is None:
             return None
-        return load_model(self.workspace.resolve(row["path"]), row["sha256"])
+        return load_version(self.workspace, row)
 
     def refresh(self, force: bool = False) -> Served | None:
         """Reload when production or staging changed; at most once per reload period."""

@@ -4,8 +4,8 @@ A version is a folder ``v000007/`` in the model :class:`~conveyor.storage.Storag
 (by default ``<workspace>/models``) holding ``model.skops`` and ``manifest.json``;
 in a local folder it is created atomically (written to a hidden temp folder,
 then renamed). Loading checks the file's sha256 against the registry first and
-lets skops rebuild only types from an explicit list of trusted modules, so a
-file conveyor did not write is refused instead of run.
+lets skops rebuild only the exact types conveyor's own pipelines hold
+(:data:`ALLOWED_TYPES`), so a file conveyor did not write is refused instead of run.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -27,26 +28,22 @@ from skops.io.exceptions import UntrustedTypesFoundException
 from conveyor.errors import ModelError
 from conveyor.prepare.roles import Roles
 from conveyor.storage import Storage, locate
+from conveyor.train.families import FAMILIES
+from conveyor.workspace import Workspace
 
 MODEL_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "conveyor.", "builtins.", "collections.")
-# skops rebuilds a partial's function and arguments as nodes of their own, each checked
-# against the prefixes above; the partial itself runs nothing (scikit-learn's gradient
-# boosting keeps one around sklearn.utils.validation.check_array)
-TRUSTED_EXACT = frozenset({"functools.partial"})
-# the types conveyor's own model files hold that skops does not trust by default (all within
-# the prefixes above): loading with them trusted parses a file once; a file with any other
-# type is parsed again and every type checked against the prefixes
-KNOWN_TYPES = [
+# the types beyond skops' own defaults that every conveyor model file may hold: the steps
+# conveyor adds to each pipeline (features, category encoders, the router, whose anomaly
+# detector is an isolation forest of trees) and the "robust" variant's target encoder,
+# which keeps its cross-fitting splitter; each model family adds its own (Family.types)
+COMMON_TYPES = frozenset({
     "conveyor.prepare.features.FeatureMaker", "conveyor.prepare.preprocess.AsCategories",
     "conveyor.prepare.preprocess.RareLevels", "conveyor.serve.routing.Router",
-    "conveyor.train.incremental.AddedTrees",
-    "conveyor.train.incremental.MemoryKNN", "functools.partial", "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.metrics._dist_metrics.EuclideanDistance64", "sklearn.model_selection._split.KFold",
-    "sklearn.neighbors._kd_tree.KDTree", "sklearn.tree._tree.Tree",
-    "sklearn.utils.validation.check_array"]
+    "numpy.dtype", "sklearn.tree._tree.Tree", "sklearn.model_selection._split.KFold"})
+# exact, fully qualified names, never a module prefix: ``builtins.`` or ``numpy.`` would
+# admit ``exec``, ``eval`` or ``numpy.load``, which skops calls with the file's arguments
+ALLOWED_TYPES = COMMON_TYPES.union(*(family.types for family in FAMILIES.values()))
 LIBRARIES = ("conveyor", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
 CATEGORY_LEVELS = 1000
 
@@ -156,18 +153,23 @@ def load_model(folder: Path | str, expected_sha256: str) -> LoadedModel:
     return LoadedModel(int(manifest["version"]), model, manifest)
 
 
+def load_version(workspace: Workspace, row: Mapping[str, Any]) -> LoadedModel:
+    """Load the version a registry row describes, from its own folder in the models store."""
+    return load_model(workspace.model_folder(row["path"], int(row["version"])), row["sha256"])
+
+
 def _loads(data: bytes, model_path: str) -> Any:
-    """Rebuild a verified file's objects, letting skops build only trusted types."""
+    """Rebuild a verified file's objects, letting skops build only the allowed types."""
     try:
-        return sio.loads(data, trusted=KNOWN_TYPES)
+        return sio.loads(data, trusted=sorted(ALLOWED_TYPES))
     except UntrustedTypesFoundException:
-        pass  # a type beyond conveyor's usual ones: check each against the prefixes
+        pass  # named below
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
         raise ModelError(f"model file '{model_path}' is not a readable skops file: {exc}") from None
-    untrusted = sio.get_untrusted_types(data=data)
-    refused = [t for t in untrusted
-               if not t.startswith(TRUSTED_PREFIXES) and t not in TRUSTED_EXACT]
-    if refused:
-        raise ModelError(f"model file '{model_path}' holds types conveyor does not trust: "
-                         f"{refused}; refusing to load it")
-    return sio.loads(data, trusted=untrusted)
+    try:
+        refused = sorted(set(sio.get_untrusted_types(data=data)) - ALLOWED_TYPES)
+    except Exception:  # noqa: BLE001 - a file skops lists no types of is no file of ours
+        refused = ["(unlisted)"]
+    shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
+    raise ModelError(f"model file '{model_path}' holds types conveyor never writes ({shown}); "
+                     "refusing to load it: restore the version from a backup or retrain")

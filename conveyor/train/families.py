@@ -35,6 +35,9 @@ class Family:
     incremental: str | None  # how it learns from a new batch; None: refit on the window
     variants: tuple[str, ...]  # default preprocessing variants
     takes_nan: bool  # accepts missing values and ordinal category codes as they are
+    # the fully qualified types beyond skops' defaults that this family's fitted models
+    # hold (conveyor.serve.bundle loads a model file only if every type is listed there)
+    types: frozenset[str] = frozenset()
 
 
 def _linear(task: str, seed: int) -> BaseEstimator:
@@ -75,13 +78,25 @@ def _hgb(task: str, seed: int) -> BaseEstimator:
     return HistGradientBoostingClassifier(**common)
 
 
+_TREE = frozenset({"sklearn.tree._tree.Tree"})
+# k-d tree and the distance of each Minkowski p (1, 2, other, infinity)
+_KNN = frozenset({"conveyor.train.incremental.MemoryKNN", "sklearn.neighbors._kd_tree.KDTree",
+                  "sklearn.neighbors._ball_tree.BallTree",
+                  *(f"sklearn.metrics._dist_metrics.{name}Distance64"
+                    for name in ("Euclidean", "Manhattan", "Minkowski", "Chebyshev"))})
+_HGB = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                  "conveyor.train.incremental.AddedTrees", "sklearn.tree._tree.Tree",
+                  # native categories keep a partial of check_array; skops rebuilds the
+                  # partial from its parts (each checked in turn) and calls nothing
+                  "functools.partial", "sklearn.utils.validation.check_array"})
+
 FAMILIES: dict[str, Family] = {
     "linear": Family(_linear, None, ("onehot", "robust"), takes_nan=False),
     "sgd": Family(_sgd, "partial_fit", ("onehot", "robust"), takes_nan=False),
-    "knn": Family(_knn, "memory", ("onehot",), takes_nan=False),
-    "tree": Family(_tree, None, ("native",), takes_nan=True),
-    "forest": Family(_forest, None, ("native",), takes_nan=True),
-    "hgb": Family(_hgb, "added_trees", ("native",), takes_nan=True),
+    "knn": Family(_knn, "memory", ("onehot",), takes_nan=False, types=_KNN),
+    "tree": Family(_tree, None, ("native",), takes_nan=True, types=_TREE),
+    "forest": Family(_forest, None, ("native",), takes_nan=True, types=_TREE),
+    "hgb": Family(_hgb, "added_trees", ("native",), takes_nan=True, types=_HGB),
 }
 
 

@@ -52,25 +52,83 @@ def test_a_file_with_untrusted_types_is_refused_even_with_a_matching_hash(tmp_pa
     # a function from the os module would run arbitrary code at prediction time
     model = Pipeline([("f", FunctionTransformer(os.getcwd))])
     folder, sha, _ = save_model(LocalStorage(tmp_path), 1, model, {"schema": {}})
-    with pytest.raises(ModelError, match="does not trust"):
+    with pytest.raises(ModelError, match="never writes"):
         load_model(folder, sha)
 
 
-def test_a_trusted_type_beyond_conveyor_s_usual_ones_still_loads(tmp_path):
-    # scikit-learn's scale function is neither trusted by skops by default nor among the
-    # types conveyor's pipelines hold (bundle.KNOWN_TYPES), but it is within the trusted
-    # prefixes: the file is checked type by type and loads
-    import skops.io as sio
+def test_a_harmless_type_conveyor_never_writes_is_refused_too(tmp_path):
+    # scikit-learn's scale function runs no code of the file's choosing, but conveyor's
+    # pipelines never hold it: the allow-list is exact names, not modules
     from sklearn.preprocessing import scale
 
     X = pd.DataFrame({"a": np.arange(20.0)})
     model = Pipeline([("scale", FunctionTransformer(scale)), ("model", Ridge())])
     model.fit(X, X["a"])
     folder, sha, _ = save_model(LocalStorage(tmp_path), 1, model, {"schema": {"a": {}}})
-    assert "sklearn.preprocessing._data.scale" in sio.get_untrusted_types(
-        data=(Path(folder) / MODEL_FILE).read_bytes())
-    loaded = load_model(folder, sha)
-    np.testing.assert_allclose(loaded.model.predict(X), model.predict(X))
+    with pytest.raises(ModelError, match=r"never writes \(sklearn.preprocessing._data.scale\)"):
+        load_model(folder, sha)
+
+
+def _fitted_pipelines():
+    """Every family with each variant it can fit, for both tasks, and its incremental
+    updates: the pipelines an update can write."""
+    from conveyor.config import PrepareConfig
+    from conveyor.prepare.features import FeatureMaker
+    from conveyor.prepare.roles import Roles
+    from conveyor.train.families import FAMILIES
+    from conveyor.train.incremental import can_update, update_model
+    from conveyor.train.search import Candidate, make_pipeline
+
+    rng = np.random.default_rng(0)
+    n = 200
+    X = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"),
+                      "a": rng.normal(size=n), "b": rng.integers(0, 5, n).astype(float),
+                      "c": rng.choice(["x", "y", "z", "w"], n), "d": rng.choice(["p", "q"], n)})
+    X.loc[::7, "a"] = np.nan
+    X.loc[::11, "c"] = None
+    maker = FeatureMaker("t", "UTC", ["hour"], [
+        {"name": "a_b", "op": "ratio", "columns": ["a", "b"]},
+        {"name": "c_freq", "op": "frequency", "columns": ["c"]}])
+    roles = Roles(("a", "b", "t_hour", "a_b", "c_freq"), ("c", "d"))
+    targets = {"regression": X["b"] * 3 + rng.normal(size=n),
+               "classification": np.where(X["b"] > 2, "late", "on time")}
+    for task, y in targets.items():
+        for family in FAMILIES:
+            for variant in ("onehot", "robust", "native"):
+                model = make_pipeline(Candidate(family, {}, variant), roles, PrepareConfig(),
+                                      task, 0, maker)
+                try:
+                    model.fit(X, y)
+                except ValueError:  # a family that needs complete rows with "native"
+                    continue
+                yield f"{task}-{family}-{variant}", model, X
+                if can_update(family):
+                    yield f"{task}-{family}-{variant}-updated", \
+                        update_model(model, family, X, y)[0], X
+
+
+def test_every_pipeline_conveyor_writes_loads_under_the_exact_allow_list(tmp_path):
+    import skops.io as sio
+
+    from conveyor.serve.bundle import ALLOWED_TYPES
+
+    seen: set[str] = set()
+    for number, (name, model, X) in enumerate(_fitted_pipelines(), start=1):
+        router = Router().fit(X.drop(columns="t"))
+        folder, sha, _ = save_model(LocalStorage(tmp_path), number, model, {"schema": {}},
+                                    fallback=model, router=router)
+        types = set(sio.get_untrusted_types(data=(Path(folder) / MODEL_FILE).read_bytes()))
+        assert types <= ALLOWED_TYPES, (name, types - ALLOWED_TYPES)
+        seen |= types
+        loaded = load_model(folder, sha)
+        np.testing.assert_array_equal(loaded.model.predict(X.head()), model.predict(X.head()))
+    # the list holds no name that no pipeline needs, but for the k-d tree's alternatives
+    # (a ball tree, and the distances of p = 1, 3, infinity) chosen by hyperparameters
+    unused = ALLOWED_TYPES - seen
+    assert unused <= {"sklearn.neighbors._ball_tree.BallTree",
+                      "sklearn.metrics._dist_metrics.ManhattanDistance64",
+                      "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+                      "sklearn.metrics._dist_metrics.ChebyshevDistance64"}, unused
 
 
 def test_champion_fallback_and_router_travel_in_one_verified_file(tmp_path):
