@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,6 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conveyor.errors import ConfigError
+from conveyor.userfiles import check_regular_file
+
+log = logging.getLogger(__name__)
 
 REGRESSION_METRICS = ("mae", "rmse", "r2")
 CLASSIFICATION_METRICS = ("accuracy", "f1", "roc_auc", "log_loss")
@@ -721,6 +725,40 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{key}: {message}"
 
 
+def _workspace_at(base_dir: Path, configured: Path) -> Path:
+    """The workspace folder a config names, refused when it would hold the config's own
+    folder (``workspace: .`` or ``../..`` would put raw/, models/... among the user's
+    files); one outside the config's folder is allowed but said before it is created."""
+    base, workspace = base_dir.resolve(), (base_dir / configured).resolve()
+    if base.is_relative_to(workspace):
+        raise ConfigError(
+            f"invalid config: workspace '{configured}' is '{workspace}', which holds the "
+            f"config's own folder '{base}'; conveyor fills its workspace with raw/, models/, "
+            "logs/...: give it a folder of its own, e.g. `workspace: workspace`")
+    if not workspace.is_relative_to(base) and not workspace.exists():
+        log.warning("workspace '%s' is outside the config's folder '%s'; creating it there",
+                    workspace, base)
+    return workspace
+
+
+# a config is a few kilobytes; anything near this is not one
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _refuse_aliases(text: str, path: Path) -> None:
+    """Refuse YAML anchors and aliases: nine nested aliases expand to billions of nodes
+    (a "billion laughs"), and conveyor's configs never need them. Linear in the text."""
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                mark = event.start_mark
+                raise ConfigError(
+                    f"invalid config: '{path}' line {mark.line + 1} uses a YAML anchor or "
+                    "alias (& or *); conveyor does not expand them: write the value out")
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
+
+
 def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
     """Validate a config mapping; relative paths are resolved against ``base_dir``."""
     try:
@@ -728,7 +766,8 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
     except ValidationError as exc:
         lines = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid config: {lines}") from None
-    updates: dict[str, Any] = {"workspace": (base_dir / config.workspace).resolve()}
+    workspace = _workspace_at(base_dir, config.workspace)
+    updates: dict[str, Any] = {"workspace": workspace}
 
     def located(table: Any) -> Any:
         if table.path is None:
@@ -753,13 +792,18 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
 def load_config(path: str | Path) -> Config:
     """Read and validate a YAML config file."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(
-            f"config file '{path}' not found; pass -config PATH or run from the folder "
-            "that holds conveyor.yaml"
-        )
+    check_regular_file(path, "config file", ConfigError, hint=(
+        "; pass -config PATH or run from the folder that holds conveyor.yaml"))
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file '{path}' is {path.stat().st_size:,} bytes, over the "
+                          f"{MAX_CONFIG_BYTES:,} a config may have; is it the right file?")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file '{path}' is not UTF-8 text (byte {exc.start})") from None
+    _refuse_aliases(text, path)
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 from pathlib import Path
 
 # the process id: updates, promotions, API workers and inference append to one file
@@ -24,7 +25,10 @@ def setup_logging(log_dir: Path | None, console_level: int = logging.INFO) -> No
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("conveyor: %(message)s"))
     root.addHandler(console)
-    if log_dir is not None:
+    if log_dir is not None and _leaves(log_dir / "conveyor.log", log_dir.parent):
+        root.warning("not writing the log file: '%s' is a symlink out of the workspace "
+                     "'%s'; remove the link", log_dir / "conveyor.log", log_dir.parent)
+    elif log_dir is not None:
         try:
             log_dir.mkdir(parents=True, exist_ok=True)
             file_handler = logging.handlers.RotatingFileHandler(
@@ -35,3 +39,9 @@ def setup_logging(log_dir: Path | None, console_level: int = logging.INFO) -> No
             file_handler.setLevel(logging.DEBUG)
             file_handler.setFormatter(logging.Formatter(FORMAT))
             root.addHandler(file_handler)
+
+
+def _leaves(path: Path, root: Path) -> bool:
+    """Whether ``path`` (or a folder on the way to it) links out of ``root``."""
+    return (path.is_symlink() or path.parent.is_symlink()) and not Path(
+        os.path.realpath(path)).is_relative_to(os.path.realpath(root))

@@ -154,7 +154,22 @@ class Workspace:
         return self.root / "logs"
 
     def create(self) -> Workspace:
-        """Create the folder tree (idempotent) and return self."""
+        """Create the folder tree (idempotent) and return self.
+
+        A folder or state file of the tree that is a symlink leading out of the
+        workspace is refused: conveyor would write through it (the raw and model
+        stores may live elsewhere through ``store.raw_url`` / ``store.models_url``).
+        """
+        root = Path(os.path.realpath(self.root))
+        for name in ("raw", "quarantine", "models", "reports", "predictions", "cache", "logs",
+                     "conveyor.db", ".lock", "logs/conveyor.log"):
+            path = self.root / name
+            if path.is_symlink() and not Path(os.path.realpath(path)).is_relative_to(root):
+                raise ConveyorError(
+                    f"'{path}' is a symlink to '{os.path.realpath(path)}', outside the "
+                    f"workspace '{self.root}'; conveyor writes only inside its workspace: "
+                    "remove the link (put the raw or model store elsewhere with "
+                    "store.raw_url or store.models_url)")
         for folder in (self.raw, self.quarantine, self.models, self.reports, self.predictions,
                        self.cache, self.logs):
             try:

@@ -82,6 +82,7 @@ from conveyor.config import Config, QualityConfig, default_families, parse_confi
 from conveyor.errors import ConveyorError, InputError, SourceError
 from conveyor.prepare.roles import resolve_roles
 from conveyor.train.families import build_estimator
+from conveyor.userfiles import check_regular_file
 from conveyor.workspace import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -227,8 +228,7 @@ def _read_csv(path: Path, options: dict[str, Any], **kwargs: Any) -> pd.DataFram
 def read_sample(path: Path, max_rows: int = SAMPLE_ROWS) -> Sample:
     """Read the first ``max_rows`` rows of a data file, sniffing CSV options."""
     kind = source_kind(path)
-    if not path.is_file():
-        raise InputError(f"data file '{path}' not found")
+    check_regular_file(path, "data file")
     notes: dict[str, str] = {}
     options: dict[str, Any] = {}
     total: int | None = None

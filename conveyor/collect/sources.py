@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from conveyor.config import CsvOptions, SourceConfig, TableConfig
 from conveyor.errors import SourceError
+from conveyor.userfiles import check_regular_file
 from conveyor.workspace import atomic_write
 
 log = logging.getLogger(__name__)
@@ -46,8 +47,7 @@ def _describe(table: TableConfig) -> str:
 
 def read_file(path: Path, kind: str, csv: CsvOptions, sheet: str | int = 0) -> pd.DataFrame:
     """Read one file of a known kind, with errors that name the file and the fix."""
-    if not path.is_file():
-        raise SourceError(f"file '{path}' not found")
+    check_regular_file(path, "file", SourceError)
     try:
         if kind == "csv":
             sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
@@ -112,8 +112,7 @@ def _sql_engine(table: TableConfig) -> Any:
     from sqlalchemy import create_engine
 
     if table.path is not None:
-        if not table.path.is_file():
-            raise SourceError(f"SQLite file '{table.path}' not found")
+        check_regular_file(table.path, "SQLite file", SourceError)
         return create_engine(f"sqlite:///{table.path}")
     return create_engine(str(table.url))
 
@@ -227,11 +226,9 @@ def build_cache(source: SourceConfig, target: str, cache_dir: Path,
         key_text = hashlib.sha256(content).hexdigest()
     else:
         assert source.path is not None
-        if not source.path.is_file():
-            raise SourceError(
-                f"source file '{source.path}' not found (source.path in the config); for the "
-                "bundled demo data run `conveyor demo --prepare-only` (or `make demo`)"
-            )
+        check_regular_file(source.path, "source file", SourceError, hint=(
+            " (source.path in the config); for the bundled demo data run `conveyor demo "
+            "--prepare-only` (or `make demo`)"))
         frame, key_text = None, file_sha256(source.path)
     key = hashlib.sha256((key_text + options).encode()).hexdigest()[:16]
     cache = cache_dir / f"source-{key}.parquet"

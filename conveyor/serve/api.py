@@ -22,17 +22,19 @@ from collections import Counter as Counter_
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Security
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi import Path as UrlPath
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.collect.enrich import Enricher, make_enricher
@@ -52,12 +54,85 @@ TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
 LARGEST_VERSION = 2**63 - 1  # SQLite's INTEGER; a larger path parameter is a 422, not a 500
 
 
+MAX_PROBLEMS = 20  # a 422 names at most this many problems, however many the request has
+
+
+def _encodable(text: str) -> bool:
+    r"""Whether ``text`` is valid Unicode (JSON lets a client send a lone surrogate such as
+    ``"\ud800"``, which no UTF-8 writer accepts).
+
+    >>> _encodable("caf\u00e9"), _encodable("\ud800")
+    (True, False)
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_records(value: Any) -> Any:
+    """Refuse a ``records`` list at its first record that is not an object, or whose key or
+    text value is not valid Unicode; cost linear in the body, one error whatever its size."""
+    if not isinstance(value, list):
+        return value  # pydantic names the wrong type
+    for i, record in enumerate(value):
+        if not isinstance(record, dict):
+            raise PydanticCustomError("dict_type", "record {row} must be an object of column: "
+                                      "value pairs", {"row": i})
+        for key, item in record.items():
+            if not _encodable(key) or (isinstance(item, str) and not _encodable(item)):
+                shown = key.encode("utf-8", "backslashreplace").decode()[:60]
+                raise PydanticCustomError(
+                    "unicode_error", "record {row}: column '{column}' has text that is not "
+                    "valid Unicode (a lone surrogate such as \\ud800)", {"row": i, "column": shown})
+    return value
+
+
+def _check_key(value: Any) -> Any:
+    if isinstance(value, str) and not _encodable(value):
+        raise PydanticCustomError("unicode_error", "the key is not valid Unicode (a lone "
+                                  "surrogate such as \\ud800)")
+    return value
+
+
 class PredictRequest(BaseModel):
     """Rows to predict, each a mapping of column name to value."""
 
-    records: list[dict[str, Any]] = Field(..., min_length=1,
-                                          description="Rows as {column: value} objects.")
-    key: str | None = Field(None, description="Sticky key for the champion/challenger split.")
+    records: Annotated[list[dict[str, Any]], BeforeValidator(_check_records)] = Field(
+        ..., min_length=1, description="Rows as {column: value} objects.")
+    key: Annotated[str | None, BeforeValidator(_check_key)] = Field(
+        None, description="Sticky key for the champion/challenger split.")
+
+
+class Problem(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+def _answers(**statuses: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for refusals with a ``{"detail": "..."}`` body: ``_401="..."``."""
+    return {int(code.lstrip("_")): {"model": Problem, "description": text}
+            for code, text in statuses.items()}
+
+
+def _safe(value: Any) -> Any:
+    """A location part or message that any JSON writer can write (lone surrogates escaped)."""
+    return value.encode("utf-8", "backslashreplace").decode() if isinstance(value, str) \
+        else value
+
+
+async def _validation_problem(_: Request, exc: Exception) -> JSONResponse:
+    """422 naming at most the first MAX_PROBLEMS problems, without echoing their input."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    detail = [{"loc": [_safe(part) for part in error["loc"]], "msg": _safe(str(error["msg"]))[:300],
+               "type": error["type"]} for error in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        detail.append({"loc": ["body"], "type": "too_many_errors",
+                       "msg": f"{len(errors) - MAX_PROBLEMS} more problem(s) not shown"})
+    return JSONResponse({"detail": detail}, status_code=422)
 
 
 class PredictResponse(BaseModel):
@@ -337,12 +412,16 @@ def _records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, An
 
     ``optional`` columns (joined from enrichment tables) may be left out.
     """
-    errors = []
+    errors: list[dict[str, Any]] = []
     for i, record in enumerate(records):
+        if len(errors) >= MAX_PROBLEMS:
+            break
         missing = [c for c in schema if c not in record and c not in optional]
         if missing:
+            shown = f"{missing[:10]}" + (f" and {len(missing) - 10} more" if len(missing) > 10
+                                         else "")
             errors.append({"loc": ["body", "records", i], "type": "missing",
-                           "msg": f"record {i} lacks required column(s) {missing}"})
+                           "msg": f"record {i} lacks required column(s) {shown}"})
             continue
         for column, spec in schema.items():
             value = record.get(column)
@@ -354,10 +433,8 @@ def _records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, An
                 shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
                 errors.append({"loc": ["body", "records", i, column], "type": kind,
                                "msg": f"'{column}' {message}, got {shown}"})
-        if len(errors) >= 20:
-            break
     if errors:
-        raise HTTPException(status_code=422, detail=errors)
+        raise HTTPException(status_code=422, detail=errors[:MAX_PROBLEMS])
     present = [c for c in schema if any(c in r for r in records)]
     extra_time = [c for c in records[0] if c not in schema]
     return pd.DataFrame.from_records(records, columns=present + extra_time)
@@ -390,6 +467,7 @@ def create_app(config: Config) -> FastAPI:
                   description="Predictions from the conveyor's production model.")
 
     app.add_middleware(BodyLimit, limit=config.serve.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _validation_problem)
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -401,7 +479,10 @@ def create_app(config: Config) -> FastAPI:
                              "staging_version": served.staging.version if served.staging
                              else None})
 
-    @app.post("/predict", response_model=PredictResponse)
+    @app.post("/predict", response_model=PredictResponse, responses=_answers(
+        _400="The body is not text in any encoding JSON allows.",
+        _413="The body is over serve.max_body_bytes or holds over serve.max_records records.",
+        _503="No model is in production yet."))
     def predict(body: PredictRequest) -> PredictResponse:
         served = holder.refresh()
         if served is None:
@@ -461,7 +542,13 @@ def create_app(config: Config) -> FastAPI:
         if not tokens_match(credentials.credentials if credentials else "", expected):
             raise HTTPException(status_code=401, detail="wrong or missing admin token")
 
-    @app.post("/update", dependencies=[Depends(admin)])
+    refusals = _answers(_401="Wrong or missing admin token.",
+                        _403=f"Admin endpoints are disabled: {TOKEN_ENV} is not set.",
+                        _409="Another update, promotion or rollback holds the workspace, or "
+                             "the action is not possible (no such version, nothing to roll "
+                             "back to).")
+
+    @app.post("/update", dependencies=[Depends(admin)], responses=refusals)
     def update() -> dict[str, Any]:
         from conveyor import pipeline
 
@@ -472,7 +559,7 @@ def create_app(config: Config) -> FastAPI:
         holder.refresh(force=True)
         return {"ok": result.ok, "message": result.message, "version": result.version}
 
-    @app.post("/promote/{version}", dependencies=[Depends(admin)])
+    @app.post("/promote/{version}", dependencies=[Depends(admin)], responses=refusals)
     def promote(version: int = UrlPath(..., ge=1, le=LARGEST_VERSION)) -> dict[str, Any]:
         from conveyor import pipeline
 
@@ -483,7 +570,7 @@ def create_app(config: Config) -> FastAPI:
         served = holder.refresh(force=True)
         return {"model_version": served.production.version if served else None}
 
-    @app.post("/rollback", dependencies=[Depends(admin)])
+    @app.post("/rollback", dependencies=[Depends(admin)], responses=refusals)
     def rollback() -> dict[str, Any]:
         from conveyor import pipeline
 

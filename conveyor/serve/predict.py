@@ -7,6 +7,8 @@ model. The output is written atomically in the input's format.
 
 from __future__ import annotations
 
+import io
+import re
 import resource
 import sys
 import time
@@ -28,6 +30,7 @@ from conveyor.config import CsvOptions
 from conveyor.errors import InputError
 from conveyor.serve.bundle import LoadedModel
 from conveyor.serve.routing import predict_routed, route_counts
+from conveyor.userfiles import check_regular_file
 from conveyor.workspace import atomic_write
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
@@ -72,11 +75,8 @@ def file_format(path: Path) -> str:
 
 
 def check_input_file(path: Path) -> None:
-    """Refuse a path that is not a readable file, saying what it is instead."""
-    if path.is_dir():
-        raise InputError(f"input '{path}' is a folder, not a file; give the data file inside it")
-    if not path.is_file():
-        raise InputError(f"input file '{path}' not found")
+    """Refuse a path that is not a readable regular file, saying what it is instead."""
+    check_regular_file(path)
 
 
 def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
@@ -86,6 +86,7 @@ def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
     try:
         if kind == "csv":
             sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
+            _csv_header(path, csv, sep)  # bounded checks before pandas reads it all
             frame = pd.read_csv(path, sep=sep, encoding=csv.encoding, dtype=str,
                                 keep_default_na=False)
         elif kind == "parquet":
@@ -178,27 +179,62 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
 
 
 def output_path(source: Path, out_dir: Path, version: int) -> Path:
+    r"""Where the predictions for ``source`` go: its name (control characters such as a line
+    break replaced, so the printed path is one line), the version and the time.
+
+    >>> output_path(Path("a\nb.csv"), Path("/out"), 7).name[:20]
+    'a_b-predict-v000007-'
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return out_dir / f"{source.stem}-predict-v{version:06d}-{stamp}{source.suffix.lower()}"
+    stem = re.sub(r"[\x00-\x1f\x7f]", "_", source.stem)
+    return out_dir / f"{stem}-predict-v{version:06d}-{stamp}{source.suffix.lower()}"
+
+
+# a header is read from at most this many characters, and may name at most this many
+# columns: the cost of refusing any file stays bounded whatever its size
+HEADER_CHARS = 8 << 20
+MAX_COLUMNS = 100_000
 
 
 def _csv_header(path: Path, csv: CsvOptions, sep: str) -> list[str]:
+    """Return the column names of a CSV file, refusing a header that is too long, too
+    wide, or repeats a name; reads at most HEADER_CHARS characters."""
     import csv as csvlib
 
     try:
         with open(path, encoding=csv.encoding, newline="") as handle:
-            header = next(csvlib.reader(handle, delimiter=sep), None)
+            head = handle.read(HEADER_CHARS)
     except UnicodeDecodeError as exc:
         raise InputError(f"input file '{path}' is not valid {csv.encoding} text "
                          f"(byte {exc.start}); re-save it as {csv.encoding}") from None
+    text = io.StringIO(head)
+    try:
+        header = next(csvlib.reader(text, delimiter=sep), None)
+    except csvlib.Error as exc:  # e.g. a cell over csv.field_size_limit() characters
+        raise InputError(f"input file '{path}' has a header conveyor cannot read ({exc}); "
+                         "column names must be short text on the first line") from None
+    if len(head) == HEADER_CHARS and text.tell() == len(head):
+        raise InputError(f"input file '{path}' has a header line longer than {HEADER_CHARS:,} "
+                         "characters; column names must be on the first line, one per column")
     if not header:
         raise InputError(f"input file '{path}' is empty")
+    _check_names(path, header)
     if header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
-    if len(set(header)) != len(header):
-        raise InputError(f"input file '{path}' repeats column name(s) "
-                         f"{sorted({h for h in header if header.count(h) > 1})}")
     return header
+
+
+def _check_names(path: Path, names: list[str]) -> None:
+    """Refuse more than MAX_COLUMNS columns or a repeated name (in linear time)."""
+    if len(names) > MAX_COLUMNS:
+        raise InputError(f"input file '{path}' has {len(names):,} columns, more than the "
+                         f"{MAX_COLUMNS:,} conveyor reads; keep the model's columns")
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if repeated:
+        shown = ", ".join(repr(n[:40]) for n in repeated[:10])
+        more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
+        raise InputError(f"input file '{path}' repeats column name(s) {shown}{more}; "
+                         "give each column its own name")
 
 
 def _csv_chunks(path: Path, csv: CsvOptions, block_bytes: int = 1 << 20
@@ -246,7 +282,9 @@ def _chunks(path: Path, kind: str, csv: CsvOptions, chunk_rows: int
     if kind == "csv":
         yield from _regroup(_csv_chunks(path, csv), chunk_rows)
     elif kind == "parquet":
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+        parquet = pq.ParquetFile(path)
+        _check_names(path, parquet.schema_arrow.names)
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
             yield pa.Table.from_batches([batch])
     else:  # Excel sheets are limited to ~1M rows: read at once
         yield pa.Table.from_pandas(read_input(path, csv), preserve_index=False)

@@ -19,6 +19,7 @@ copied to the quarantine with its reason, nothing catalogued).
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -384,6 +385,65 @@ def _folder(base: pd.DataFrame, stem: Path) -> Path:
 @add("no_such_file", "error", "a path that does not exist", says=("not found",))
 def _absent(base: pd.DataFrame, stem: Path) -> Path:
     return stem.with_suffix(".csv")
+
+
+@add("a_million_repeated_names", "error", "a 2 MB header naming one column '1' a million "
+     "times (counted in linear time)", says=("1,000,000 columns", "100,000"))
+def _million_repeated(base: pd.DataFrame, stem: Path) -> Path:
+    path = stem.with_suffix(".csv")
+    path.write_text(",".join(["1"] * 1_000_000) + "\n" + ",".join(["2"] * 1_000_000) + "\n")
+    return path
+
+
+@add("a_million_distinct_names", "error", "a million distinct column names",
+     says=("1,000,000 columns",))
+def _million_distinct(base: pd.DataFrame, stem: Path) -> Path:
+    path = stem.with_suffix(".csv")
+    path.write_text(",".join(f"c{i}" for i in range(1_000_000)) + "\n")
+    return path
+
+
+@add("one_line_of_100_mb", "error", "a 100 MB file on one line: the header is read from its "
+     "first 8 MiB only", says=("header",))
+def _one_line(base: pd.DataFrame, stem: Path) -> Path:
+    path = stem.with_suffix(".csv")
+    with path.open("w") as out:
+        for _ in range(100):
+            out.write("x" * 1_000_000)
+    return path
+
+
+@add("header_cell_of_100_mb", "error", "a header cell of 100 MB after real column names",
+     says=("header",))
+def _huge_cell(base: pd.DataFrame, stem: Path) -> Path:
+    path = stem.with_suffix(".csv")
+    with path.open("w") as out:
+        out.write(",".join(base.columns) + ',"')
+        for _ in range(100):
+            out.write("y" * 1_000_000)
+        out.write('"\n')
+    return path
+
+
+@add("fifo", "error", "a named pipe would block the reader forever", says=("not a regular file",))
+def _fifo(base: pd.DataFrame, stem: Path) -> Path:
+    path = stem.with_suffix(".csv")
+    os.mkfifo(path)
+    return path
+
+
+@add("symlink_to_dev_zero", "error", "a .csv link to an endless device",
+     says=("not a regular file", "symlink"))
+def _dev_zero(base: pd.DataFrame, stem: Path) -> Path:
+    path = stem.with_suffix(".csv")
+    path.symlink_to("/dev/zero")
+    return path
+
+
+@add("line_break_in_the_file_name", "predict", "the printed output path stays one line",
+     same_as="clean")
+def _newline_name(base: pd.DataFrame, stem: Path) -> Path:
+    return csv_file(base, stem.with_name(stem.name + "\nsecond line").with_suffix(".csv"))
 
 
 # -- update (files arriving in an inbox) --------------------------------------------------

@@ -41,7 +41,7 @@ TOKEN = "fuzz-admin-token-5d1c"
 def served(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
     port = free_port()
-    path = enriched_workspace(folder, serve={"port": port})
+    path = enriched_workspace(folder, serve={"port": port, "max_body_bytes": 1_000_000})
     server = Server(path, port, folder / "logs", TOKEN)
     yield server, path
     server.stop()
@@ -108,6 +108,67 @@ def test_malformed_bodies_get_422(served):
         assert response.status_code == 422
 
 
+def raw_post(url: str, body: object) -> httpx.Response:
+    """POST ``body`` as JSON with non-ASCII escaped, as lone surrogates must be sent."""
+    return httpx.post(f"{url}/predict", content=json.dumps(body).encode("ascii"),
+                      headers={"content-type": "application/json"}, timeout=30)
+
+
+@pytest.mark.parametrize("lone", ["\ud800", "\udfff", "ok\udc80ok"])
+def test_lone_surrogates_in_any_key_or_text_get_422_naming_the_field(served, lone):
+    server, _ = served
+    record = request_records(1)[0]
+    bodies = {f"value of {k}": {"records": [dict(record, **{k: lone})]}
+              for k, v in record.items() if isinstance(v, str) or v is None}
+    bodies |= {f"key {k}": {"records": [{(k + lone if c == k else c): v
+                                         for c, v in record.items()}]} for k in record}
+    bodies["extra key"] = {"records": [dict(record, **{lone: 1})]}
+    bodies["sticky key"] = {"records": [record], "key": lone}
+    for where, body in bodies.items():
+        response = raw_post(server.url, body)
+        assert response.status_code == 422, (where, response.text)
+        message = response.json()["detail"][0]["msg"]
+        assert "not valid Unicode" in message, (where, message)
+        if where.startswith(("value of", "key ")):
+            assert f"column '{where.split()[-1]}" in message, (where, message)
+    assert raw_post(server.url, {"records": [record]}).status_code == 200
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def test_a_small_body_of_many_values_is_answered_fast_and_small(served):
+    """330,000 integers in place of records: one problem named, in well under a second,
+    an answer of a few hundred bytes, and no memory kept across 20 such requests."""
+    server, path = served
+    body = ("{\"records\": [" + ",".join(["1"] * 330_000) + "]}").encode()
+    assert len(body) < load_config(path).serve.max_body_bytes
+    headers = {"content-type": "application/json"}
+    httpx.post(f"{server.url}/predict", content=body, headers=headers, timeout=30)  # warm up
+    before = rss_mb(server.process.pid)
+    slowest = 0.0
+    for _ in range(20):
+        began = time.perf_counter()
+        response = httpx.post(f"{server.url}/predict", content=body, headers=headers,
+                              timeout=30)
+        slowest = max(slowest, time.perf_counter() - began)
+        assert response.status_code == 422
+        assert len(response.content) < 10_000, len(response.content)
+        assert "record 0 must be an object" in response.json()["detail"][0]["msg"]
+    grown = rss_mb(server.process.pid) - before
+    print(f"\n330,000 integers: slowest answer {slowest * 1000:.0f} ms, "
+          f"{len(response.content)} bytes; server RSS +{grown:.1f} MB over 20 requests")
+    assert slowest < 1.0 and grown < 30
+    # many records, each with problems: at most MAX_PROBLEMS named, the rest counted
+    bad = [{"dep_delay": "x", "distance": "y"}] * 900
+    response = post(server.url, {"records": bad})
+    assert response.status_code == 422 and len(response.content) < 10_000
+    assert len(response.json()["detail"]) <= api.MAX_PROBLEMS + 1
+
+
 def test_bodies_over_the_limit_get_413_with_or_without_a_length(served):
     server, path = served
     limit = load_config(path).serve.max_body_bytes
@@ -171,7 +232,8 @@ def test_admin_needs_the_token_compared_in_constant_time(served, monkeypatch):
 def run_schemathesis(url: str, seed: int, examples: int, report: Path) -> tuple[int, str]:
     """Run the schemathesis CLI against the live server; return its exit code and output."""
     command = [sys.executable, "-m", "schemathesis.cli", "--no-color", "run",
-               f"{url}/openapi.json", "--checks", "not_a_server_error",
+               f"{url}/openapi.json", "--checks",
+               "not_a_server_error,status_code_conformance,response_schema_conformance",
                "--max-examples", str(examples), "--seed", str(seed),
                "--header", f"Authorization: Bearer {TOKEN}", "--request-timeout", "60",
                "--report", "ndjson", "--report-ndjson-path", str(report)]

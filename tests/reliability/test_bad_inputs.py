@@ -289,6 +289,31 @@ def test_inference_case(case: Case, runs):
         case.check(out, read_output(output_of(runs, "clean")))
 
 
+HOSTILE = ["a_million_repeated_names", "a_million_distinct_names", "one_line_of_100_mb",
+           "header_cell_of_100_mb", "fifo", "symlink_to_dev_zero"]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_files_end_fast_as_bad_input(runs, project, name):
+    """Exit code 2 (bad input); refused in process within 10 s and 256 MB of Python
+    memory, whatever the file's size (the command's own start-up is not counted)."""
+    import tracemalloc
+
+    from conveyor.errors import InputError
+
+    assert runs["results"][f"inference/{name}"].done.returncode == 2
+    config = load_config(case_config(project, name))
+    tracemalloc.start()
+    began = time.perf_counter()
+    with pytest.raises(InputError):
+        pipeline.inference(config, runs["inference_inputs"][name])
+    seconds = time.perf_counter() - began
+    peak = tracemalloc.get_traced_memory()[1] / 2**20
+    tracemalloc.stop()
+    print(f"\n{name}: refused in {seconds:.2f} s, Python memory peak {peak:.0f} MB")
+    assert seconds < 10 and peak < 256
+
+
 def test_no_inference_case_changed_the_stored_state(runs):
     before, after = runs["before"], runs["after"]
     assert after["files"] == before["files"]
