@@ -21,6 +21,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check conveyor tests bench
+	$(VENV)/bin/mypy
 
 ## reset: delete the demo workspace (raw batches, models, reports) to start the stream over
 reset:

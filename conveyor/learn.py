@@ -336,8 +336,9 @@ def _lineage(models: pd.DataFrame, version: int) -> list[int]:
     which the model-drift detector follows across refreshes."""
     rows = models.set_index("version")
     chain = [version]
+    parents = rows["parent_version"].astype("Float64")
     while rows.loc[chain[-1], "strategy"] in ("refit", "incremental"):
-        parent = rows.loc[chain[-1], "parent_version"]
+        parent = parents.loc[chain[-1]]
         if pd.isna(parent) or int(parent) not in rows.index or int(parent) in chain:
             break
         chain.append(int(parent))
@@ -429,6 +430,7 @@ def _incremental(config: Config, workspace: Workspace, store: Store,
     production = models.production(store)
     assert production is not None
     row = store.production()
+    assert row is not None
     family, metric, task = production.manifest["family"], config.metric, config.target.task
     data = _training_frame(config, workspace, new_batches)
     if len(data) < 2 * config.quality.min_rows:
@@ -593,7 +595,8 @@ def _train(config: Config, workspace: Workspace, store: Store,
         stand_in = _stand_in(config, store, models, parent, window, new_ids)
     # production itself is the validation fit: the refit is production refreshed with the
     # new batch, and production's score on that batch (unseen by it) validates it
-    refresh = stand_in is not None and stand_in[1].version == parent.version
+    refresh = stand_in is not None and parent is not None and \
+        stand_in[1].version == parent.version
     overrides = {"knn": {"memory": config.train.knn_memory}, **loss_params(task, metric)}
     # fits in this process (a refit, the final fit, the fallback) may use the estimator's
     # own threads; candidates in the search already run one per worker
@@ -804,7 +807,8 @@ def search_order(evaluations: pd.DataFrame, features: pd.DataFrame,
     try:
         direction = "min" if metric in LOWER_IS_BETTER else "max"
         meta = fit_meta(meta_table(evaluations, features, direction))
-        newest = features.iloc[-1].drop("batch_id").to_dict() if len(features) else {}
+        newest = {str(k): v for k, v in features.iloc[-1].drop("batch_id").items()} \
+            if len(features) else {}
         order = rank_candidates(meta, [c.as_dict() for c in cheapest], newest)
     except (ValueError, KeyError) as exc:
         log.info("meta-learner could not order candidates: %s", exc)

@@ -296,7 +296,7 @@ def _clear_write_errors(path: Path) -> Iterator[None]:
         raise WriteError.of(path, exc) from exc
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Write ``path`` atomically: ``write(tmp)`` fills a temp file that is then renamed.
 
     The temp file lives in the destination folder (so the rename is atomic) and is
@@ -308,7 +308,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         return _atomic_write(path, write)
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

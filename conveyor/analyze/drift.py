@@ -52,7 +52,8 @@ class StatResult(NamedTuple):
 
 def _floats(values: Any) -> np.ndarray:
     if isinstance(values, pd.Series | pd.Index):
-        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+        return numbers.to_numpy(dtype="float64", na_value=np.nan)
     return np.asarray(values, dtype="float64")
 
 
@@ -202,7 +203,7 @@ def ks_samples(a: Any, b: Any) -> StatResult:
     return ks_from_counts(numeric_profile(x, e).counts, numeric_profile(y, e).counts)
 
 
-def _points(edges: Sequence[float]) -> np.ndarray:
+def _points(edges: Sequence[float] | np.ndarray) -> np.ndarray:
     low, high = np.asarray(edges[:-1], dtype="float64"), np.asarray(edges[1:], dtype="float64")
     return np.where(np.isinf(low), high, np.where(np.isinf(high), low, (low + high) / 2))
 

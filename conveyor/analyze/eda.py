@@ -33,7 +33,8 @@ def target_correlations(frame: pd.DataFrame, numeric: list[str], target: str) ->
     {'a': 1.0, 'b': -1.0, 'c': None}
     """
     y = pd.to_numeric(frame[target], errors="coerce")
-    pearson, spearman = {}, {}
+    pearson: dict[str, float | None] = {}
+    spearman: dict[str, float | None] = {}
     for column in numeric:
         x = pd.to_numeric(frame[column], errors="coerce")
         ok = x.notna() & y.notna()

@@ -578,7 +578,7 @@ def build_config(sample: Sample, source_path: str, target: str, time_column: str
     config = {"workspace": "workspace", "seed": 42, "source": source,
               "target": {"column": target, "task": task}, "columns": columns,
               "stream": stream.section, "quality": {"min_rows": stream.min_rows}}
-    families, why = families_for(task, config["seed"])
+    families, why = families_for(task, 42)
     if families is not None:
         config["train"] = {"families": families}
         notes["train.families"] = why
@@ -621,7 +621,7 @@ def _has_notes(path: str, notes: dict[str, str]) -> bool:
 
 def _render(mapping: dict[str, Any], notes: dict[str, str], prefix: str,
             indent: int) -> list[str]:
-    lines = []
+    lines: list[str] = []
     pad = " " * indent
     for key, value in mapping.items():
         path = f"{prefix}{key}"

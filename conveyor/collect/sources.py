@@ -221,8 +221,9 @@ def build_cache(source: SourceConfig, target: str, cache_dir: Path,
     """
     options = source.model_dump_json(exclude={"path"})
     if source.kind == "sql":
-        frame: pd.DataFrame | None = read_table(source)
-        content = pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+        table = read_table(source)
+        content = pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()
+        frame: pd.DataFrame | None = table
         key_text = hashlib.sha256(content).hexdigest()
     else:
         assert source.path is not None

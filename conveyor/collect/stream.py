@@ -27,7 +27,7 @@ def window_width(window: str) -> pd.Timedelta:
     >>> window_width("12h")
     Timedelta('0 days 12:00:00')
     """
-    return pd.Timedelta(pd.tseries.frequencies.to_offset(window))
+    return pd.Timedelta(pd.tseries.frequencies.to_offset(window))  # type: ignore[arg-type]
 
 
 def window_at(origin: pd.Timestamp, width: pd.Timedelta, index: int) -> Window:

@@ -357,7 +357,7 @@ def explore_order(ranked: list[int], explore: float, seed: int) -> list[int]:
         return list(ranked)
     every = max(1, round(1 / explore))
     rng = np.random.default_rng(seed)
-    rest, out = list(ranked), []
+    rest, out = list(ranked), list[Any]()
     while rest:
         slot = len(out) + 1
         pick = int(rng.integers(1, len(rest))) if slot % every == 0 and len(rest) > 1 else 0

@@ -101,7 +101,8 @@ class FeatureMaker(TransformerMixin, BaseEstimator):
                 elif part == "holiday":
                     dates = times.dt.tz_localize(None).dt.normalize()
                     valid = dates.dropna()
-                    days = _holidays(valid.min(), valid.max()) if len(valid) else []
+                    days = (_holidays(valid.min(), valid.max()) if len(valid)
+                            else pd.DatetimeIndex([]))
                     out[name] = dates.isin(days).astype("Int64")
                 out[name] = out[name].astype("float64")
         for spec in self.derived or []:

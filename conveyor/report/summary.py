@@ -207,7 +207,8 @@ def _models_section(evaluations: pd.DataFrame, times: dict[int, str],
     figure = go.Figure()
     if evaluations.empty:
         return figure, "No candidates evaluated yet."
-    variant = evaluations["variant"].fillna("") if "variant" in evaluations else ""
+    variant = evaluations["variant"].fillna("") if "variant" in evaluations \
+        else pd.Series("", index=evaluations.index)
     evaluations = evaluations.assign(time=evaluations["batch_id"].map(times),
                                      family=evaluations["family"].where(
                                          variant == "", evaluations["family"] + "/" + variant))
@@ -515,7 +516,7 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
                 evaluations, batch_features(store, config.target.column), metric)
             sections.append({"key": "meta", "title": "Meta-learning: what drives quality",
                              "figure": figure, "reading": reading})
-        if explanation and "tree" in explanation:
+        if production is not None and explanation and "tree" in explanation:
             figure, reading = _tree_section(production["version"], explanation["tree"])
             sections.append({"key": "tree", "title": "Decision tree of the production model",
                              "figure": figure, "reading": reading})

@@ -523,7 +523,8 @@ def create_app(config: Config) -> FastAPI:
         frame = registry.list_models(holder.store)
         keep = ["version", "stage", "family", "params", "metrics", "window_start", "window_end",
                 "train_rows", "sha256", "created_at"]
-        return [] if frame.empty else frame[keep].to_dict("records")
+        return [] if frame.empty else [{str(k): v for k, v in record.items()}
+                                       for record in frame[keep].to_dict("records")]
 
     @app.get("/metrics", response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:

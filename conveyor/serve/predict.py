@@ -145,7 +145,7 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
     missing = [c for c in schema if c not in frame.columns]
     if missing:
         raise _missing_columns(frame, missing, schema, source)
-    out = {}
+    out: dict[str, pd.Series] = {}
     for column, spec in schema.items():
         values = frame[column]
         if spec["kind"] == "numeric":
@@ -336,8 +336,9 @@ class _Writer:
                 text = "true" if value else "false"  # as Arrow writes the other chunks
             else:
                 whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
-                text = str(int(value)) if whole else repr(value) if isinstance(value, float) \
-                    else str(value)  # numbers as Arrow writes them: 4, not 4.0
+                # numbers as Arrow writes them: 4, not 4.0
+                text = str(int(value)) if whole and isinstance(value, float) else \
+                    repr(value) if isinstance(value, float) else str(value)
             if any(c in text for c in special):
                 return '"' + text.replace('"', '""') + '"'
             return text

@@ -194,7 +194,9 @@ class Store:
     def add_batch(self, conn: Connection, **values: Any) -> int:
         values.setdefault("ingested_at", utcnow())
         result = conn.execute(insert(schema.batches).values(**values))
-        return int(result.inserted_primary_key[0])
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
 
     def inbox_file_by_sha(self, sha256: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

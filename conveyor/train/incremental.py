@@ -243,7 +243,7 @@ def update_model(pipeline: Pipeline, family: str, X: Any, y: np.ndarray,
         how = f"partial_fit: {sgd_passes} passes over {len(y)} new rows"
     elif family == "hgb":
         updated = add_trees(model, Xt, y, seed)
-        how = f"added trees: booster {len(updated.stages)} fitted on {len(y)} new rows"
+        how = f"added trees: booster {len(updated.stages or [])} fitted on {len(y)} new rows"
     else:
         updated = _copy(model).partial_fit(Xt, y)
         how = (f"memory: +{len(y)} rows, {len(updated.X_memory_)} kept "

@@ -136,7 +136,7 @@ def single_threaded(model: Pipeline) -> Pipeline:
 def _mean_metrics(folds: list[dict[str, float | None]]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for key in folds[0]:
-        values = [f[key] for f in folds if f[key] is not None]
+        values = [v for f in folds if (v := f[key]) is not None]
         out[key] = float(np.mean(values)) if values else None
     return out
 

@@ -42,7 +42,7 @@ def edge_batch(X: pd.DataFrame) -> pd.DataFrame:
     >>> bool(edge.iloc[0].isna().all())
     True
     """
-    missing = {c: [np.nan] for c in X.columns}
+    missing: dict[str, list[Any]] = {c: [np.nan] for c in X.columns}
     unseen: dict[str, list[Any]] = {}
     for column in X.columns:
         values = X[column]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn import metrics as skm
 
@@ -42,14 +44,14 @@ def classification_metrics(
     return out
 
 
-def score_model(model: object, task: str, X: object, y: np.ndarray) -> dict[str, float | None]:
+def score_model(model: Any, task: str, X: Any, y: np.ndarray) -> dict[str, float | None]:
     """Predict with a fitted model and return all metrics of its task."""
-    y_pred = model.predict(X)  # type: ignore[attr-defined]
+    y_pred = model.predict(X)
     if task == "regression":
         return regression_metrics(np.asarray(y, dtype=float), np.asarray(y_pred, dtype=float))
-    proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None  # type: ignore[attr-defined]
+    proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
     return classification_metrics(np.asarray(y), np.asarray(y_pred), proba,
-                                  np.asarray(model.classes_))  # type: ignore[attr-defined]
+                                  np.asarray(model.classes_))
 
 
 def is_better(metric: str, challenger: float | None, incumbent: float | None,

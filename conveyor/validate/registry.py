@@ -124,8 +124,8 @@ def apply_retention(store: Store, workspace: Workspace, keep: int) -> list[int]:
         with store.transaction() as conn:
             conn.execute(update(schema.models).where(schema.models.c.version == version)
                          .values(stage="deleted"))
-        models, key = locate(workspace.model_folder(row["path"], version))
-        models.delete(key)
+        folder, key = locate(workspace.model_folder(row["path"], version))
+        folder.delete(key)
     if doomed:
         log.info("retention: deleted the files of %d old version(s)", len(doomed))
     return doomed
