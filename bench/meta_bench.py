@@ -53,8 +53,9 @@ from bench.replay_bench import copy_config, environment  # noqa: E402
 from conveyor import pipeline  # noqa: E402
 from conveyor.config import SearchConfig, load_config  # noqa: E402
 from conveyor.demo import prepare_demo_data  # noqa: E402
-from conveyor.learn import batch_features, search_order  # noqa: E402
+from conveyor.learn import search_order  # noqa: E402
 from conveyor.logs import setup_logging  # noqa: E402
+from conveyor.meta.features import batch_features  # noqa: E402
 from conveyor.store import Store  # noqa: E402
 from conveyor.train.search import Candidate, full_rows  # noqa: E402
 from conveyor.validate.metrics import LOWER_IS_BETTER  # noqa: E402
@@ -111,7 +112,7 @@ def compare(store: Store, metric: str, target: str, explore: float, seed: int
     evaluations = full_rows(store.frame("evaluations"))
     evaluations = evaluations[(evaluations["family"] != "baseline")
                               & evaluations["score"].notna()]
-    features = batch_features(store, target)
+    features = batch_features(store.frame("batches"), store.frame("column_stats"), target)
     lower = metric in LOWER_IS_BETTER
     rows = []
     searched = sorted(evaluations["batch_id"].unique())

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conveyor.errors import ConfigError
-from conveyor.userfiles import check_regular_file
+from conveyor.io.userfiles import check_regular_file
 
 log = logging.getLogger(__name__)
 

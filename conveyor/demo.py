@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from conveyor.config import Config
-from conveyor.workspace import atomic_write
+from conveyor.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from conveyor.collect import rawstore
 from conveyor.config import Config, SearchConfig, default_families
 from conveyor.errors import ConfigError, ModelError
 from conveyor.meta import MetaModel, explore_order, fit_meta, meta_table, rank_candidates
+from conveyor.meta.features import batch_features
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.roles import Roles, resolve_roles
 from conveyor.prepare.target import derive_target
@@ -752,33 +753,14 @@ def _stand_in(config: Config, store: Store, models: Models, parent: LoadedModel,
     return None
 
 
-def batch_features(store: Store, target: str) -> pd.DataFrame:
-    """Data properties of each accepted batch, for the meta-learner (one row per batch)."""
-    batches = store.frame("batches")
-    stats = store.frame("column_stats")
-    if batches.empty or stats.empty:
-        return pd.DataFrame(columns=["batch_id"])
-    batches = batches[batches["status"] == "accepted"]
-    features = stats[stats["column"] != target].groupby("batch_id").agg(
-        missing_share=("missing_share", "mean"),
-        numeric_columns=("dtype", lambda d: int((d == "numeric").sum())),
-        categorical_columns=("dtype", lambda d: int((d == "categorical").sum())))
-    target_stats = stats[stats["column"] == target].set_index("batch_id")
-    out = batches.set_index("id")[["rows", "rows_with_target"]].join(features)
-    for column in ("mean", "std", "missing_share"):
-        if column in target_stats:
-            out[f"target_{column}"] = target_stats[column]
-    return out.rename_axis("batch_id").reset_index()
-
-
 def order_candidates(store: Store, candidates: list[Candidate], metric: str,
                      target: str, search: SearchConfig | None = None, seed: int = 0
                      ) -> list[Candidate]:
     """Order candidates for a budgeted search (see :func:`search_order`) from the store."""
     search = search or SearchConfig()
     evaluations = full_rows(store.frame("evaluations"))
-    features = batch_features(store, target) if search.warm_start and not evaluations.empty \
-        else pd.DataFrame()
+    features = batch_features(store.frame("batches"), store.frame("column_stats"), target) \
+        if search.warm_start and not evaluations.empty else pd.DataFrame()
     order, meta = search_order(evaluations, features, candidates, metric, search, seed)
     if meta is not None and meta.informative:
         log.info("candidates ordered by the meta-learner (forward R2 %.2f), %.0f%% of slots "

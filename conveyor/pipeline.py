@@ -34,18 +34,17 @@ from conveyor.collect.enrich import enrich, load_enrichment, make_enricher
 from conveyor.collect.profile import batch_profile
 from conveyor.config import Config
 from conveyor.errors import ConveyorError, InputError, ModelError, SourceError
+from conveyor.io.atomic import atomic_write_text
 from conveyor.learn import BATCH_COLUMN, Stages, UpdateResult, drift_row, drift_settings, learn
 from conveyor.prepare.roles import Roles, resolve_roles
 from conveyor.prepare.target import derive_target
-from conveyor.serve.bundle import (
-    load_version,
-)
+from conveyor.serve.bundle import load_version
 from conveyor.serve.predict import predict_file
 from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.validate import registry
 from conveyor.validate.interpret import explain_row
-from conveyor.workspace import Workspace, atomic_write_text
+from conveyor.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +238,7 @@ def _measure_drift(config: Config, store: Store, conn: Any, batch_id: int, frame
     store.insert_rows(conn, "profiles", [{"batch_id": batch_id, "column": c,
                                           "profile": drift.profile_to_json(p)}
                                          for c, p in profiles.items()])
-    reference = store.reference_profiles(conn)
+    reference = drift.merge_reference(store.reference_profiles(conn))
     if not reference:
         return None
     settings = drift_settings(config)

@@ -6,8 +6,8 @@ Both stores hold files under ``/``-separated keys (``batch-000012-<sha8>.parquet
 store and never depends on today's configuration.
 
 - :class:`LocalStorage`, for a plain path or a ``file://`` URL, writes through
-  :func:`conveyor.workspace.atomic_write` (hidden temp name, fsync, rename) and
-  :func:`~conveyor.workspace.atomic_write_dir`: a reader sees a whole file or
+  :func:`conveyor.io.atomic.atomic_write` (hidden temp name, fsync, rename) and
+  :func:`~conveyor.io.atomic.atomic_write_dir`: a reader sees a whole file or
   model folder, or none.
 - :class:`FsspecStorage`, for any other fsspec URL (``s3://``, ``gs://``,
   ``az://``, ``memory://``...), writes each object in one put. Object stores
@@ -37,7 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from conveyor.errors import ConveyorError
-from conveyor.workspace import WriteError, atomic_write_bytes, atomic_write_dir, sweep_folder
+from conveyor.io.atomic import WriteError, atomic_write_bytes, atomic_write_dir, sweep_folder
 
 
 def is_url(location: str | Path) -> bool:

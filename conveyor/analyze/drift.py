@@ -161,6 +161,23 @@ def profile_from_json(d: dict[str, Any]) -> Profile:
                           tuple(int(c) for c in d["counts"]), int(d["missing"]))
 
 
+def merge_reference(stored: dict[str, list[dict[str, Any]]]) -> dict[str, Profile]:
+    """Merge each column's stored batch profiles into one reference profile; a column
+    that changed kind inside the window is left out (not comparable).
+
+    >>> merge_reference({"x": [{"kind": "numeric", "edges": ["-inf", "inf"], "counts": [3],
+    ...                         "missing": 0}] * 2})
+    {'x': NumericProfile(edges=(-inf, inf), counts=(6,), missing=0)}
+    """
+    merged = {}
+    for column, profiles in stored.items():
+        try:
+            merged[column] = merge_profiles(profile_from_json(p) for p in profiles)
+        except ValueError:
+            continue
+    return merged
+
+
 def _shares(counts: Any) -> np.ndarray:
     c = np.asarray(counts, dtype="float64")
     return c / c.sum() if c.sum() > 0 else c

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from conveyor.analyze.quality import BatchQuality, Reference
-from conveyor.workspace import atomic_write_text
+from conveyor.io.atomic import atomic_write_text
 
 MARK = {"pass": "ok", "warn": "WARN", "fail": "FAIL"}
 

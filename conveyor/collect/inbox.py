@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conveyor.collect.sources import FILE_KINDS
 from conveyor.errors import SourceError
-from conveyor.workspace import atomic_write, atomic_write_text
+from conveyor.io.atomic import atomic_write, atomic_write_text
 
 
 def file_kind(path: Path) -> str:

@@ -80,10 +80,10 @@ from conveyor.collect.sources import FILE_KINDS, NUMERIC_MAJORITY, parse_time
 from conveyor.collect.stream import window_width
 from conveyor.config import Config, QualityConfig, default_families, parse_config
 from conveyor.errors import ConveyorError, InputError, SourceError
+from conveyor.io.atomic import atomic_write_text
+from conveyor.io.userfiles import check_regular_file
 from conveyor.prepare.roles import resolve_roles
 from conveyor.train.families import build_estimator
-from conveyor.userfiles import check_regular_file
-from conveyor.workspace import atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from conveyor.config import CsvOptions, SourceConfig, TableConfig
 from conveyor.errors import SourceError
-from conveyor.userfiles import check_regular_file
-from conveyor.workspace import atomic_write
+from conveyor.io.atomic import atomic_write
+from conveyor.io.userfiles import check_regular_file
 
 log = logging.getLogger(__name__)
 

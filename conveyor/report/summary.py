@@ -20,13 +20,14 @@ from plotly.offline import get_plotlyjs
 
 from conveyor.config import Config
 from conveyor.errors import ConveyorError
-from conveyor.learn import batch_features
+from conveyor.io.atomic import atomic_write_text
+from conveyor.meta.features import batch_features
 from conveyor.report import monitoring
 from conveyor.storage import locate
 from conveyor.store import Store
 from conveyor.train.search import full_rows
 from conveyor.validate.metrics import LOWER_IS_BETTER
-from conveyor.workspace import Workspace, atomic_write_text
+from conveyor.workspace import Workspace
 
 
 def _figure_html(figure: go.Figure) -> str:
@@ -273,15 +274,15 @@ def _importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, 
     return figure, f"For v{latest} the most important columns are {', '.join(leaders)}."
 
 
-def _production_explanation(store: Store, workspace_root: Path | None
+def _production_explanation(store: Store, workspace: Workspace | None
                             ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The production model's row and its stored explain.json (None where missing)."""
     production = store.production()
-    if production is None or workspace_root is None:
+    if production is None or workspace is None:
         return production, None
     # through the model store: the version may live under store.models_url, not here
     try:
-        models, key = locate(Workspace(workspace_root).model_folder(
+        models, key = locate(workspace.model_folder(
             production["path"], int(production["version"])))
     except ConveyorError:
         return production, None
@@ -475,7 +476,8 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
     metric = config.metric
     evaluations = full_rows(store.frame("evaluations"))
     models = store.frame("models")
-    production, explanation = _production_explanation(store, workspace_root)
+    production, explanation = _production_explanation(
+        store, None if workspace_root is None else Workspace.of(config))
     sections: list[dict[str, Any]] = []
     if not batches.empty:
         for key, title, (figure, reading) in (
@@ -513,7 +515,8 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
                          "figure": figure, "reading": reading})
         if not evaluations.empty:
             figure, reading, _ = monitoring.meta_section(
-                evaluations, batch_features(store, config.target.column), metric)
+                evaluations, batch_features(store.frame("batches"), store.frame("column_stats"),
+                                            config.target.column), metric)
             sections.append({"key": "meta", "title": "Meta-learning: what drives quality",
                              "figure": figure, "reading": reading})
         if production is not None and explanation and "tree" in explanation:

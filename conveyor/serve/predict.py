@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 from conveyor.collect.sources import guess_delimiter, mixed_zones
 from conveyor.config import CsvOptions
 from conveyor.errors import InputError
+from conveyor.io.atomic import atomic_write
+from conveyor.io.userfiles import check_regular_file
 from conveyor.serve.bundle import LoadedModel
 from conveyor.serve.routing import predict_routed, route_counts
-from conveyor.userfiles import check_regular_file
-from conveyor.workspace import atomic_write
 
 FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
            ".xlsx": "excel"}

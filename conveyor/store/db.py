@@ -154,10 +154,9 @@ class Store:
             rows = conn.execute(select(schema.bin_edges)).mappings().all()
         return {r["column"]: np.asarray([float(e) for e in r["edges"]]) for r in rows}
 
-    def reference_profiles(self, conn: Connection) -> dict[str, Any]:
-        """Profiles of the production model's training batches, merged per column."""
-        from conveyor.analyze.drift import merge_profiles, profile_from_json
-
+    def reference_profiles(self, conn: Connection) -> dict[str, list[Any]]:
+        """The stored profiles (JSON) of the production model's training batches, per
+        column; :func:`conveyor.analyze.drift.merge_reference` combines them."""
         production = conn.execute(select(schema.models.c.batch_ids).where(
             schema.models.c.stage == "production")).scalar()
         if not production:
@@ -166,14 +165,8 @@ class Store:
             schema.profiles.c.batch_id.in_(list(production)))).mappings().all()
         by_column: dict[str, list[Any]] = {}
         for row in rows:
-            by_column.setdefault(row["column"], []).append(profile_from_json(row["profile"]))
-        merged = {}
-        for column, profiles in by_column.items():
-            try:
-                merged[column] = merge_profiles(profiles)
-            except ValueError:  # the column changed kind inside the window: not comparable
-                continue
-        return merged
+            by_column.setdefault(row["column"], []).append(row["profile"])
+        return by_column
 
     def batch(self, batch_id: int) -> dict[str, Any]:
         with self.engine.connect() as conn:

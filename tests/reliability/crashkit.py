@@ -177,11 +177,11 @@ class Recorder:
 def _instrument(recorder: Recorder, kill_at: str | None) -> None:
     """In the child only: wrap conveyor functions so each reports a marker (and, at
     ``kill_at``, the child SIGKILLs itself right there)."""
+    import conveyor.io.atomic as atomic
     import conveyor.learn as learn
     import conveyor.pipeline as pipeline
     import conveyor.storage as storage
     import conveyor.validate.registry as registry
-    import conveyor.workspace as workspace
     from conveyor.collect import rawstore, sources
     from conveyor.store.db import Store
 
@@ -247,7 +247,7 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
     # retention deletes a version through its store; a local store removes the folder
     storage.shutil = types.SimpleNamespace(rmtree=rmtree)  # type: ignore[attr-defined]
 
-    atomic_write = workspace.atomic_write
+    atomic_write = atomic.atomic_write
 
     def marked_atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
         folders = path.parent.parts
@@ -263,7 +263,7 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
 
         return atomic_write(path, write_then_mark)
 
-    workspace.atomic_write = marked_atomic_write  # atomic_write_bytes/_text call it
+    atomic.atomic_write = marked_atomic_write  # atomic_write_bytes/_text call it
     sources.atomic_write = marked_atomic_write  # imported by name
     atomic_write_dir = storage.atomic_write_dir  # imported by name
 

@@ -35,8 +35,8 @@ from typing import Any
 
 import pytest
 
+import conveyor.io.atomic as atomic
 import conveyor.store.db as db
-import conveyor.workspace as workspace
 from conveyor import cli, pipeline
 from conveyor.config import Config, load_config
 from conveyor.errors import ConveyorError
@@ -134,7 +134,7 @@ def assert_next_update_succeeds(config: Config) -> None:
 
 
 class FaultyOS(types.ModuleType):
-    """``os`` for conveyor.workspace, with ``replace``/``rename`` failing into ``folder``."""
+    """``os`` for conveyor.io.atomic, with ``replace``/``rename`` failing into ``folder``."""
 
     def __init__(self, folder: str, error: OSError) -> None:
         super().__init__("os")
@@ -174,10 +174,10 @@ def inject(monkeypatch, site: str, phase: str, error: OSError) -> None:
                 raise error
             return tempfile.mkdtemp(*args, dir=dir, **kwargs)
 
-        monkeypatch.setattr(workspace, "tempfile",
+        monkeypatch.setattr(atomic, "tempfile",
                             types.SimpleNamespace(mkstemp=mkstemp, mkdtemp=mkdtemp))
     elif phase == "write":
-        real_file, real_dir = workspace.atomic_write, workspace.atomic_write_dir
+        real_file, real_dir = atomic.atomic_write, atomic.atomic_write_dir
 
         def atomic_write(path: Path, write: Any) -> Path:
             if not ours(path.parent):
@@ -198,12 +198,12 @@ def inject(monkeypatch, site: str, phase: str, error: OSError) -> None:
                 raise error
             return real_dir(path, half if ours(path.parent) else fill)
 
-        monkeypatch.setattr(workspace, "atomic_write", atomic_write)
+        monkeypatch.setattr(atomic, "atomic_write", atomic_write)
         import conveyor.storage as storage
 
         monkeypatch.setattr(storage, "atomic_write_dir", atomic_write_dir)
     else:
-        monkeypatch.setattr(workspace, "os", FaultyOS(site, error))
+        monkeypatch.setattr(atomic, "os", FaultyOS(site, error))
 
 
 CASES = [
