@@ -43,7 +43,6 @@ from conveyor.serve.routing import Router
 from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.train.families import COST_ORDER, FAMILIES, loss_params
-from conveyor.train.incremental import can_update, update_model
 from conveyor.train.search import (
     Candidate,
     Evaluation,
@@ -60,6 +59,8 @@ from conveyor.train.search import (
     single_threaded,
     spread,
 )
+from conveyor.train.strategy import Strategy, StrategyKind, choose_strategy
+from conveyor.train.update import update_model
 from conveyor.validate import registry
 from conveyor.validate.baseline import baseline_scores
 from conveyor.validate.checks import SanityReport, sanity_check
@@ -361,52 +362,27 @@ def learn(config: Config, workspace: Workspace, store: Store,
         with store.transaction() as conn:
             store.add_event(conn, "window_reset", f"train on the newest {len(recent)} "
                             f"batch(es) only after {drift_alarm}", batch_id=recent[0]["id"])
-    strategy, why = choose_strategy(config, store, drift_alarm, model_alarm)
-    log.info("strategy: %s (%s)", strategy, why)
-    if strategy == "incremental":
-        result = _incremental(config, workspace, store, new_batches, stages, why, models)
+    strategy = _strategy(config, store, drift_alarm, model_alarm)
+    log.info("strategy: %s (%s)", strategy.kind, strategy.reason)
+    if strategy.kind is StrategyKind.INCREMENTAL:
+        result = _incremental(config, workspace, store, new_batches, stages, strategy.reason,
+                              models)
         if result is not None:
             return result
-        strategy, why = "refit", ("the incremental update did not beat production on the "
-                                  "newest rows; its configuration is refit on the window")
-    return _train(config, workspace, store, new_batches, stages, models, widen, why,
-                  refit=strategy == "refit")
+        strategy = Strategy(StrategyKind.REFIT, "the incremental update did not beat "
+                            "production on the newest rows; its configuration is refit on "
+                            "the window")
+    return _train(config, workspace, store, new_batches, stages, models, widen,
+                  strategy.reason, refit=strategy.kind is StrategyKind.REFIT)
 
 
-def choose_strategy(config: Config, store: Store, data_alarm: str | None = None,
-                    model_alarm: str | None = None) -> tuple[str, str]:
-    """Return ``incremental``, ``refit`` or ``retrain`` for this update, and why.
-
-    ``retrain`` searches the candidates and fits the best; ``refit`` fits
-    production's configuration again on the current window (one candidate, no
-    search); ``incremental`` updates production with the new batch only. A search
-    runs for the first model, when production's own error drifted (the model no
-    longer fits: another configuration may), and at least every
-    ``train.retrain_every`` updates; a data drift alarm refits on the (reset)
-    window; otherwise production learns incrementally when its family can (unless
-    ``train.strategy`` is ``refit``), and is refit when it cannot.
-    """
+def _strategy(config: Config, store: Store, data_alarm: str | None,
+              model_alarm: str | None) -> Strategy:
     production = store.production()
-    if production is None:
-        return "retrain", "no production model yet"
-    if config.train.strategy == "retrain":
-        return "retrain", "train.strategy is retrain"
-    if model_alarm:
-        return "retrain", model_alarm
-    if config.train.strategy in ("auto", "refit"):
-        since = _batches_since_search(store)
-        if since >= config.train.retrain_every:
-            return "retrain", (f"{since} batches since the last search; train.retrain_every "
-                               f"is {config.train.retrain_every}")
-    if data_alarm:
-        return "refit", f"{data_alarm}; production's configuration is refit on the new window"
-    if not can_update(production["family"]):
-        return "refit", (f"no drift; {production['family']} cannot learn incrementally, so its "
-                         "configuration is refit on the window")
-    if config.train.strategy == "refit":
-        return "refit", ("no drift; train.strategy is refit: its configuration is refit on "
-                         "the window")
-    return "incremental", f"no drift; {production['family']} learns from the new batch"
+    family = None if production is None else production["family"]
+    since = _batches_since_search(store) if production is not None else 0
+    return choose_strategy(config.train.strategy, config.train.retrain_every, family, since,
+                           data_alarm, model_alarm)
 
 
 def _batches_since_search(store: Store) -> int:

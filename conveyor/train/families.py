@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier, SGDRe
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from conveyor.errors import ConfigError
-from conveyor.train.incremental import MemoryKNN
+from conveyor.train.incremental import MemoryKNN, added_trees, more_memory, partial_fit_passes
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,8 @@ class Family:
     """What conveyor knows about a model family."""
 
     build: Callable[[str, int], BaseEstimator]
-    incremental: str | None  # how it learns from a new batch; None: refit on the window
+    # how it learns from a new batch, (model, X, y, seed) -> (model, how); None: it is refit
+    incremental: Callable[..., tuple[Any, str]] | None
     variants: tuple[str, ...]  # default preprocessing variants
     takes_nan: bool  # accepts missing values and ordinal category codes as they are
     # the fully qualified types beyond skops' defaults that this family's fitted models
@@ -92,11 +93,11 @@ _HGB = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredic
 
 FAMILIES: dict[str, Family] = {
     "linear": Family(_linear, None, ("onehot", "robust"), takes_nan=False),
-    "sgd": Family(_sgd, "partial_fit", ("onehot", "robust"), takes_nan=False),
-    "knn": Family(_knn, "memory", ("onehot",), takes_nan=False, types=_KNN),
+    "sgd": Family(_sgd, partial_fit_passes, ("onehot", "robust"), takes_nan=False),
+    "knn": Family(_knn, more_memory, ("onehot",), takes_nan=False, types=_KNN),
     "tree": Family(_tree, None, ("native",), takes_nan=True, types=_TREE),
     "forest": Family(_forest, None, ("native",), takes_nan=True, types=_TREE),
-    "hgb": Family(_hgb, "added_trees", ("native",), takes_nan=True, types=_HGB),
+    "hgb": Family(_hgb, added_trees, ("native",), takes_nan=True, types=_HGB),
 }
 
 

@@ -15,7 +15,7 @@ Each family that can learn incrementally does it its own way:
 The preprocessing fitted with the model stays frozen: an update only changes
 the last step, so the feature schema and encodings the model was validated
 with do not move under it. Other families cannot learn incrementally and are
-refit on the window (:func:`can_update` says which).
+refit on the window (:func:`conveyor.train.update.can_update` says which).
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.pipeline import Pipeline
 
 from conveyor.errors import ModelError
 
@@ -213,42 +212,31 @@ def add_trees(model: Any, X: Any, y: np.ndarray, seed: int = 0) -> AddedTrees:
     return AddedTrees(current.base, [*(current.stages or []), stage], current.learning_rate)
 
 
-def can_update(family: str) -> bool:
-    """Whether ``family`` learns from a new batch without a refit.
+def partial_fit_passes(model: Any, Xt: Any, y: np.ndarray, seed: int = 0,
+                       passes: int = 5) -> tuple[Any, str]:
+    """A copy of an SGD model after ``passes`` passes of ``partial_fit`` over the batch."""
+    updated = _copy(model)
+    if isinstance(updated, ClassifierMixin):
+        unseen = sorted(str(c) for c in set(np.unique(y)) - set(updated.classes_))
+        if unseen:
+            raise ModelError(f"the batch has classes {unseen} the model never saw; retrain")
+    for _ in range(passes):
+        updated.partial_fit(Xt, y)
+    return updated, f"partial_fit: {passes} passes over {len(y)} new rows"
 
-    >>> can_update("sgd"), can_update("tree")
-    (True, False)
-    """
-    return family in {"sgd", "hgb", "knn"}
+
+def added_trees(model: Any, Xt: Any, y: np.ndarray, seed: int = 0) -> tuple[Any, str]:
+    """Gradient boosting with one more booster fitted on the batch's residuals."""
+    updated = add_trees(model, Xt, y, seed)
+    return updated, f"added trees: booster {len(updated.stages or [])} fitted on {len(y)} new rows"
 
 
-def update_model(pipeline: Pipeline, family: str, X: Any, y: np.ndarray,
-                 seed: int = 0, sgd_passes: int = 5) -> tuple[Pipeline, str]:
-    """Return a copy of ``pipeline`` updated with one batch, and how it was done.
-
-    The preprocessing steps are reused as fitted; only the model step learns.
-    """
-    if not can_update(family):
-        raise ModelError(f"family '{family}' cannot learn incrementally; it is refit instead")
-    *prep, (name, model) = pipeline.steps
-    Xt = Pipeline(prep).transform(X) if prep else X
-    if family == "sgd":
-        updated = _copy(model)
-        if isinstance(updated, ClassifierMixin):
-            unseen = sorted(str(c) for c in set(np.unique(y)) - set(updated.classes_))
-            if unseen:
-                raise ModelError(f"the batch has classes {unseen} the model never saw; retrain")
-        for _ in range(sgd_passes):
-            updated.partial_fit(Xt, y)
-        how = f"partial_fit: {sgd_passes} passes over {len(y)} new rows"
-    elif family == "hgb":
-        updated = add_trees(model, Xt, y, seed)
-        how = f"added trees: booster {len(updated.stages or [])} fitted on {len(y)} new rows"
-    else:
-        updated = _copy(model).partial_fit(Xt, y)
-        how = (f"memory: +{len(y)} rows, {len(updated.X_memory_)} kept "
-               f"(bound {updated.memory})")
-    return Pipeline([*prep, (name, updated)]), how
+def more_memory(model: Any, Xt: Any, y: np.ndarray, seed: int = 0) -> tuple[Any, str]:
+    """A copy of a kNN model remembering the batch too (the oldest rows beyond its bound
+    forgotten)."""
+    updated = _copy(model).partial_fit(Xt, y)
+    return updated, (f"memory: +{len(y)} rows, {len(updated.X_memory_)} kept "
+                     f"(bound {updated.memory})")
 
 
 def _copy(model: Any) -> Any:

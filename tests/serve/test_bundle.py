@@ -76,8 +76,8 @@ def _fitted_pipelines():
     from conveyor.prepare.features import FeatureMaker
     from conveyor.prepare.roles import Roles
     from conveyor.train.families import FAMILIES
-    from conveyor.train.incremental import can_update, update_model
     from conveyor.train.search import Candidate, make_pipeline
+    from conveyor.train.update import can_update, update_model
 
     rng = np.random.default_rng(0)
     n = 200

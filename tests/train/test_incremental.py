@@ -11,8 +11,9 @@ import pytest
 from conveyor.config import ColumnsConfig, PrepareConfig
 from conveyor.errors import ModelError
 from conveyor.prepare.roles import resolve_roles
-from conveyor.train.incremental import AddedTrees, MemoryKNN, add_trees, update_model
+from conveyor.train.incremental import AddedTrees, MemoryKNN, add_trees
 from conveyor.train.search import Candidate, make_pipeline
+from conveyor.train.update import update_model
 
 EXCLUDE = ["arr_time", "air_time", "year", "flight", "time_hour"]
 
@@ -69,7 +70,7 @@ def test_sgd_partial_fit_moves_weights_from_where_they_were(weeks):
     old, new, _, roles = weeks
     model, _ = _fit("sgd", "onehot", roles, old)
     updated, _ = update_model(model, "sgd", new[list(roles.features)],
-                              new["arr_delay"].to_numpy(), sgd_passes=1)
+                              new["arr_delay"].to_numpy(), passes=1)
     start = model.named_steps["model"].coef_
     moved = updated.named_steps["model"].coef_
     fresh, _ = _fit("sgd", "onehot", roles, new)
