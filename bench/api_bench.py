@@ -244,7 +244,7 @@ def in_process(model_dir: Path, sha256: str, records: list[dict[str, Any]],
     the router sends to the fallback."""
     from threadpoolctl import threadpool_limits
 
-    from conveyor.serve.api import _records_frame
+    from conveyor.serve.api.checks import records_frame
     from conveyor.serve.bundle import load_model
     from conveyor.serve.predict import features_frame
     from conveyor.serve.routing import predict_routed
@@ -260,7 +260,7 @@ def in_process(model_dir: Path, sha256: str, records: list[dict[str, Any]],
             loaded.model.predict(pd.DataFrame([record]))
             parts["bare predict"].append(time.perf_counter() - begin)
             begin = time.perf_counter()
-            features = features_frame(_records_frame([record], schema), schema, "request")
+            features = features_frame(records_frame([record], schema), schema, "request")
             middle = time.perf_counter()
             _, reasons = predict_routed(loaded.model, loaded.fallback, loaded.router, features)
             end = time.perf_counter()

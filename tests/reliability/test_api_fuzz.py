@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import os
 import subprocess
@@ -205,13 +206,13 @@ def test_admin_needs_the_token_compared_in_constant_time(served, monkeypatch):
         response = httpx.post(f"{server.url}/rollback", headers=headers)
         assert response.status_code == 401, (headers, response.text)
     calls = []
-    real = api.hmac.compare_digest
+    real = hmac.compare_digest
 
     def spy(a, b):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(api.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     monkeypatch.setenv(api.TOKEN_ENV, TOKEN)
     app = api.create_app(load_config(path))
 

@@ -7,26 +7,26 @@ import pytest
 
 from conveyor.train.strategy import StrategyKind, choose_strategy
 
-I, F, R = StrategyKind.INCREMENTAL, StrategyKind.REFIT, StrategyKind.RETRAIN
+INC, REF, RET = StrategyKind.INCREMENTAL, StrategyKind.REFIT, StrategyKind.RETRAIN
 
 TABLE = [
     # setting, family, since search, data alarm, model alarm -> kind
-    ("auto", None, 0, None, None, R),  # the first model is searched for
-    ("retrain", "sgd", 0, None, None, R),
-    ("auto", "sgd", 0, None, "model drift", R),  # model drift: another configuration may fit
-    ("incremental", "sgd", 0, None, "model drift", R),
-    ("auto", "sgd", 4, None, None, R),  # retrain_every = 4 reached
-    ("refit", "sgd", 5, "drift in x", None, R),  # the schedule comes before a data alarm
-    ("incremental", "sgd", 9, None, None, I),  # no schedule with incremental
-    ("auto", "sgd", 3, "drift in x", None, F),  # a data alarm refits, never searches
-    ("incremental", "hgb", 0, "drift in x", None, F),
-    ("auto", "tree", 0, None, None, F),  # a tree cannot learn incrementally
-    ("auto", "forest", 1, None, None, F),
-    ("auto", "linear", 1, None, None, F),
-    ("refit", "hgb", 1, None, None, F),  # refit: never incremental
-    ("auto", "hgb", 1, None, None, I),
-    ("auto", "knn", 3, None, None, I),
-    ("incremental", "sgd", 0, None, None, I),
+    ("auto", None, 0, None, None, RET),  # the first model is searched for
+    ("retrain", "sgd", 0, None, None, RET),
+    ("auto", "sgd", 0, None, "model drift", RET),  # model drift: another configuration may fit
+    ("incremental", "sgd", 0, None, "model drift", RET),
+    ("auto", "sgd", 4, None, None, RET),  # retrain_every = 4 reached
+    ("refit", "sgd", 5, "drift in x", None, RET),  # the schedule comes before a data alarm
+    ("incremental", "sgd", 9, None, None, INC),  # no schedule with incremental
+    ("auto", "sgd", 3, "drift in x", None, REF),  # a data alarm refits, never searches
+    ("incremental", "hgb", 0, "drift in x", None, REF),
+    ("auto", "tree", 0, None, None, REF),  # a tree cannot learn incrementally
+    ("auto", "forest", 1, None, None, REF),
+    ("auto", "linear", 1, None, None, REF),
+    ("refit", "hgb", 1, None, None, REF),  # refit: never incremental
+    ("auto", "hgb", 1, None, None, INC),
+    ("auto", "knn", 3, None, None, INC),
+    ("incremental", "sgd", 0, None, None, INC),
 ]
 
 

@@ -1,0 +1,169 @@
+"""Checks on what a client sends, each bounded by the request's size: the body limit,
+the records against the model's schema, times, the admin token; and the 422 answer."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections import deque
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from conveyor.collect.enrich import Enricher
+from conveyor.serve.api.schemas import MAX_PROBLEMS, value_problem
+
+
+def _safe(value: Any) -> Any:
+    """A location part or message that any JSON writer can write (lone surrogates escaped)."""
+    return value.encode("utf-8", "backslashreplace").decode() if isinstance(value, str) \
+        else value
+
+
+async def validation_problem(_: Request, exc: Exception) -> JSONResponse:
+    """422 naming at most the first MAX_PROBLEMS problems, without echoing their input."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    detail = [{"loc": [_safe(part) for part in error["loc"]], "msg": _safe(str(error["msg"]))[:300],
+               "type": error["type"]} for error in errors[:MAX_PROBLEMS]]
+    if len(errors) > MAX_PROBLEMS:
+        detail.append({"loc": ["body"], "type": "too_many_errors",
+                       "msg": f"{len(errors) - MAX_PROBLEMS} more problem(s) not shown"})
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def tokens_match(given: str, expected: str) -> bool:
+    """Compare an admin token in constant time (hashed first, so not even the length of
+    the expected token shows in the timing).
+
+    >>> tokens_match("s3cret", "s3cret"), tokens_match("s3cre", "s3cret")
+    (True, False)
+    """
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(),
+                               hashlib.sha256(expected.encode()).digest())
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``limit`` bytes gets 413 before the app sees it.
+
+    A declared ``Content-Length`` is checked first; a body sent without one (chunked) is
+    counted as it arrives, so it cannot grow past the limit in memory either.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limit:
+            await self._refuse(scope, receive, send)
+            return
+        messages: deque[Message] = deque()
+        size = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break  # the client went away: the app sees that when it reads
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return messages.popleft() if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse({"detail": f"request body over {self.limit} bytes "
+                                           "(serve.max_body_bytes)"}, status_code=413)
+        await response(scope, receive, send)
+
+
+def check_times(frame: pd.DataFrame, columns: list[str], joined: str | None) -> None:
+    """Raise 422 naming the row of a time that is not text or a number, or that falls
+    outside the years pandas' nanosecond timestamps hold (1677-2262), which the as-of
+    join and the calendar features need; or that is missing in ``joined``, the column an
+    as-of join of enrichment tables needs. Unparseable text is named later."""
+    low, high = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+    for column in dict.fromkeys([*columns, *([joined] if joined else [])]):
+        if column not in frame.columns:
+            continue
+        values = frame[column].astype(object)
+        if column == joined and values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0])
+            raise HTTPException(status_code=422, detail=[{
+                "loc": ["body", "records", row, column], "type": "missing",
+                "msg": f"'{column}' is needed to join the enrichment tables; record {row} "
+                       "has none (or give the joined columns yourself)"}])
+        for row, value in enumerate(values):
+            if value is not None and (isinstance(value, bool) or not isinstance(
+                    value, str | int | float)):
+                _refuse_time(row, column, value)
+        text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+        bad = ((parsed < low) | (parsed > high)).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            _refuse_time(row, column, values.iloc[row])
+
+
+def as_of_column(enricher: Enricher | None, frame: pd.DataFrame | None = None) -> str | None:
+    """The time column the enricher joins on as of time (if it joins ``frame``), or None."""
+    if enricher is None or (frame is not None and all(c in frame.columns
+                                                      for c in enricher.features)):
+        return None
+    as_of = any(spec.time_column for spec, _ in enricher.tables)
+    return enricher.time_column if as_of else None
+
+
+def _refuse_time(row: int, column: str, value: Any) -> None:
+    low, high = pd.Timestamp.min.year + 1, pd.Timestamp.max.year - 1
+    raise HTTPException(status_code=422, detail=[{
+        "loc": ["body", "records", row, column], "type": "value_error",
+        "msg": f"'{column}' must be a time between {low} and {high}, got {value!r}"[:200]}])
+
+
+def records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
+                   optional: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Check records against the schema; raise 422 naming the row and column.
+
+    ``optional`` columns (joined from enrichment tables) may be left out.
+    """
+    errors: list[dict[str, Any]] = []
+    for i, record in enumerate(records):
+        if len(errors) >= MAX_PROBLEMS:
+            break
+        missing = [c for c in schema if c not in record and c not in optional]
+        if missing:
+            shown = f"{missing[:10]}" + (f" and {len(missing) - 10} more" if len(missing) > 10
+                                         else "")
+            errors.append({"loc": ["body", "records", i], "type": "missing",
+                           "msg": f"record {i} lacks required column(s) {shown}"})
+            continue
+        for column, spec in schema.items():
+            value = record.get(column)
+            if value is None:
+                continue
+            problem = value_problem(value, spec["kind"])
+            if problem is not None:
+                kind, message = problem
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                errors.append({"loc": ["body", "records", i, column], "type": kind,
+                               "msg": f"'{column}' {message}, got {shown}"})
+    if errors:
+        raise HTTPException(status_code=422, detail=errors[:MAX_PROBLEMS])
+    present = [c for c in schema if any(c in r for r in records)]
+    extra_time = [c for c in records[0] if c not in schema]
+    return pd.DataFrame.from_records(records, columns=present + extra_time)
