@@ -8,6 +8,7 @@ checked; everything here works on accepted batches already in the raw store.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -252,9 +253,10 @@ def drift_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def drift_settings(config: Config) -> drift.DriftSettings:
-    return drift.DriftSettings(**config.drift.model_dump(include={
-        "numeric_method", "categorical_method", "alpha", "min_effect", "psi_threshold",
-        "js_threshold", "wasserstein_threshold", "share_threshold"}))
+    """The drift settings from the ``drift`` section: every field DriftSettings declares,
+    read by name, so a new method's threshold cannot silently keep its default."""
+    return drift.DriftSettings(**{item.name: getattr(config.drift, item.name)
+                                  for item in dataclasses.fields(drift.DriftSettings)})
 
 
 def _prediction_drift(config: Config, model: LoadedModel, data: pd.DataFrame,

@@ -58,3 +58,24 @@ def test_injected_shift_raises_an_alarm_and_resets_the_window(tmp_path):
     last = models[-1]
     assert last["strategy"] == "refit" and "data drift" in last["strategy_note"]
     assert last["batch_ids"] == [3] and last["parent_version"] == models[-2]["version"]
+
+
+def test_every_drift_setting_is_a_config_key_with_the_same_default():
+    """A method's threshold added to DriftSettings must exist in the ``drift`` section:
+    the settings are read from it by name, never from a hand-kept list."""
+    import dataclasses
+
+    from conveyor.analyze.drift import DriftSettings
+    from conveyor.config import DriftConfig
+    from conveyor.learn import drift_settings
+
+    section = DriftConfig()
+    for field in dataclasses.fields(DriftSettings):
+        assert field.name in DriftConfig.model_fields, field.name
+        assert getattr(section, field.name) == field.default, field.name
+
+    class Stub:
+        drift = DriftConfig(psi_threshold=0.33, numeric_method="psi")
+
+    settings = drift_settings(Stub())  # type: ignore[arg-type]
+    assert settings.psi_threshold == 0.33 and settings.numeric_method == "psi"
