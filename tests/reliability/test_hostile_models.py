@@ -162,14 +162,20 @@ def refused_in_one_line(result: subprocess.CompletedProcess[str], says: str) -> 
     assert len(errors) == 1 and says in errors[0], result.stderr
 
 
+NEVER = "holds types conveyor never writes"
+
+
 @pytest.mark.parametrize("kind", PAYLOADS)
 def test_a_planted_payload_never_runs_whatever_loads_the_version(copy, kind):
+    """In process, for speed: the commands' functions, and the API's hot reload."""
     workspace, marker = copy / "ws", copy / "pwned"
     config = load_config(copy / "conveyor.yaml")
 
     plant(workspace, 1, kind, marker)  # the archived version: promote and rollback
-    refused_in_one_line(cli(copy, "promote", "1"), "holds types conveyor never writes")
-    refused_in_one_line(cli(copy, "rollback"), "holds types conveyor never writes")
+    with pytest.raises(ConveyorError, match=NEVER):
+        pipeline.promote(config, 1, "an attacker's version")
+    with pytest.raises(ConveyorError, match=NEVER):
+        pipeline.rollback(config, "back to an attacker's version")
     assert production(workspace) == 2 and not marker.exists()
 
     # the API's hot reload after a catalog edit alone: it keeps serving v2
@@ -188,14 +194,29 @@ def test_a_planted_payload_never_runs_whatever_loads_the_version(copy, kind):
     assert not marker.exists()
 
     plant(workspace, 2, kind, marker)  # production: inference and the next update
-    sample = str(copy / "sample.csv")
-    refused_in_one_line(cli(copy, "-mode", "inference", "-file", sample),
-                        "holds types conveyor never writes")
+    with pytest.raises(ConveyorError, match=NEVER):
+        pipeline.inference(config, copy / "sample.csv")
     assert not (workspace / "predictions").exists() or not any(
         (workspace / "predictions").iterdir())
-    with pytest.raises(ConveyorError, match="holds types conveyor never writes"):
+    with pytest.raises(ConveyorError, match=NEVER):
         pipeline.update(config)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["exec", "unknown_class"])
+def test_the_commands_refuse_a_planted_version_in_one_line(copy, kind):
+    """As a user runs them: one error line, a non-zero exit, nothing run or written."""
+    workspace, marker = copy / "ws", copy / "pwned"
+    plant(workspace, 1, kind, marker)
+    refused_in_one_line(cli(copy, "promote", "1"), NEVER)
+    refused_in_one_line(cli(copy, "rollback"), NEVER)
+    plant(workspace, 2, kind, marker)
+    refused_in_one_line(cli(copy, "-mode", "inference", "-file", str(copy / "sample.csv")),
+                        NEVER)
+    result = cli(copy, "-mode", "update")
+    assert result.returncode == 1 and result.stdout.strip() == "False"
+    assert NEVER in result.stderr and "Traceback" not in result.stderr
+    assert production(workspace) == 2 and not marker.exists()
 
 
 def test_a_version_folder_linked_out_of_the_models_store_is_refused(copy, tmp_path_factory):
