@@ -8,7 +8,6 @@ checked; everything here works on accepted batches already in the raw store.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from conveyor.analyze import drift
+from conveyor.analyze.batch_drift import drift_row, drift_settings
 from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.quality import (
     CleanPlan,
@@ -240,23 +240,6 @@ def _prequential(config: Config, workspace: Workspace, store: Store,
     with store.transaction() as conn:
         store.insert_rows(conn, "prequential", rows)
         store.insert_rows(conn, "drift", rows_drift)
-
-
-def drift_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A drift result as a database row: non-finite numbers become NULL (JSON has no inf)."""
-    def finite(value: Any) -> Any:
-        return value if not isinstance(value, float) or np.isfinite(value) else None
-
-    return {**{k: finite(v) for k, v in row.items() if k != "scores"},
-            "drifted": int(row["drifted"]),
-            "scores": {k: finite(float(v)) for k, v in row["scores"].items()}}
-
-
-def drift_settings(config: Config) -> drift.DriftSettings:
-    """The drift settings from the ``drift`` section: every field DriftSettings declares,
-    read by name, so a new method's threshold cannot silently keep its default."""
-    return drift.DriftSettings(**{item.name: getattr(config.drift, item.name)
-                                  for item in dataclasses.fields(drift.DriftSettings)})
 
 
 def _prediction_drift(config: Config, model: LoadedModel, data: pd.DataFrame,

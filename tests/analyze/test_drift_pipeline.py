@@ -65,9 +65,9 @@ def test_every_drift_setting_is_a_config_key_with_the_same_default():
     the settings are read from it by name, never from a hand-kept list."""
     import dataclasses
 
+    from conveyor.analyze.batch_drift import drift_settings
     from conveyor.analyze.drift import DriftSettings
     from conveyor.config import DriftConfig
-    from conveyor.learn import drift_settings
 
     section = DriftConfig()
     for field in dataclasses.fields(DriftSettings):

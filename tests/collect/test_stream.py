@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conveyor.collect import sources
+from conveyor.collect.ingest import next_from_stream
 from conveyor.collect.stream import index_of, window_at, window_width
 from conveyor.config import parse_config
-from conveyor.pipeline import _next_from_stream
 
 ORIGIN = pd.Timestamp("2024-01-03 10:00", tz="UTC")
 
@@ -77,7 +77,7 @@ def stream_source(tmp_path):
 def walk(config, cache) -> list[tuple[int, pd.Timestamp, pd.Timestamp, list[float]]]:
     """Advance the cursor as update does: after a batch, the next index is its index + 1."""
     seen, cursor = [], 0
-    while (found := _next_from_stream(config, cache, cursor)) is not None:
+    while (found := next_from_stream(config, cache, cursor)) is not None:
         window, frame = found
         seen.append((window.index, window.start, window.end, frame["x"].tolist()))
         cursor = window.index + 1
@@ -94,8 +94,8 @@ def test_the_cursor_skips_an_empty_window_in_the_middle(stream_source):
         (5, utc("2024-01-03 12:00"), utc("2024-01-04 00:00"), [6.0]),
     ]
     # a cursor inside the gap lands on the first window after it; past the end: nothing
-    assert _next_from_stream(config, cache, 3)[0].index == 4
-    assert _next_from_stream(config, cache, 6) is None
+    assert next_from_stream(config, cache, 3)[0].index == 4
+    assert next_from_stream(config, cache, 6) is None
 
 
 def test_row_count_batches_follow_time_order(stream_source):
