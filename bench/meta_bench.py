@@ -11,7 +11,7 @@ process.
 Then, for every update after the first three, three search orders of that update's
 candidates are compared, each decided only from what was known before it ran (the
 evaluations of earlier updates and the data properties of the batches up to its own,
-exactly what :func:`conveyor.learn.search_order` sees live):
+exactly what :func:`conveyor.meta.order.search_order` sees live):
 
 * cold: cheapest first (mean fit seconds of each family and variant so far), conveyor's
   order without warm start (``search.warm_start: false``);
@@ -53,9 +53,9 @@ from bench.replay_bench import copy_config, environment  # noqa: E402
 from conveyor import pipeline  # noqa: E402
 from conveyor.config import SearchConfig, load_config  # noqa: E402
 from conveyor.demo import prepare_demo_data  # noqa: E402
-from conveyor.learn import search_order  # noqa: E402
 from conveyor.logs import setup_logging  # noqa: E402
 from conveyor.meta.features import batch_features  # noqa: E402
+from conveyor.meta.order import search_order  # noqa: E402
 from conveyor.store import Store  # noqa: E402
 from conveyor.train.search import Candidate, full_rows  # noqa: E402
 from conveyor.validate.metrics import LOWER_IS_BETTER  # noqa: E402

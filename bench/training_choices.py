@@ -8,11 +8,11 @@ The config is copied into a temporary folder as ``bench/replay_bench.py`` does
 (``train.retrain_every=1000``), drift alarms and model drift ignored, and the
 stream replayed in this process (``pipeline.replay``, logs at WARNING):
 the replay only stores the accepted batches and their cleaning plans. Each
-accepted batch is read back cleaned, as ``learn._training_frame`` does; a model
+accepted batch is read back cleaned, as ``conveyor.train.data.BatchFrames`` does; a model
 is fitted on the newest ``train.window_batches`` accepted batches before batch
 t and scored by MAE on batch t, for every accepted batch from the third on
 (the batches replay_bench scores). Pipelines are conveyor's own
-(``search.make_pipeline`` on the window's ``learn._design``, with the
+(``search.make_pipeline`` on the window's ``conveyor.train.data.design``, with the
 ``loss_params`` overrides, so gradient boosting fits ``absolute_error``).
 
 1. Refit cadence: the demo's gradient boosting candidate and linear (alpha 1,
@@ -58,10 +58,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 from replay_bench import cleaned_batch, copy_config, environment, log  # noqa: E402
 from replay_variants import apply_overrides  # noqa: E402
 
-from conveyor import learn, pipeline  # noqa: E402
+from conveyor import pipeline  # noqa: E402
 from conveyor.config import Config, load_config  # noqa: E402
 from conveyor.logs import setup_logging  # noqa: E402
 from conveyor.store import Store  # noqa: E402
+from conveyor.train import data as learn  # noqa: E402
 from conveyor.train.families import loss_params  # noqa: E402
 from conveyor.train.search import Candidate, make_pipeline, spread  # noqa: E402
 from conveyor.workspace import Workspace  # noqa: E402
@@ -114,11 +115,11 @@ class Lab:
         model = make_pipeline(candidate, design.roles, self.config.prepare, "regression",
                               self.config.seed, design.maker, self.overrides)
         start = time.perf_counter()
-        model.fit(data[design.inputs], learn._target(self.config, data))
+        model.fit(data[design.inputs], learn.target_values(self.config, data))
         return model, time.perf_counter() - start
 
     def mae(self, model: Any, design: learn.Design, data: pd.DataFrame) -> float:
-        return float(mean_absolute_error(learn._target(self.config, data), model.predict(
+        return float(mean_absolute_error(learn.target_values(self.config, data), model.predict(
             learn.model_input(data, design.inputs))))
 
 
@@ -134,7 +135,7 @@ def measure(lab: Lab, every: int) -> dict[str, Any]:
     fitted: dict[str, dict[int, tuple[Any, learn.Design]]] = {n: {} for n in cadence}
     for i, pos in enumerate(tests):
         data, test = lab.window(pos), lab.frames[pos]
-        design = learn._design(lab.config, data)
+        design = learn.design(lab.config, data)
         full = {}
         for name, candidate in cadence.items():
             model, seconds = lab.fit(candidate, design, data)

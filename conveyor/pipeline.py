@@ -8,26 +8,24 @@ it when it beats production.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from threadpoolctl import threadpool_limits
 
 from conveyor.collect import sources
 from conveyor.collect.enrich import make_enricher
-from conveyor.collect.ingest import collect
 from conveyor.config import Config
+from conveyor.controller.state import Stages, UpdateResult
+from conveyor.controller.update import update
 from conveyor.errors import ConveyorError, InputError, ModelError
-from conveyor.learn import BATCH_COLUMN, Stages, UpdateResult, learn
 from conveyor.serve.bundle import load_version
 from conveyor.serve.predict import predict_file
 from conveyor.store import Store
 from conveyor.store.db import utcnow
+from conveyor.train.data import BATCH_COLUMN
 from conveyor.validate import registry
 from conveyor.validate.interpret import explain_row
 from conveyor.workspace import Workspace
@@ -43,41 +41,6 @@ def open_workspace(config: Config) -> tuple[Workspace, Store]:
 
 
 # -- modes --------------------------------------------------------------------------------
-
-
-def update(config: Config) -> UpdateResult:
-    """Run one update: ingest the next window and carry it through every stage."""
-    workspace = Workspace.of(config).create()
-    threads = threadpool_limits(config.compute.threads) if config.compute.threads else \
-        contextlib.nullcontext()
-    with workspace.lock(config.lock.timeout_seconds), threads:
-        store = Store.open(workspace.db_url)
-        try:
-            return _update_locked(config, workspace, store)
-        finally:
-            store.close()
-
-
-def _update_locked(config: Config, workspace: Workspace, store: Store) -> UpdateResult:
-    stages = Stages(store, uuid.uuid4().hex[:12])
-    with stages.stage("collect"):
-        batches, message = collect(config, workspace, store)
-    if not batches:
-        return UpdateResult(False, message, exhausted=True)
-    stages.batch_id = batches[-1]["id"]
-    ids = [b["id"] for b in batches]
-    rows = sum(b["rows"] for b in batches)
-    accepted = [b for b in batches if b["status"] == "accepted"]
-    if not accepted:
-        stages.save()
-        reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
-        return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
-    alarms = [b["drift_alarm"] for b in accepted if b.get("drift_alarm")]
-    result = learn(config, workspace, store, accepted, stages,
-                   drift_alarm="; ".join(alarms) or None)
-    stages.save()
-    result.batch_ids, result.rows = ids, rows
-    return result
 
 
 def inference(config: Config, file: Path) -> Path:

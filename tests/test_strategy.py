@@ -115,7 +115,7 @@ def test_production_is_refreshed_with_each_batch_validated_by_its_own_score(tmp_
     from sklearn.base import clone
     from sklearn.metrics import mean_absolute_error
 
-    from conveyor.learn import _training_frame
+    from conveyor.train.data import BatchFrames
     from conveyor.workspace import Workspace
 
     write_flights_slice(tmp_path)
@@ -148,9 +148,9 @@ def test_production_is_refreshed_with_each_batch_validated_by_its_own_score(tmp_
         # its recorded validation score is what fitting the configuration again on the
         # production model's rows and scoring the new batch gives
         production = load_model(config.workspace / twin["path"], twin["sha256"])
-        rows = _training_frame(config, workspace, [batches[b] for b in twin["batch_ids"]])
+        rows = BatchFrames(config, workspace).window([batches[b] for b in twin["batch_ids"]])
         refitted = clone(production.model).fit(rows[production.features], rows["arr_delay"])
-        scored = _training_frame(config, workspace, [batches[new_batch]])
+        scored = BatchFrames(config, workspace).window([batches[new_batch]])
         by_hand = mean_absolute_error(scored["arr_delay"],
                                       refitted.predict(scored[production.features]))
         recorded = evaluations[(evaluations["batch_id"] == new_batch)
@@ -258,7 +258,7 @@ def test_a_search_whose_robust_candidates_stopped_early_keeps_productions_fallba
 
 
 def test_sample_every_trains_on_a_sample_spread_over_the_window(tmp_path):
-    from conveyor.learn import _training_frame
+    from conveyor.train.data import BatchFrames
     from conveyor.workspace import Workspace
 
     write_flights_slice(tmp_path)
@@ -275,11 +275,11 @@ def test_sample_every_trains_on_a_sample_spread_over_the_window(tmp_path):
         store.close()
     workspace = Workspace.of(config)
     for _, model in models.iterrows():
-        rows = _training_frame(config, workspace, [batches[b] for b in model["batch_ids"]])
+        rows = BatchFrames(config, workspace).window([batches[b] for b in model["batch_ids"]])
         assert model["train_rows"] == -(-len(rows) // 3)  # every 3rd, the newest included
     # prequential scores still read whole batches
     newest = models["batch_ids"].iloc[-1][-1]
     scored = prequential[(prequential["batch_id"] == newest)
                          & (prequential["role"] == "production")]
-    whole = _training_frame(config, workspace, [batches[newest]])
+    whole = BatchFrames(config, workspace).window([batches[newest]])
     assert scored["rows"].tolist() == [len(whole)]

@@ -173,3 +173,22 @@ def _loads(data: bytes, model_path: str) -> Any:
     shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")
     raise ModelError(f"model file '{model_path}' holds types conveyor never writes ({shown}); "
                      "refusing to load it: restore the version from a backup or retrain")
+
+
+class VersionCache:
+    """Model versions loaded (each verified) at most once per update.
+
+    Loading is a fifth of an incremental update's cost (skops rebuilds every array
+    and checks every type), and production is read by the prequential scoring and
+    again by whatever updates it.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self._loaded: dict[tuple[str, str], LoadedModel] = {}
+
+    def get(self, row: dict[str, Any]) -> LoadedModel:
+        key = (row["path"], row["sha256"])
+        if key not in self._loaded:
+            self._loaded[key] = load_version(self.workspace, row)
+        return self._loaded[key]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     create_engine,
+    delete,
     event,
     func,
     insert,
@@ -215,12 +216,20 @@ class Store:
             return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
     def window_anchor(self) -> int | None:
-        """Return the batch id the training window must start at (set by drift handling)."""
+        """Return the batch id the training window starts at (set by drift handling)."""
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(func.max(schema.events.c.batch_id))
-                .where(schema.events.c.kind == "window_reset")
-            ).scalar()
+            value = conn.execute(select(schema.meta.c.value)
+                                 .where(schema.meta.c.key == "window_anchor")).scalar()
+        return None if value is None else int(value)
+
+    def set_window_anchor(self, conn: Connection, batch_id: int) -> None:
+        """Start the training window at ``batch_id`` from now on (never before an earlier
+        anchor), in ``conn``'s transaction."""
+        current = conn.execute(select(schema.meta.c.value)
+                               .where(schema.meta.c.key == "window_anchor")).scalar()
+        anchor = batch_id if current is None else max(int(current), batch_id)
+        conn.execute(delete(schema.meta).where(schema.meta.c.key == "window_anchor"))
+        conn.execute(insert(schema.meta).values(key="window_anchor", value=str(anchor)))
 
     def accepted_batches(self, limit: int, min_id: int | None = None) -> list[dict[str, Any]]:
         """Return the newest ``limit`` accepted batches (id >= ``min_id``), oldest first."""

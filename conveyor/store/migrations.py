@@ -27,6 +27,13 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE evaluations ADD COLUMN train_rows INTEGER",
         "ALTER TABLE evaluations ADD COLUMN rung INTEGER",
     ],
+    # 3 -> 4: the training window's anchor is state of its own (meta.window_anchor), no
+    # longer read back from the newest window_reset event
+    4: [
+        "INSERT INTO meta (key, value) SELECT 'window_anchor', "
+        "CAST(MAX(batch_id) AS VARCHAR(32)) FROM events "
+        "WHERE kind = 'window_reset' AND batch_id IS NOT NULL GROUP BY kind",
+    ],
 }
 
 

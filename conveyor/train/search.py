@@ -61,6 +61,41 @@ class Evaluation:
 
 
 @dataclass(frozen=True)
+class FitSpec:
+    """Everything but the rows that a candidate's pipeline is built from."""
+
+    roles: Roles
+    prepare: PrepareConfig
+    task: str
+    metric: str
+    seed: int
+    maker: FeatureMaker | None = None
+    overrides: dict[str, Any] | None = None  # per-family estimator settings
+
+    def pipeline(self, candidate: Candidate) -> Pipeline:
+        """The candidate's unfitted pipeline under this spec."""
+        return make_pipeline(candidate, self.roles, self.prepare, self.task, self.seed,
+                             self.maker, self.overrides)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> FitSpec:
+        return replace(self, overrides=overrides)
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The rows candidates are scored on (time order) and how they split into
+    training and test parts."""
+
+    X: pd.DataFrame
+    y: np.ndarray
+    splits: list[Split]
+
+    def subset(self, rows: np.ndarray, splits: list[Split]) -> Folds:
+        """Only ``rows``, with ``splits`` given as positions within them."""
+        return Folds(self.X.iloc[rows], self.y[rows], splits)
+
+
+@dataclass(frozen=True)
 class SearchResult:
     """Evaluations best first, and what the budget left out."""
 
@@ -141,32 +176,28 @@ def _mean_metrics(folds: list[dict[str, float | None]]) -> dict[str, float | Non
     return out
 
 
-def evaluate_candidate(candidate: Candidate, X: pd.DataFrame, y: np.ndarray,
-                       splits: list[Split], roles: Roles, prepare: PrepareConfig, task: str,
-                       metric: str, seed: int, maker: FeatureMaker | None = None,
-                       overrides: dict[str, Any] | None = None,
+def evaluate_candidate(candidate: Candidate, folds: Folds, spec: FitSpec,
                        keep_model: bool = False) -> Evaluation:
     """Fit on each split's training rows and score on its test rows; with ``keep_model``
     the fit on the last split (the most recent training rows) comes back with the scores."""
-    folds, fit_s, predict_s = [], 0.0, 0.0
-    for train, test in splits:
-        model = make_pipeline(candidate, roles, prepare, task, seed, maker, overrides)
+    X, y = folds.X, folds.y
+    scores, fit_s, predict_s = [], 0.0, 0.0
+    for train, test in folds.splits:
+        model = spec.pipeline(candidate)
         start = time.perf_counter()
         model.fit(X.iloc[train], y[train])
         fit_s += time.perf_counter() - start
         start = time.perf_counter()
-        folds.append(score_model(model, task, X.iloc[test], y[test]))
+        scores.append(score_model(model, spec.task, X.iloc[test], y[test]))
         predict_s += time.perf_counter() - start
-    metrics = _mean_metrics(folds)
-    rows = int(np.mean([len(train) for train, _ in splits]))
-    return Evaluation(candidate, metrics.get(metric), metrics, fit_s, predict_s, rows,
+    metrics = _mean_metrics(scores)
+    rows = int(np.mean([len(train) for train, _ in folds.splits]))
+    return Evaluation(candidate, metrics.get(spec.metric), metrics, fit_s, predict_s, rows,
                       model=single_threaded(model) if keep_model else None)
 
 
-def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
-           roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
-           n_jobs: int = 1, maker: FeatureMaker | None = None,
-           budget_seconds: float | None = None, overrides: dict[str, Any] | None = None,
+def search(candidates: list[Candidate], folds: Folds, spec: FitSpec, n_jobs: int = 1,
+           budget_seconds: float | None = None,
            progress: Callable[[int, int], None] | None = None,
            keep_models: bool = False) -> SearchResult:
     """Evaluate candidates in order, ``n_jobs`` at a time, until done or out of budget.
@@ -186,13 +217,12 @@ def search(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: 
             started.append(candidate)
             if progress is not None:
                 progress(len(started), len(candidates))
-            yield delayed(evaluate_candidate)(candidate, X, y, splits, roles, prepare, task,
-                                              metric, seed, maker, overrides, keep_models)
+            yield delayed(evaluate_candidate)(candidate, folds, spec, keep_models)
 
     width = max(1, effective_n_jobs(n_jobs))
     with Parallel(n_jobs=n_jobs, pre_dispatch=str(width), batch_size=1) as parallel:
         evaluations = list(parallel(tasks()))
-    evaluations.sort(key=lambda e: sort_key(metric, e.score))
+    evaluations.sort(key=lambda e: sort_key(spec.metric, e.score))
     return SearchResult(evaluations, candidates[len(started):], time.perf_counter() - start)
 
 
@@ -283,11 +313,9 @@ def spread(train: np.ndarray, step: int) -> np.ndarray:
     return np.asarray(train)[::-1][::step][::-1]
 
 
-def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: list[Split],
-          roles: Roles, prepare: PrepareConfig, task: str, metric: str, seed: int,
-          n_jobs: int = 1, maker: FeatureMaker | None = None,
-          overrides: dict[str, Any] | None = None, factor: int = HALVING_FACTOR,
-          min_rows: int = MIN_RUNG_ROWS, budget_seconds: float | None = None
+def halve(candidates: list[Candidate], folds: Folds, spec: FitSpec, n_jobs: int = 1,
+          budget_seconds: float | None = None, factor: int = HALVING_FACTOR,
+          min_rows: int = MIN_RUNG_ROWS
           ) -> tuple[list[Candidate], list[Evaluation], list[Candidate]]:
     """Successive halving's cheap rungs: every candidate scored on ``1/factor**k`` of each
     split's training rows (:func:`spread` over the split's whole period, time order kept),
@@ -302,17 +330,17 @@ def halve(candidates: list[Candidate], X: pd.DataFrame, y: np.ndarray, splits: l
     the budget left untried.
     """
     start = time.perf_counter()
-    train_rows = min(len(train) for train, _ in splits)
+    train_rows = min(len(train) for train, _ in folds.splits)
     rungs = halving_rungs(len(candidates), train_rows, factor, min_rows)
     survivors, made, untried = list(candidates), [], []
     for rung in range(rungs, 0, -1):
-        cheap = [(spread(train, factor ** rung), test) for train, test in splits]
+        cheap = [(spread(train, factor ** rung), test) for train, test in folds.splits]
         # the workers get only the rows this rung reads, not the whole window
         rows = np.unique(np.concatenate([part for split in cheap for part in split]))
         cheap = [(np.searchsorted(rows, train), np.searchsorted(rows, test))
                  for train, test in cheap]
-        found = search(survivors, X.iloc[rows], y[rows], cheap, roles, prepare, task, metric,
-                       seed, n_jobs, maker, remaining(budget_seconds, start), overrides)
+        found = search(survivors, folds.subset(rows, cheap), spec, n_jobs,
+                       remaining(budget_seconds, start))
         untried += found.skipped if rung == rungs else []
         made += [replace(e, rung=rung) for e in found.evaluations]
         best = [e.candidate for e in found.evaluations[:_kept(len(found.evaluations), factor)]]

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import pandas as pd
+
 from conveyor.train.update import can_update
 
 
@@ -68,3 +70,11 @@ def choose_strategy(setting: str, retrain_every: int, production_family: str | N
                         "configuration is refit on the window")
     return Strategy(StrategyKind.INCREMENTAL,
                     f"no drift; {production_family} learns from the new batch")
+
+
+def batches_since_search(models: pd.DataFrame, batches: pd.DataFrame) -> int:
+    """Accepted batches newer than the newest one a search trained on (the batch of the
+    update that searched): the updates since, when each brings one batch."""
+    searched = models[models["strategy"].isna() | (models["strategy"] == "retrain")]
+    newest = max(searched.sort_values("version")["batch_ids"].iloc[-1]) if len(searched) else 0
+    return int(((batches["status"] == "accepted") & (batches["id"] > newest)).sum())

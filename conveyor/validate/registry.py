@@ -1,4 +1,4 @@
-"""The model registry: stages, promotion, rollback and retention.
+"""The model registry: registration, stages, promotion, rollback and retention.
 
 Stages: ``candidate`` (trained, not chosen), ``staging`` (the newest challenger
 that passed every check but did not beat production; served to a share of
@@ -16,9 +16,14 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select, update
 
+from conveyor.config import Config
 from conveyor.errors import ConveyorError, ModelError
+from conveyor.serve.bundle import library_versions, save_model, version_key
 from conveyor.storage import locate
 from conveyor.store import Store, schema
+from conveyor.store.db import utcnow
+from conveyor.train.trained import SearchRecord, Trained
+from conveyor.validate.decide import Decision, Verdict
 from conveyor.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -129,3 +134,99 @@ def apply_retention(store: Store, workspace: Workspace, keep: int) -> list[int]:
     if doomed:
         log.info("retention: deleted the files of %d old version(s)", len(doomed))
     return doomed
+
+
+# -- registration -------------------------------------------------------------------------
+
+
+def register(store: Store, workspace: Workspace, config: Config, trained: Trained,
+             batch_id: int) -> int:
+    """Save a trained version's files and catalog it (with the search's evaluations)
+    as a candidate; return its version number."""
+    version = _free_version(store, workspace)
+    window = trained.window
+    lineage = {"batch_ids": [b["id"] for b in window],
+               "batch_sha256": [b["sha256"] for b in window],
+               "window_start": window[0]["window_start"], "window_end": window[-1]["window_end"],
+               "train_rows": trained.train_rows, "config_hash": config.digest(),
+               "strategy": trained.origin.value, "parent_version": trained.parent}
+    metrics = {"validation": trained.validation_metrics,
+               "holdout": trained.validation.challenger,
+               "latency_ms_per_1k_rows": trained.sanity.latency_ms}
+    manifest = {"family": trained.family, "variant": trained.variant, "params": trained.params,
+                "task": config.target.task, "target": config.target.column,
+                "schema": trained.schema, "metrics": metrics, "lineage": lineage,
+                "engineered": trained.engineered, "strategy": trained.origin.value,
+                "prediction_profile": trained.predictions,
+                "fallback": None if trained.fallback is None else {
+                    "family": trained.fallback.named_steps["model"].__class__.__name__,
+                    "routing": trained.router.get_params()},
+                "strategy_note": trained.note,
+                "libraries": library_versions(), "created_at": utcnow()}
+    location, sha, size = save_model(workspace.models_store, version, trained.model, manifest,
+                                     {"explain.json": trained.explanation}, trained.fallback,
+                                     trained.router)
+    with store.transaction() as conn:
+        store.insert_rows(conn, "models", [{
+            "version": version, "family": trained.family, "variant": trained.variant,
+            "params": trained.params, "stage": "candidate",
+            "path": workspace.catalog_path(location), "sha256": sha, "size_bytes": size,
+            "batch_ids": lineage["batch_ids"], "window_start": lineage["window_start"],
+            "window_end": lineage["window_end"], "train_rows": trained.train_rows,
+            "metrics": metrics, "config_hash": lineage["config_hash"],
+            "libraries": manifest["libraries"], "train_seconds": trained.train_seconds,
+            "created_at": manifest["created_at"], "strategy": trained.origin.value,
+            "strategy_note": trained.note, "parent_version": trained.parent}])
+        if trained.search is not None:
+            store.insert_rows(conn, "evaluations",
+                              _evaluation_rows(trained.search, batch_id, config.metric))
+        store.insert_rows(conn, "importance", [
+            {"version": version, "column": c, "importance": v}
+            for c, v in trained.explanation["importance"].items()])
+    return version
+
+
+def _free_version(store: Store, workspace: Workspace) -> int:
+    """The next version number whose folder does not exist yet."""
+    version = store.next_version()
+    models = workspace.models_store
+    while models.exists(version_key(version)):
+        # a crash after the folder's rename but before its row: never listed nor served
+        log.warning("model folder %s has no registry row (an interrupted update); skipping "
+                    "its number", models.location(version_key(version)))
+        version += 1
+    return version
+
+
+def _evaluation_rows(search: SearchRecord, batch_id: int, metric: str) -> list[dict[str, Any]]:
+    rows = [{
+        "batch_id": batch_id, "family": e.candidate.family, "variant": e.candidate.variant,
+        "params": e.candidate.params, "scheme": search.scheme, "metric": metric,
+        "score": e.score, "metrics": e.metrics, "fit_seconds": e.fit_seconds,
+        "predict_seconds": e.predict_seconds, "chosen": int(e is search.best),
+        "train_rows": e.rows, "rung": e.rung}
+        for e in search.evaluations]
+    if search.baseline is not None:
+        scores, seconds = search.baseline
+        rows.append({"batch_id": batch_id, "family": "baseline", "variant": None,
+                     "params": {}, "scheme": search.scheme, "metric": metric,
+                     "score": scores[metric], "metrics": scores,
+                     "fit_seconds": seconds, "predict_seconds": 0.0, "chosen": 0,
+                     "train_rows": search.evaluations[0].rows if search.evaluations else None,
+                     "rung": 0})
+    return rows
+
+
+def settle(store: Store, workspace: Workspace, version: int, decision: Decision,
+           batch_id: int, keep_versions: int) -> None:
+    """Carry out a decision on a new version, then apply the retention policy."""
+    if decision.verdict is Verdict.PROMOTE:
+        promote(store, version, decision.reason, batch_id=batch_id)
+    else:
+        if decision.verdict is Verdict.STAGE:
+            set_staging(store, version, decision.reason)
+        with store.transaction() as conn:
+            store.add_event(conn, "kept", decision.reason, batch_id=batch_id, version=version)
+    apply_retention(store, workspace, keep_versions)
+    log.info("v%d %s: %s", version, "promoted" if decision.promoted else "kept as candidate",
+             decision.reason)

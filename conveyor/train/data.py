@@ -1,0 +1,100 @@
+"""The rows models learn from: each accepted batch read from the raw store and cleaned
+once per update, windows of them in time order, and what the models of a window read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conveyor.analyze.clean import apply_plan
+from conveyor.analyze.quality import CleanPlan
+from conveyor.collect import rawstore
+from conveyor.config import Config
+from conveyor.errors import ConfigError
+from conveyor.prepare.features import FeatureMaker
+from conveyor.prepare.roles import Roles, resolve_roles
+from conveyor.prepare.target import derive_target
+from conveyor.workspace import Workspace
+
+BATCH_COLUMN = "__conveyor_batch_id"
+
+
+class BatchFrames:
+    """Cleaned batches of one update, each read from the raw store (its sha256 checked)
+    and cleaned by its stored plan at most once, however many steps use it."""
+
+    def __init__(self, config: Config, workspace: Workspace) -> None:
+        self.config, self.workspace = config, workspace
+        self._frames: dict[int, pd.DataFrame] = {}
+
+    def get(self, batch: dict[str, Any]) -> pd.DataFrame:
+        """The batch's cleaned rows, tagged with its id (not to be modified)."""
+        if batch["id"] not in self._frames:
+            config = self.config
+            raw = rawstore.read_batch(self.workspace.resolve(batch["path"]), batch["sha256"])
+            raw = derive_target(raw, config.target)
+            plan = CleanPlan.from_dict(batch.get("clean_plan"))
+            cleaned = apply_plan(raw, plan, config.target.column).frame
+            self._frames[batch["id"]] = cleaned.assign(**{BATCH_COLUMN: batch["id"]})
+        return self._frames[batch["id"]]
+
+    def window(self, batches: list[dict[str, Any]]) -> pd.DataFrame:
+        """The rows of ``batches`` in time order, the newest ``train.max_rows`` of them."""
+        data = pd.concat([self.get(b) for b in batches], ignore_index=True)
+        data = data.sort_values(self.config.source.time_column, kind="stable")
+        data = data.reset_index(drop=True)
+        limit = self.config.train.max_rows
+        if limit is not None and len(data) > limit:
+            data = data.iloc[-limit:].reset_index(drop=True)
+        return data
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the models of one window read and encode."""
+
+    inputs: list[str]           # raw columns the pipeline reads (its feature schema)
+    roles: Roles                # columns the preprocessing encodes, engineered ones included
+    maker: FeatureMaker | None  # the feature-engineering step, when configured
+    dropped: list[str]          # features left out for missing too often
+
+
+def design(config: Config, data: pd.DataFrame) -> Design:
+    """Roles for this window; features missing too often are left out (and named)."""
+    roles = resolve_roles(data.drop(columns=[BATCH_COLUMN]), config.columns,
+                          config.target.column, config.source.time_column)
+    dropped = [c for c in roles.features if c not in data.columns
+               or data[c].isna().mean() > config.quality.missing_share.fail]
+    roles = roles.without(set(dropped))
+    spec = config.features
+    if not spec.calendar and not spec.derived:
+        return Design(list(roles.features), roles, None, dropped)
+    maker = FeatureMaker(time_column=config.source.time_column, timezone=spec.timezone,
+                         calendar=list(spec.calendar),
+                         derived=[d.model_dump() for d in spec.derived])
+    needed = [config.source.time_column] if spec.calendar else []
+    needed += [c for d in spec.derived for c in d.columns]
+    missing = sorted({c for c in needed if c not in data.columns})
+    if missing:
+        raise ConfigError(f"features: column(s) {missing} are not in the data")
+    inputs = list(dict.fromkeys([*roles.features, *needed]))
+    model_roles = Roles(roles.numeric + tuple(maker.output_names()), roles.categorical)
+    return Design(inputs, model_roles, maker, dropped)
+
+
+def model_input(data: pd.DataFrame, features: list[str]) -> pd.DataFrame:
+    """The columns a model takes; one that cleaning left out of a batch (it failed its
+    quality check, e.g. all missing) comes back empty, as the model's imputers expect."""
+    return data.reindex(columns=features)
+
+
+def target_values(config: Config, data: pd.DataFrame) -> np.ndarray:
+    """The target as the task's models expect it: floats, or class labels as text."""
+    values = data[config.target.column]
+    if config.target.task == "regression":
+        return values.astype(float).to_numpy()
+    return values.astype(str).to_numpy()
