@@ -6,7 +6,10 @@ one reference, so in-flight requests finish on the model they started with.
 Request figures are buffered in memory and written to the metadata store
 every ``serve.log_seconds`` (one writer, few transactions).
 
-- :mod:`~conveyor.serve.api.app`: the app factory and its routes;
+- :mod:`~conveyor.serve.api.app`: the app factory, the OpenAPI document, uvicorn;
+- :mod:`~conveyor.serve.api.routes`: the routes, one router per group;
+- :mod:`~conveyor.serve.api.deps`: what the routes share, as dependencies (the served
+  models, the request log, the Prometheus figures, the admin token check);
 - :mod:`~conveyor.serve.api.schemas`: request and answer models, the record's schema;
 - :mod:`~conveyor.serve.api.checks`: checks on what a client sends;
 - :mod:`~conveyor.serve.api.state`: the served models and the request log.

@@ -1,0 +1,163 @@
+"""Dashboard panels about the data: the stream of batches, data quality, EDA, and the
+tables of batches and of the newest batch's columns."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from conveyor.store import Store
+
+
+def batch_times(batches: pd.DataFrame) -> dict[int, str]:
+    """Each batch id's window start, the x axis of every panel over time."""
+    return dict(zip(batches["id"], batches["window_start"], strict=True))
+
+
+def stream_section(batches: pd.DataFrame) -> tuple[go.Figure, str]:
+    """Rows per batch, accepted and quarantined stacked."""
+    figure = go.Figure()
+    for status, color in (("accepted", "#2b8cbe"), ("quarantined", "#e34a33")):
+        part = batches[batches["status"] == status]
+        figure.add_bar(x=part["window_start"], y=part["rows"], name=status, marker_color=color)
+    figure.update_layout(title="Rows per batch", xaxis_title="window start",
+                         yaxis_title="rows", barmode="stack")
+    quarantined = int((batches["status"] == "quarantined").sum())
+    reading = (f"{len(batches)} batches, {int(batches['rows'].sum()):,} rows from "
+               f"{batches['window_start'].min()[:10]} to {batches['window_end'].max()[:10]}; "
+               f"{quarantined} quarantined.")
+    return figure, reading
+
+
+def quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.Figure, str]:
+    """Row shares per batch, with the checks that warned or failed as bars."""
+    figure = go.Figure()
+    if quality.empty:
+        return figure, "No quality checks recorded yet."
+    quality = quality.assign(time=quality["batch_id"].map(times))
+    for check in ("duplicate_share", "missing_target_share"):
+        part = quality[quality["check"] == check].sort_values("time")
+        figure.add_scatter(x=part["time"], y=part["value"], mode="lines+markers", name=check)
+    missing = quality[quality["check"] == "missing_share"]
+    if not missing.empty:
+        mean_missing = missing.groupby("time")["value"].mean().sort_index()
+        figure.add_scatter(x=mean_missing.index, y=mean_missing.values, mode="lines+markers",
+                           name="mean feature missing share")
+    warned = quality[quality["verdict"] == "warn"]
+    failed = quality[quality["verdict"] == "fail"]
+    flagged = quality[quality["verdict"].isin(["warn", "fail"])]
+    most = int(flagged.groupby("batch_id").size().max()) if not flagged.empty else 1
+    for verdict, part, colour in (("failed", failed, "#d62728"), ("warned", warned, "#ff9f1c")):
+        if part.empty:
+            continue
+        named = part.assign(text=part["check"] + part["column"].map(
+            lambda c: f" ({c})" if isinstance(c, str) and c else ""))
+        per_batch = named.groupby("time").agg(count=("check", "size"),
+                                              text=("text", lambda t: "<br>".join(t[:12])))
+        figure.add_bar(x=per_batch.index, y=per_batch["count"], name=f"{verdict} checks",
+                       yaxis="y2", marker={"color": colour}, opacity=0.45,
+                       customdata=per_batch["text"],
+                       hovertemplate="%{x}<br>%{y} " + verdict + " checks:<br>%{customdata}"
+                                     "<extra></extra>")
+    figure.update_layout(title="Data quality per batch: shares of rows, and checks that "
+                         "warned or failed", xaxis_title="window start", yaxis_title="share",
+                         yaxis2={"title": "checks", "overlaying": "y", "side": "right",
+                                 "range": [0, 1.1 * most], "dtick": max(1, round(most / 5)),
+                                 "showgrid": False}, barmode="stack")
+    reading = (f"{len(failed)} failed and {len(warned)} warned checks over "
+               f"{quality['batch_id'].nunique()} batches"
+               + (f"; most warned column: {warned['column'].mode().iloc[0]}."
+                  if not warned.empty else "."))
+    return figure, reading
+
+
+def eda_section(store: Store, batches: pd.DataFrame,
+                 hidden: set[str]) -> tuple[go.Figure, str]:
+    """The newest batch against the reference (the production model's training batches);
+    ``hidden`` columns (target, time, excluded ones) stay out of the missingness plot."""
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.18,
+                           subplot_titles=("Missing share per feature", "Target distribution",
+                                           "Correlation with the target (Pearson)",
+                                           "Correlations among numeric features (newest)"))
+    accepted = batches[batches["status"] == "accepted"]
+    eda = store.frame("eda")
+    if accepted.empty or eda.empty:
+        return figure, "No EDA yet."
+    newest = int(accepted.iloc[-1]["id"])
+    production = store.production()
+    reference = [b for b in (production["batch_ids"] if production else []) if b != newest]
+    stats = store.frame("column_stats")
+    stats = stats[~stats["column"].isin(hidden)]
+    latest_stats = stats[stats["batch_id"] == newest].set_index("column")["missing_share"]
+    ref_stats = stats[stats["batch_id"].isin(reference)].groupby("column")["missing_share"].mean()
+    figure.add_bar(x=latest_stats.index, y=latest_stats.values, name="newest batch",
+                   marker_color="#e6550d", row=1, col=1)
+    if not ref_stats.empty:
+        figure.add_bar(x=ref_stats.index, y=ref_stats.values, name="reference",
+                       marker_color="#3182bd", row=1, col=1)
+    data = eda.set_index("batch_id")["data"]
+    for batch_ids, name, color in (([newest], "newest batch", "#e6550d"),
+                                   (reference, "reference", "#3182bd")):
+        docs = [data[b] for b in batch_ids if b in data.index]
+        if not docs:
+            continue
+        target = docs[-1]["target"]
+        if target["kind"] == "histogram" and target["counts"]:
+            edges = target["edges"]
+            centers = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+            total = max(sum(target["counts"]), 1)
+            figure.add_scatter(x=centers, y=[c / total for c in target["counts"]],
+                               mode="lines", name=f"target, {name}", line={"color": color},
+                               showlegend=False, row=1, col=2)
+        elif target["kind"] == "classes":
+            figure.add_bar(x=list(target["shares"]), y=list(target["shares"].values()),
+                           marker_color=color, showlegend=False, row=1, col=2)
+        correlations = [d.get("target_correlations", {}).get("pearson", {}) for d in docs]
+        if correlations and correlations[0]:
+            frame = pd.DataFrame(correlations).astype(float).mean()
+            figure.add_bar(x=frame.index, y=frame.values, marker_color=color,
+                           showlegend=False, row=2, col=1)
+    matrix = data[newest]["correlation_matrix"] if newest in data.index else None
+    if matrix and matrix["values"]:
+        figure.add_heatmap(z=matrix["values"], x=matrix["columns"], y=matrix["columns"],
+                           zmin=-1, zmax=1, colorscale="RdBu",
+                           colorbar={"len": 0.4, "y": 0.2, "title": "r"}, row=2, col=2)
+    figure.update_layout(height=760, barmode="group")
+    moved = (latest_stats - ref_stats).abs().dropna().sort_values(ascending=False)
+    reading = f"Batch {newest} against reference batches {reference or 'none yet'}"
+    if not moved.empty:
+        reading += (f"; the largest change in missingness: {moved.index[0]} "
+                    f"({ref_stats[moved.index[0]]:.1%} -> {latest_stats[moved.index[0]]:.1%})")
+    return figure, reading + "."
+
+
+def columns_table(stats: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
+    """Meta-parameters of the newest batch, one row per column."""
+    if batches.empty or stats.empty:
+        return pd.DataFrame()
+    newest = batches.iloc[-1]["id"]
+    part = stats[stats["batch_id"] == newest]
+
+    def summary(row: pd.Series) -> str:
+        if row["dtype"] == "numeric" and row["mean"] is not None and pd.notna(row["mean"]):
+            return (f"mean {row['mean']:.4g}, std {row['std'] if pd.notna(row['std']) else 0:.4g}"
+                    f", min {row['min']:.4g}, median {row['q50']:.4g}, max {row['max']:.4g}")
+        if isinstance(row["top"], dict):
+            return ", ".join(f"{k} {v:.0%}" for k, v in row["top"].items())
+        return ""
+
+    return pd.DataFrame({
+        "column": part["column"], "type": part["dtype"],
+        "missing": part["missing_share"].map(lambda v: f"{v:.1%}"),
+        "distinct": part["n_unique"], "summary": part.apply(summary, axis=1),
+    })
+
+
+def batches_table(batches: pd.DataFrame) -> pd.DataFrame:
+    """One row per batch: its window, rows, status and a short sha256."""
+    if batches.empty:
+        return pd.DataFrame()
+    return batches[["id", "window_start", "window_end", "rows", "rows_with_target",
+                    "status", "reason", "sha256"]].assign(sha256=lambda f: f["sha256"].str[:12])
