@@ -11,7 +11,7 @@ from conveyor.config import SearchConfig
 from conveyor.meta.features import batch_features
 from conveyor.meta.learner import MetaModel, explore_order, fit_meta, meta_table, rank_candidates
 from conveyor.store import Store
-from conveyor.train.families import COST_ORDER
+from conveyor.train.families import cost_rank
 from conveyor.train.search import Candidate, full_rows
 from conveyor.validate.metrics import LOWER_IS_BETTER
 
@@ -45,10 +45,10 @@ def search_order(evaluations: pd.DataFrame, features: pd.DataFrame,
     search is for. Return the order and the meta-model (None when none was fitted).
     """
     if evaluations.empty:
-        return sorted(candidates, key=lambda c: COST_ORDER.index(c.family)), None
+        return sorted(candidates, key=lambda c: cost_rank(c.family)), None
     seconds = evaluations.groupby(["family", "variant"])["fit_seconds"].mean().to_dict()
     cheapest = sorted(candidates, key=lambda c: seconds.get(
-        (c.family, c.variant), 1e3 + COST_ORDER.index(c.family)))
+        (c.family, c.variant), 1e3 + cost_rank(c.family)))
     if not search.warm_start:
         return cheapest, None
     try:

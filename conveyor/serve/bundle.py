@@ -5,7 +5,7 @@ A version is a folder ``v000007/`` in the model :class:`~conveyor.storage.Storag
 in a local folder it is created atomically (written to a hidden temp folder,
 then renamed). Loading checks the file's sha256 against the registry first and
 lets skops rebuild only the exact types conveyor's own pipelines hold
-(:data:`ALLOWED_TYPES`), so a file conveyor did not write is refused instead of run.
+(:func:`allowed_types`), so a file conveyor did not write is refused instead of run.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ COMMON_TYPES = frozenset({
     "numpy.dtype", "sklearn.tree._tree.Tree", "sklearn.model_selection._split.KFold"})
 # exact, fully qualified names, never a module prefix: ``builtins.`` or ``numpy.`` would
 # admit ``exec``, ``eval`` or ``numpy.load``, which skops calls with the file's arguments
-ALLOWED_TYPES = COMMON_TYPES.union(*(family.types for family in FAMILIES.values()))
+def allowed_types() -> frozenset[str]:
+    """The types a model file may hold: the common steps and each registered family's."""
+    return COMMON_TYPES.union(*(family.types for family in FAMILIES.values()))
 LIBRARIES = ("conveyor", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
 CATEGORY_LEVELS = 1000
 
@@ -161,13 +163,13 @@ def load_version(workspace: Workspace, row: Mapping[str, Any]) -> LoadedModel:
 def _loads(data: bytes, model_path: str) -> Any:
     """Rebuild a verified file's objects, letting skops build only the allowed types."""
     try:
-        return sio.loads(data, trusted=sorted(ALLOWED_TYPES))
+        return sio.loads(data, trusted=sorted(allowed_types()))
     except UntrustedTypesFoundException:
         pass  # named below
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
         raise ModelError(f"model file '{model_path}' is not a readable skops file: {exc}") from None
     try:
-        refused = sorted(set(sio.get_untrusted_types(data=data)) - ALLOWED_TYPES)
+        refused = sorted(set(sio.get_untrusted_types(data=data)) - allowed_types())
     except Exception:  # noqa: BLE001 - a file skops lists no types of is no file of ours
         refused = ["(unlisted)"]
     shown = ", ".join(refused[:5]) + (f" and {len(refused) - 5} more" if len(refused) > 5 else "")

@@ -36,6 +36,9 @@ class Family:
     incremental: Callable[..., tuple[Any, str]] | None
     variants: tuple[str, ...]  # default preprocessing variants
     takes_nan: bool  # accepts missing values and ordinal category codes as they are
+    # rank by cost to fit and to predict (lower is cheaper); a fixed order, so a choice
+    # made by cost does not depend on a timing
+    cost: int
     # the fully qualified types beyond skops' defaults that this family's fitted models
     # hold (conveyor.serve.bundle loads a model file only if every type is listed there)
     types: frozenset[str] = frozenset()
@@ -92,12 +95,12 @@ _HGB = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredic
                   "functools.partial", "sklearn.utils.validation.check_array"})
 
 FAMILIES: dict[str, Family] = {
-    "linear": Family(_linear, None, ("onehot", "robust"), takes_nan=False),
-    "sgd": Family(_sgd, partial_fit_passes, ("onehot", "robust"), takes_nan=False),
-    "knn": Family(_knn, more_memory, ("onehot",), takes_nan=False, types=_KNN),
-    "tree": Family(_tree, None, ("native",), takes_nan=True, types=_TREE),
-    "forest": Family(_forest, None, ("native",), takes_nan=True, types=_TREE),
-    "hgb": Family(_hgb, added_trees, ("native",), takes_nan=True, types=_HGB),
+    "linear": Family(_linear, None, ("onehot", "robust"), takes_nan=False, cost=10),
+    "sgd": Family(_sgd, partial_fit_passes, ("onehot", "robust"), takes_nan=False, cost=20),
+    "knn": Family(_knn, more_memory, ("onehot",), takes_nan=False, cost=40, types=_KNN),
+    "tree": Family(_tree, None, ("native",), takes_nan=True, cost=30, types=_TREE),
+    "forest": Family(_forest, None, ("native",), takes_nan=True, cost=60, types=_TREE),
+    "hgb": Family(_hgb, added_trees, ("native",), takes_nan=True, cost=50, types=_HGB),
 }
 
 
@@ -117,9 +120,13 @@ def loss_params(task: str, metric: str) -> dict[str, dict[str, Any]]:
     return {}
 
 
-# cheapest to fit and to predict first, as these families usually are; a fixed order, so a
-# choice made by cost does not depend on a timing
-COST_ORDER = ("linear", "sgd", "tree", "knn", "hgb", "forest")
+def cost_rank(family: str) -> int:
+    """The family's rank by cost (lower is cheaper to fit and to predict).
+
+    >>> sorted(FAMILIES, key=cost_rank)
+    ['linear', 'sgd', 'tree', 'knn', 'hgb', 'forest']
+    """
+    return FAMILIES[family].cost
 
 
 def build_estimator(family: str, task: str, params: dict[str, Any], seed: int) -> BaseEstimator:

@@ -29,7 +29,7 @@ from conveyor.errors import ConfigError
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.preprocess import build_preprocessor, categorical_indices
 from conveyor.prepare.roles import Roles
-from conveyor.train.families import COST_ORDER, FAMILIES, build_estimator
+from conveyor.train.families import FAMILIES, build_estimator, cost_rank
 from conveyor.validate.metrics import LOWER_IS_BETTER, score_model, sort_key
 from conveyor.validate.schemes import Split
 
@@ -228,8 +228,8 @@ def search(candidates: list[Candidate], folds: Folds, spec: FitSpec, n_jobs: int
 
 def cheapest_within(evaluations: list[Evaluation], metric: str,
                     tolerance: float) -> Evaluation:
-    """Return the best candidate of the cheapest family (:data:`COST_ORDER`) among those
-    whose score is within ``tolerance`` (relative) of the best one; ``evaluations`` are
+    """Return the best candidate of the cheapest family (lowest ``Family.cost``) among
+    those whose score is within ``tolerance`` (relative) of the best one; ``evaluations`` are
     sorted best first.
 
     Scores that close are a tie on one hold-out, and the cheaper model is cheaper at
@@ -253,7 +253,7 @@ def cheapest_within(evaluations: list[Evaluation], metric: str,
     lower = metric in LOWER_IS_BETTER
     close = [e for e in evaluations if e.score is not None and np.isfinite(e.score)
              and (e.score <= best.score + gap if lower else e.score >= best.score - gap)]
-    return min(close, key=lambda e: (COST_ORDER.index(e.candidate.family),
+    return min(close, key=lambda e: (cost_rank(e.candidate.family),
                                      sort_key(metric, e.score)))
 
 
