@@ -18,10 +18,15 @@ from conveyor.config.columns import (
     TargetConfig,
     TargetDerive,
 )
-from conveyor.config.drift import DriftConfig
+from conveyor.config.drift import DriftConfig, DriftSection, drift_section
 from conveyor.config.loader import MAX_CONFIG_BYTES, load_config, parse_config
 from conveyor.config.quality import QUARANTINE_CHECKS, CleanConfig, QualityConfig, Threshold
-from conveyor.config.root import CLASSIFICATION_METRICS, REGRESSION_METRICS, Config
+from conveyor.config.root import (
+    CLASSIFICATION_METRICS,
+    REGRESSION_METRICS,
+    Config,
+    config_model,
+)
 from conveyor.config.serve import LockConfig, RoutingConfig, ServeConfig, StoreConfig
 from conveyor.config.source import (
     CsvOptions,
@@ -45,9 +50,10 @@ from conveyor.config.validate import ModelDriftConfig, RegistryConfig, ValidateC
 __all__ = [
     "CLASSIFICATION_METRICS", "MAX_CONFIG_BYTES", "QUARANTINE_CHECKS", "REGRESSION_METRICS",
     "CleanConfig", "ColumnsConfig", "ComputeConfig", "Config", "CsvOptions", "DerivedFeature",
-    "DriftConfig", "EnrichConfig", "FamilyConfig", "FeaturesConfig", "LockConfig",
+    "DriftConfig", "DriftSection", "EnrichConfig", "FamilyConfig", "FeaturesConfig", "LockConfig",
     "ModelDriftConfig", "PrepareConfig", "QualityConfig", "RegistryConfig", "RoutingConfig",
     "SearchConfig", "Section", "ServeConfig", "SourceConfig", "StoreConfig", "StreamConfig",
     "TableConfig", "TargetConfig", "TargetDerive", "Threshold", "TrainConfig", "ValidateConfig",
-    "VariantConfig", "default_families", "default_variants", "load_config", "parse_config",
+    "VariantConfig", "config_model", "default_families", "default_variants", "drift_section",
+    "load_config", "parse_config",
 ]

@@ -1,32 +1,30 @@
-"""Data drift against the reference window."""
+"""Data drift against the reference window.
+
+The methods and their thresholds come from the registry of
+:mod:`conveyor.analyze.drift.methods`: :func:`drift_section` adds a key per
+threshold (with its default and bounds) and narrows the method keys to the
+registered names, so a new method needs no edit here.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from pydantic import Field
+from pydantic import Field, create_model
 
+from conveyor.analyze.drift import methods
 from conveyor.config.base import Section
 
 
-class DriftConfig(Section):
+class DriftSection(Section):
+    """The drift keys; :func:`drift_section` narrows the method keys to the registered
+    names and adds every method's thresholds."""
+
     enabled: bool = Field(True, description="Compare each batch with the reference window "
                           "(the production model's training batches).")
-    numeric_method: Literal["ks", "wasserstein", "psi", "js"] = Field(
-        "ks", description="Deciding method for numbers: Kolmogorov-Smirnov, Wasserstein "
-        "(in reference IQRs), population stability index, Jensen-Shannon distance."
-    )
-    categorical_method: Literal["chi2", "psi", "js"] = Field(
-        "chi2", description="Deciding method for categories: chi-square, PSI, Jensen-Shannon."
-    )
-    alpha: float = Field(0.01, gt=0, lt=1, description="ks/chi2: p-value below which a "
-                         "column may have drifted ...")
-    min_effect: float = Field(0.1, ge=0, description="... if its effect (KS D, Cramer's V) "
-                              "also exceeds this; p alone flags trivial shifts on big batches.")
-    psi_threshold: float = Field(0.2, gt=0, description="psi: drifted above this.")
-    js_threshold: float = Field(0.1, gt=0, le=1, description="js: drifted above this.")
-    wasserstein_threshold: float = Field(0.1, gt=0, description="wasserstein: drifted above "
-                                         "this many reference IQRs.")
+    numeric_method: str = Field("ks", description="Deciding method for numbers.")
+    categorical_method: str = Field("chi2", description="Deciding method for categories.")
     share_threshold: float = Field(0.3, gt=0, le=1, description="Dataset alarm: share of "
                                    "features that drifted.")
     bins: int = Field(20, ge=4, le=200, description="Quantile bins per numeric column, fixed "
@@ -39,3 +37,37 @@ class DriftConfig(Section):
     )
     reset_batches: int = Field(1, ge=1, description="reset: batches kept in the training "
                                "window, the drifted one included (1: start at the drift point).")
+
+
+def _method_key(kind: methods.Kind, default: str, words: str) -> tuple[Any, Any]:
+    names = methods.names(kind)
+    titles = ", ".join(methods.METHODS[n].title for n in names)
+    return Literal[names], Field(default, description=f"Deciding method for {words}: {titles}.")
+
+
+@functools.cache
+def _section(registry: tuple[methods.DriftMethod, ...]) -> type[DriftSection]:
+    fields: dict[str, Any] = {}
+    for name, info in DriftSection.model_fields.items():
+        fields[name] = (info.annotation, info)
+        if name == "categorical_method":  # the methods' thresholds follow the method keys
+            fields["numeric_method"] = _method_key("numeric", "ks", "numbers")
+            fields["categorical_method"] = _method_key("categorical", "chi2", "categories")
+            fields.update({s.name: (float, Field(s.default, description=s.description, gt=s.gt,
+                                                 ge=s.ge, lt=s.lt, le=s.le))
+                           for s in methods.settings(registry)})
+    made = create_model("DriftConfig", __base__=Section, __module__=__name__,
+                        __doc__="The drift section: fixed keys and every method's thresholds.",
+                        **fields)
+    return cast(type[DriftSection], made)  # the same keys and more; not a subclass
+
+
+def drift_section() -> type[DriftSection]:
+    """The ``drift`` section for the registry as it is now."""
+    return _section(tuple(methods.METHODS.values()))
+
+
+if TYPE_CHECKING:
+    DriftConfig = DriftSection
+else:
+    DriftConfig = drift_section()

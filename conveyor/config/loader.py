@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from conveyor.config.root import Config
+from conveyor.config.root import Config, config_model
 from conveyor.errors import ConfigError
 from conveyor.io.userfiles import check_regular_file
 
@@ -66,7 +66,7 @@ def _refuse_aliases(text: str, path: Path) -> None:
 def parse_config(data: dict[str, Any], base_dir: Path) -> Config:
     """Validate a config mapping; relative paths are resolved against ``base_dir``."""
     try:
-        config = Config.model_validate(data)
+        config = config_model().model_validate(data)
     except ValidationError as exc:
         lines = "; ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid config: {lines}") from None

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, create_model, model_validator
 
 from conveyor.config.base import Section
 from conveyor.config.columns import ColumnsConfig, FeaturesConfig, TargetConfig
-from conveyor.config.drift import DriftConfig
+from conveyor.config.drift import DriftConfig, DriftSection, drift_section
 from conveyor.config.quality import CleanConfig, QualityConfig
 from conveyor.config.serve import LockConfig, ServeConfig, StoreConfig
 from conveyor.config.source import EnrichConfig, SourceConfig, StreamConfig
@@ -122,3 +123,18 @@ class Config(Section):
         """Return a short hash of the effective configuration (for model lineage)."""
         text = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _model(drift: type[DriftSection]) -> type[Config]:
+    if drift is DriftConfig:
+        return Config
+    return create_model("Config", __base__=Config, __module__=__name__, __doc__=Config.__doc__,
+                        drift=(drift, Field(default_factory=drift,
+                                            description=Config.model_fields["drift"].description)))
+
+
+def config_model() -> type[Config]:
+    """The model configs are validated with: :class:`Config`, or (after a drift method was
+    registered at run time) a subclass whose ``drift`` section has that method's keys."""
+    return _model(drift_section())
