@@ -20,7 +20,7 @@ from conveyor.config.columns import (
 )
 from conveyor.config.drift import DriftConfig, DriftSection, drift_section
 from conveyor.config.loader import MAX_CONFIG_BYTES, load_config, parse_config
-from conveyor.config.quality import QUARANTINE_CHECKS, CleanConfig, QualityConfig, Threshold
+from conveyor.config.quality import CleanConfig, QualityConfig, Threshold
 from conveyor.config.root import (
     CLASSIFICATION_METRICS,
     REGRESSION_METRICS,
@@ -48,7 +48,7 @@ from conveyor.config.train import (
 from conveyor.config.validate import ModelDriftConfig, RegistryConfig, ValidateConfig
 
 __all__ = [
-    "CLASSIFICATION_METRICS", "MAX_CONFIG_BYTES", "QUARANTINE_CHECKS", "REGRESSION_METRICS",
+    "CLASSIFICATION_METRICS", "MAX_CONFIG_BYTES", "REGRESSION_METRICS",
     "CleanConfig", "ColumnsConfig", "ComputeConfig", "Config", "CsvOptions", "DerivedFeature",
     "DriftConfig", "DriftSection", "EnrichConfig", "FamilyConfig", "FeaturesConfig", "LockConfig",
     "ModelDriftConfig", "PrepareConfig", "QualityConfig", "RegistryConfig", "RoutingConfig",

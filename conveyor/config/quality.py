@@ -9,6 +9,14 @@ from pydantic import Field, field_validator, model_validator
 from conveyor.config.base import Section
 
 
+def _default_quarantine() -> list[str]:
+    """The checks marked to quarantine in the registry (imported late: it reads this
+    section)."""
+    from conveyor.analyze.checks import default_quarantine
+
+    return default_quarantine()
+
+
 class Threshold(Section):
     """A check's limits: above ``warn`` it warns, above ``fail`` it fails."""
 
@@ -20,11 +28,6 @@ class Threshold(Section):
         if self.warn > self.fail:
             raise ValueError(f"warn ({self.warn}) must not exceed fail ({self.fail})")
         return self
-
-
-QUARANTINE_CHECKS = ("rows", "duplicate_share", "missing_target_share", "missing_columns",
-                     "type_violation_share", "out_of_range_share", "unseen_category_share",
-                     "missing_share", "outlier_share")
 
 
 class QualityConfig(Section):
@@ -65,8 +68,7 @@ class QualityConfig(Section):
         default_factory=dict, description="Fixed valid ranges per column, e.g. {age: [0, 120]}."
     )
     quarantine_on: list[str] = Field(
-        default_factory=lambda: ["rows", "duplicate_share", "missing_target_share",
-                                 "missing_columns"],
+        default_factory=_default_quarantine,
         description="Checks whose failure quarantines the whole batch; other failures are "
         "cleaned.",
     )
@@ -74,9 +76,12 @@ class QualityConfig(Section):
     @field_validator("quarantine_on")
     @classmethod
     def _known_checks(cls, value: list[str]) -> list[str]:
-        unknown = sorted(set(value) - set(QUARANTINE_CHECKS))
+        from conveyor.analyze.checks import quarantinable
+
+        known = quarantinable()
+        unknown = sorted(set(value) - set(known))
         if unknown:
-            raise ValueError(f"unknown check(s) {unknown}; choose from {list(QUARANTINE_CHECKS)}")
+            raise ValueError(f"unknown check(s) {unknown}; choose from {known}")
         return value
 
 
