@@ -17,7 +17,7 @@ from conveyor.config import Config
 
 HEADER = """# conveyor.yaml reference
 
-Generated from the pydantic models in `conveyor/config.py` by
+Generated from the pydantic models in `conveyor/config/` by
 `python -m conveyor.configdoc > docs/configuration.md`; a test fails when this
 file and the code disagree. Paths are relative to the config file's folder.
 Unknown keys are errors.

@@ -28,11 +28,13 @@ def drift_row(row: dict[str, Any]) -> dict[str, Any]:
             "scores": {k: finite(float(v)) for k, v in row["scores"].items()}}
 
 
-def drift_settings(config: Config) -> drift.DriftSettings:
-    """The drift settings from the ``drift`` section: every field DriftSettings declares,
-    read by name, so a new method's threshold cannot silently keep its default."""
-    return drift.DriftSettings(**{item.name: getattr(config.drift, item.name)
-                                  for item in dataclasses.fields(drift.DriftSettings)})
+def drift_settings(config: Config) -> drift.BaseDriftSettings:
+    """The drift settings from the ``drift`` section: every field DriftSettings declares
+    (a field per registered method threshold), read by name, so a new method's threshold
+    cannot silently keep its default."""
+    settings = drift.settings_class()
+    return settings(**{item.name: getattr(config.drift, item.name)
+                       for item in dataclasses.fields(settings)})
 
 
 def measure_drift(config: Config, store: Store, conn: Any, batch_id: int, frame: pd.DataFrame,

@@ -1,6 +1,8 @@
 """Data-quality checks of one batch, per batch and per column, and the cleaning they call for.
 
-Each check yields a value, its thresholds and a verdict (pass / warn / fail).
+Each check of the registry in :mod:`conveyor.analyze.checks` yields a value, its
+thresholds and a verdict (pass / warn / fail); :mod:`conveyor.analyze.measures`
+holds what they measure.
 Checks named in ``quality.quarantine_on`` quarantine the whole batch when they
 fail; other failures become actions of a :class:`CleanPlan` (drop a column,
 coerce a type, clip to a range) that is stored with the batch, so cleaning is
@@ -13,45 +15,31 @@ rows of those batches.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from conveyor.config import CleanConfig, QualityConfig, Threshold
+from conveyor.analyze.checks import CHECKS, Batch, default_quarantine
+from conveyor.analyze.measures import (
+    USABLE_LIMIT,
+    ColumnReference,
+    QualityCheck,
+    Reference,
+    duplicate_share,
+    judge,
+    outlier_share,
+    type_violations,
+    usable_numbers,
+    valid_range,
+)
+from conveyor.config import CleanConfig, QualityConfig
 
-
-@dataclass(frozen=True)
-class ColumnReference:
-    """What a column looked like in the reference window."""
-
-    kind: str  # numeric | categorical | datetime
-    min: float | None = None
-    max: float | None = None
-    q25: float | None = None
-    q75: float | None = None
-    levels: frozenset[str] | None = None
-
-
-@dataclass(frozen=True)
-class Reference:
-    """Per-column summary of the reference window (the production model's batches)."""
-
-    columns: dict[str, ColumnReference]
-    batch_ids: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class QualityCheck:
-    """One measured check."""
-
-    check: str
-    value: float
-    threshold: float | None
-    verdict: str  # pass | warn | fail
-    column: str | None = None
-    note: str | None = None
+__all__ = ["USABLE_LIMIT", "BatchQuality", "CleanPlan", "ColumnReference", "QualityCheck",
+           "Reference", "assess", "clean_plan", "duplicate_share", "judge", "outlier_share",
+           "reference_from_stats", "type_violations", "usable_numbers", "valid_range"]
 
 
 @dataclass(frozen=True)
@@ -88,8 +76,7 @@ class BatchQuality:
     """All checks of a batch, the gate's verdict and the cleaning plan."""
 
     checks: list[QualityCheck] = field(default_factory=list)
-    quarantine_on: tuple[str, ...] = ("rows", "duplicate_share", "missing_target_share",
-                                      "missing_columns")
+    quarantine_on: tuple[str, ...] = field(default_factory=lambda: tuple(default_quarantine()))
     plan: CleanPlan = field(default_factory=CleanPlan)
 
     @property
@@ -128,176 +115,57 @@ def _describe(c: QualityCheck) -> str:
     return f"{c.check}{where} = {c.value:.4g}{limit}"
 
 
-def judge(check: str, value: float, limits: Threshold, column: str | None = None,
-          note: str | None = None) -> QualityCheck:
-    """Compare a value with warn/fail limits (above a limit is bad).
-
-    >>> judge("duplicate_share", 0.05, Threshold(warn=0.01, fail=0.2)).verdict
-    'warn'
-    >>> judge("duplicate_share", 0.2, Threshold(warn=0.01, fail=0.2)).verdict
-    'warn'
-    """
-    if value > limits.fail:
-        return QualityCheck(check, value, limits.fail, "fail", column, note)
-    if value > limits.warn:
-        return QualityCheck(check, value, limits.warn, "warn", column, note)
-    return QualityCheck(check, value, limits.warn, "pass", column, note)
-
-
-def duplicate_share(frame: pd.DataFrame) -> float:
-    """Return the share of rows that repeat an earlier row exactly.
-
-    >>> duplicate_share(pd.DataFrame({"a": [1, 1, 2, 1]}))
-    0.5
-    """
-    return float(frame.duplicated().mean()) if len(frame) else 0.0
-
-
-# the largest number a model can use: scikit-learn's trees and forests work in float32
-USABLE_LIMIT = float(np.finfo(np.float32).max)
-
-
-def usable_numbers(numbers: pd.Series) -> pd.Series:
-    """Return a mask of the numbers models can use: finite and within ±3.4e38.
-
-    >>> usable_numbers(pd.Series([1.0, np.inf, -1e308, np.nan])).tolist()
-    [True, False, False, False]
-    """
-    return pd.Series(np.abs(numbers.to_numpy(dtype=float)) <= USABLE_LIMIT, index=numbers.index)
-
-
-def type_violations(values: pd.Series) -> pd.Series:
-    """Return a mask of present values that are not usable numbers.
-
-    Text that is not a number, and numbers no model can use (±inf, beyond ±3.4e38),
-    are violations of a numeric feature.
-
-    >>> type_violations(pd.Series(["1", "x", None, "2.5", "inf"])).tolist()
-    [False, True, False, False, True]
-    >>> type_violations(pd.Series([1.0, np.nan, np.inf, 1e308])).tolist()
-    [False, False, True, True]
-    """
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.notna() & ~usable_numbers(values)
-    text = values.astype("string").str.strip()
-    present = values.notna() & (text != "")
-    numbers = pd.to_numeric(text, errors="coerce").astype("float64")
-    return present & ~usable_numbers(numbers)
-
-
-def valid_range(column: str, ref: ColumnReference | None,
-                config: QualityConfig) -> tuple[float, float] | None:
-    """Return the range a column's values should lie in: from config, else learned.
-
-    >>> valid_range("a", ColumnReference("numeric", min=0.0, max=10.0), QualityConfig())
-    (-1.0, 11.0)
-    """
-    if column in config.ranges:
-        low, high = config.ranges[column]
-        return float(low), float(high)
-    if ref is None or ref.min is None or ref.max is None:
-        return None
-    margin = config.range_margin * (ref.max - ref.min)
-    return ref.min - margin, ref.max + margin
-
-
-def outlier_share(values: pd.Series, ref: ColumnReference, k: float) -> float | None:
-    """Share of values beyond the reference's Tukey fences (q25 - k·IQR, q75 + k·IQR).
-
-    >>> outlier_share(pd.Series([0.0, 1.0, 2.0, 50.0]), ColumnReference("numeric", q25=0.5,
-    ...               q75=1.5), k=3.0)
-    0.25
-    """
-    if ref.q25 is None or ref.q75 is None or ref.q75 <= ref.q25 or values.empty:
-        return None
-    iqr = ref.q75 - ref.q25
-    outside = (values < ref.q25 - k * iqr) | (values > ref.q75 + k * iqr)
-    return float(outside.mean())
-
-
-def _numbers(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce").astype("float64").dropna()
+def _numeric(frame: pd.DataFrame, features: list[str], reference: Reference | None) -> list[str]:
+    """The features meant to be numbers: numeric in the reference, or (new) in the batch."""
+    ref_columns = reference.columns if reference else {}
+    return [c for c in features if c in frame.columns and (
+        ref_columns.get(c, ColumnReference("")).kind == "numeric"
+        or (c not in ref_columns and pd.api.types.is_numeric_dtype(frame[c])))]
 
 
 def assess(frame: pd.DataFrame, features: list[str], target: str, config: QualityConfig,
            clean: CleanConfig | None = None, reference: Reference | None = None,
            numeric: list[str] | None = None) -> BatchQuality:
-    """Measure the batch, judge each check and decide the cleaning plan.
+    """Run every registered check on the batch and decide the cleaning plan.
 
     ``numeric`` names the features meant to be numbers (type checks, ranges,
     outliers); by default those numeric in the reference or in the batch.
     """
-    clean = clean or CleanConfig()
-    rows = len(frame)
     gate = tuple(config.quarantine_on)
-    checks = [QualityCheck("rows", float(rows), float(config.min_rows),
-                           "pass" if rows >= config.min_rows else "fail")]
+    rows = len(frame)
+    batch = Batch(frame, list(features), target, config, reference,
+                  _numeric(frame, features, reference) if numeric is None else numeric)
+    checks = [check.measure(batch, None) for check in CHECKS.values()
+              if check.on == "batch" and (rows or check.empty_ok)]
     if rows == 0:
-        return BatchQuality(checks, gate, CleanPlan())
-    checks.append(judge("duplicate_share", duplicate_share(frame), config.duplicate_share))
-    target_missing = float(frame[target].isna().mean()) if target in frame else 1.0
-    checks.append(judge("missing_target_share", target_missing, config.missing_target_share))
+        return BatchQuality([c for c in checks if c is not None], gate, CleanPlan())
+    checks += [check.measure(batch, column) for column in features if column in frame.columns
+               for check in CHECKS.values() if check.applies_to(batch, column)]
+    done = [c for c in checks if c is not None]
+    return BatchQuality(done, gate, clean_plan(done, config, clean or CleanConfig()))
 
-    ref_columns = reference.columns if reference else {}
-    expected = [c for c in features if c in ref_columns] if reference else list(features)
-    missing_columns = [c for c in expected if c not in frame.columns]
-    checks.append(QualityCheck("missing_columns", float(len(missing_columns)), 0.0,
-                               "fail" if missing_columns else "pass",
-                               note=", ".join(missing_columns) or None))
-    if reference:
-        extra = [c for c in features if c not in ref_columns]
-        checks.append(QualityCheck("extra_columns", float(len(extra)), 0.0,
-                                   "warn" if extra else "pass", note=", ".join(extra) or None))
-    if numeric is None:
-        numeric = [c for c in features if c in frame.columns and (
-            ref_columns.get(c, ColumnReference("")).kind == "numeric"
-            or (c not in ref_columns and pd.api.types.is_numeric_dtype(frame[c])))]
 
+def clean_plan(checks: Iterable[QualityCheck], config: QualityConfig,
+               clean: CleanConfig) -> CleanPlan:
+    """The cleaning the checks call for: drop features that failed (when
+    ``clean.drop_failed_columns``), coerce those with type violations, and enforce the
+    ranges declared in ``quality.ranges`` that values left; a learned range is what the
+    reference happened to see (seasons move it), so leaving it is only reported."""
     drop_columns, coerce, ranges = [], [], {}
-    for column in features:
-        if column not in frame.columns:
+    for c in checks:
+        action = CHECKS[c.check].calls_for if c.check in CHECKS else None
+        if c.column is None or action is None:
             continue
-        values = frame[column]
-        ref = ref_columns.get(column)
-        missing = judge("missing_share", float(values.isna().mean()), config.missing_share,
-                        column)
-        checks.append(missing)
-        if missing.verdict == "fail" and clean.drop_failed_columns:
-            drop_columns.append(column)
-        if column in numeric:
-            bad = type_violations(values)
-            violations = judge("type_violation_share", float(bad.mean()),
-                               config.type_violation_share, column)
-            checks.append(violations)
-            if bad.any():
-                coerce.append(column)
-            numbers = _numbers(values)
-            bounds = valid_range(column, ref, config)
-            if bounds is not None and len(numbers):
-                outside = float(((numbers < bounds[0]) | (numbers > bounds[1])).mean())
-                fixed = column in config.ranges
-                source = "fixed" if fixed else "learned"
-                checks.append(judge("out_of_range_share", outside, config.out_of_range_share,
-                                    column, note=f"{source} range [{bounds[0]:.4g}, "
-                                                 f"{bounds[1]:.4g}]"))
-                # only ranges the user declared are enforced: a learned range is what the
-                # reference happened to see (seasons move it), so leaving it is a signal
-                if outside > 0 and fixed:
-                    ranges[column] = bounds
-            if ref is not None:
-                share = outlier_share(numbers, ref, config.iqr_k)
-                if share is not None:
-                    checks.append(judge("outlier_share", share, config.outlier_share, column))
-        elif ref is not None and ref.levels is not None:
-            present = values.dropna().astype(str)
-            if len(present):
-                unseen = float((~present.isin(ref.levels)).mean())
-                checks.append(judge("unseen_category_share", unseen,
-                                    config.unseen_category_share, column))
-    plan = CleanPlan(drop_columns=tuple(drop_columns), coerce=tuple(coerce), ranges=ranges,
+        if action == "drop_column" and c.verdict == "fail" and clean.drop_failed_columns:
+            drop_columns.append(c.column)
+        elif action == "coerce" and c.value > 0:
+            coerce.append(c.column)
+        elif action == "enforce_range" and c.value > 0 and c.column in config.ranges:
+            ranges[c.column] = valid_range(c.column, None, config)
+    return CleanPlan(drop_columns=tuple(drop_columns), coerce=tuple(coerce),
+                     ranges={k: v for k, v in ranges.items() if v is not None},
                      drop_duplicates=clean.drop_duplicates,
                      type_violations=clean.type_violations, out_of_range=clean.out_of_range)
-    return BatchQuality(checks, gate, plan)
 
 
 def reference_from_stats(stats: pd.DataFrame,

@@ -1,0 +1,79 @@
+"""Inference and the API, the metadata store and the writer lock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from conveyor.config.base import Section
+
+
+class RoutingConfig(Section):
+    enabled: bool = Field(True, description="Keep a robust fallback model beside the champion "
+                          "and send unusual rows to it.")
+    max_missing_share: float = Field(0.5, ge=0, le=1, description="Rows missing more than "
+                                     "this share of features go to the fallback.")
+    range_margin: float = Field(0.1, ge=0, description="Numbers outside the training range "
+                                "widened by this share of its width go to the fallback.")
+    unseen_categories: bool = Field(True, description="Rows with a category never seen in "
+                                    "training go to the fallback.")
+    anomaly: bool = Field(True, description="Rows an IsolationForest (fitted on the training "
+                          "window) finds most isolated go to the fallback.")
+    contamination: float = Field(0.005, gt=0, le=0.5, description="Share of training rows the "
+                                 "IsolationForest treats as anomalous.")
+
+
+class ServeConfig(Section):
+    output_dir: Path | None = Field(
+        None, description="Where inference writes; null means <workspace>/predictions."
+    )
+    routing: RoutingConfig = Field(default_factory=RoutingConfig,
+                                   description="Flexible prediction: champion or fallback per row.")
+    route_columns: bool = Field(False, description="Add `route` and `route_reason` columns to "
+                                "inference output (and fields to API responses).")
+    version_column: bool = Field(False, description="Add a `model_version` column to inference "
+                                 "output (API responses always name the version).")
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="Budget per 1,000 predicted rows; a slower inference call or "
+        "API flush records a `latency_budget` warning event. null: no budget."
+    )
+    host: str = Field("127.0.0.1", description="API: address to listen on.")
+    port: int = Field(8000, ge=1, le=65535, description="API: port.")
+    max_body_bytes: int = Field(
+        1_000_000, ge=1024, description="API: largest request body accepted (413 above)."
+    )
+    max_records: int = Field(10_000, ge=1, description="API: most records in one request.")
+    reload_seconds: float = Field(
+        2.0, gt=0, description="API: how often to look for a newly promoted model."
+    )
+    challenger_share: float = Field(
+        0.0, ge=0, le=1,
+        description="API: share of requests answered by the staging model (sticky by key).",
+    )
+    log_seconds: float = Field(
+        5.0, gt=0, description="API: how often request figures are written to the database."
+    )
+
+
+class StoreConfig(Section):
+    url: str | None = Field(
+        None, description="Metadata database URL (e.g. postgresql+psycopg://user:pw@host/db); "
+        "null: SQLite in <workspace>/conveyor.db."
+    )
+    raw_url: str | None = Field(
+        None, description="Where raw batches are written: a folder (relative to the config) or "
+        "an fsspec URL such as s3://bucket/conveyor/raw (needs that filesystem's package, e.g. "
+        "s3fs); null: <workspace>/raw. Every process must reach it; batches already stored "
+        "stay where the catalog says they are."
+    )
+    models_url: str | None = Field(
+        None, description="Where model versions are written, as raw_url; null: "
+        "<workspace>/models."
+    )
+
+
+class LockConfig(Section):
+    timeout_seconds: float = Field(
+        30, ge=0, description="How long a second writer waits for the workspace lock."
+    )
