@@ -35,6 +35,7 @@ def test_injected_shift_raises_an_alarm_and_resets_the_window(tmp_path):
         drift = store.frame("drift")
         events = store.frame("events")
         models = store.frame("models").sort_values("version").to_dict("records")
+        anchor = store.window_anchor()
     finally:
         store.close()
     # the first batch is the reference: nothing to compare it with
@@ -53,6 +54,7 @@ def test_injected_shift_raises_an_alarm_and_resets_the_window(tmp_path):
     assert alarms["batch_id"].tolist() == [3] and "dep_delay" in alarms["message"].iloc[0]
     resets = events[events["kind"] == "window_reset"]
     assert resets["batch_id"].tolist() == [3]
+    assert anchor == 3  # the window's start is state of its own; the event is for people
     # the alarm rules out an incremental update: production's configuration is refit on
     # the new window only
     last = models[-1]
