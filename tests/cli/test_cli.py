@@ -12,7 +12,7 @@ import pytest
 from conveyor.workspace import Workspace
 from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_py(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

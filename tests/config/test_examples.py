@@ -14,7 +14,7 @@ from conveyor.collect.rawstore import read_batch
 from conveyor.config import load_config
 from tests.e2e_helpers import inference_sample, write_flights_slice
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def test_flights_delayed_classification_example(tmp_path, open_store):
