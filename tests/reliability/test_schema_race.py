@@ -23,7 +23,7 @@ import sqlalchemy as sa
 import conveyor
 from conveyor.store import Store, schema
 from conveyor.store.schema import SCHEMA_VERSION
-from tests.e2e_helpers import write_config
+from tests.e2e_helpers import store_url, write_config
 from tests.store.test_migrations import _v1_database
 
 ROOT = Path(conveyor.__file__).resolve().parents[1]
@@ -94,7 +94,7 @@ def _check(configs: list[Path], done: list[subprocess.CompletedProcess[str]],
         assert len(_json_documents(process.stdout)) == len(configs)  # one status each
     assert logged == upgrades
     for config in configs:
-        store = Store.open(f"sqlite:///{config.parent / 'ws' / 'conveyor.db'}")
+        store = Store.open(store_url(config.parent / "ws"))
         try:
             meta = store.frame("meta")
             assert meta["key"].tolist() == ["schema_version"]
@@ -129,20 +129,17 @@ def _json_documents(text: str) -> list[str]:
     return docs
 
 
-def test_processes_opening_new_and_schema_v1_workspaces_at_once(tmp_path):
+def test_processes_opening_new_and_schema_v1_workspaces_at_once(tmp_path, open_store):
     configs = _configs(tmp_path)
     older = configs[WORKSPACES // 2:]
     for config in older:
         (config.parent / "ws").mkdir()
-        _v1_database(f"sqlite:///{config.parent / 'ws' / 'conveyor.db'}")
+        _v1_database(store_url(config.parent / "ws"))
     started = time.perf_counter()
     done = _race(tmp_path, configs)
     _check(configs, done, upgrades=[0 if c not in older else 1 for c in configs])
     for config in older:  # the v1 rows survived the upgrade
-        store = Store.open(f"sqlite:///{config.parent / 'ws' / 'conveyor.db'}")
-        try:
-            assert store.model(1)["family"] == "linear" and store.batch(1)["rows"] == 10
-        finally:
-            store.close()
+        store = open_store(config.parent / "ws")
+        assert store.model(1)["family"] == "linear" and store.batch(1)["rows"] == 10
     print(f"\n{PROCESSES} processes x {WORKSPACES} workspaces ({len(older)} at schema v1): "
           f"all succeeded, one upgrade each ({time.perf_counter() - started:.1f} s)")

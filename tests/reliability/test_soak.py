@@ -47,7 +47,12 @@ import pytest
 from conveyor import pipeline
 from conveyor.config import load_config
 from conveyor.store import Store
-from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
+from tests.e2e_helpers import (
+    inference_sample,
+    store_url,
+    write_config,
+    write_flights_slice,
+)
 from tests.reliability.apikit import Server, request_records
 from tests.serve.test_api import replica_config
 
@@ -105,7 +110,7 @@ def writer(soak: Soak, promotes: bool) -> None:
         if turn % 2 == 0:  # promote first: a slow machine may leave time for one of each
             soak.run("rollback")
             continue
-        store = Store.open(f"sqlite:///{soak.folder / 'ws' / 'conveyor.db'}")
+        store = Store.open(store_url(soak.folder / "ws"))
         try:
             models = store.frame("models")
         finally:
@@ -150,7 +155,7 @@ def log_lines(path: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
-def test_updates_promotions_api_and_inference_at_once(tmp_path):
+def test_updates_promotions_api_and_inference_at_once(tmp_path, open_store):
     seconds = float(os.environ.get("CONVEYOR_SOAK_SECONDS", "60"))
     write_flights_slice(tmp_path)
     sample = inference_sample(tmp_path, rows=1000)
@@ -185,12 +190,9 @@ def test_updates_promotions_api_and_inference_at_once(tmp_path):
         for server in servers:
             server.stop()
 
-    store = Store.open(f"sqlite:///{tmp_path / 'ws' / 'conveyor.db'}")
-    try:
-        models, events = store.frame("models"), store.frame("events")
-        api_log = store.frame("inference_log")
-    finally:
-        store.close()
+    store = open_store(tmp_path / "ws")
+    models, events = store.frame("models"), store.frame("events")
+    api_log = store.frame("inference_log")
     ever_production = set(events.loc[events["kind"].isin(["promotion", "rollback"]),
                                      "version"].astype(int))
     runs = {kind: [r for r in soak.runs if kind in r.argv] for kind in

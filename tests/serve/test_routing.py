@@ -10,7 +10,6 @@ from conveyor import pipeline
 from conveyor.config import load_config
 from conveyor.serve.bundle import load_model
 from conveyor.serve.routing import Router, predict_routed, route_counts
-from conveyor.store import Store
 from tests.e2e_helpers import write_config, write_flights_slice
 
 
@@ -70,7 +69,7 @@ def test_predict_routed_uses_the_fallback_for_flagged_rows(train):
     assert route_counts(reason) == {"champion": 1, "out_of_range": 1}
 
 
-def test_fallback_is_kept_beside_the_champion_and_used_at_inference(tmp_path):
+def test_fallback_is_kept_beside_the_champion_and_used_at_inference(tmp_path, open_store):
     write_flights_slice(tmp_path)
     config = load_config(write_config(
         tmp_path, serve={"route_columns": True, "version_column": True},
@@ -78,7 +77,7 @@ def test_fallback_is_kept_beside_the_champion_and_used_at_inference(tmp_path):
             "linear": {"grid": {"alpha": [1.0]}, "variants": ["onehot"]},
             "hgb": {"grid": {"max_iter": [50]}}, "tree": {"grid": {"max_depth": [6]}}}}))
     assert pipeline.update(config).ok
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     production = store.production()
     loaded = load_model(config.workspace / production["path"], production["sha256"])
     assert loaded.fallback is not None and loaded.router is not None
@@ -101,6 +100,5 @@ def test_fallback_is_kept_beside_the_champion_and_used_at_inference(tmp_path):
     assert (output["model_version"] == loaded.version).all()
     assert np.isfinite(output["predict"]).all()
     log = store.frame("inference_log").iloc[-1]
-    store.close()
     assert log["route_counts"]["out_of_range"] >= 1 and log["route_counts"]["champion"] > 100
     assert sum(log["route_counts"].values()) == 200

@@ -7,7 +7,6 @@ import pytest
 from conveyor import pipeline
 from conveyor.config import load_config
 from conveyor.errors import ModelError
-from conveyor.store import Store
 from conveyor.validate import registry
 from conveyor.workspace import Workspace
 from tests.e2e_helpers import write_config, write_flights_slice
@@ -24,12 +23,8 @@ def trained(tmp_path_factory):
     return config
 
 
-def store_of(config) -> Store:
-    return Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-
-
-def test_exactly_one_production_and_every_switch_is_an_event(trained):
-    store = store_of(trained)
+def test_exactly_one_production_and_every_switch_is_an_event(trained, open_store):
+    store = open_store(trained)
     models = registry.list_models(store)
     assert (models["stage"] == "production").sum() == 1
     assert (models["stage"] == "staging").sum() <= 1
@@ -37,8 +32,8 @@ def test_exactly_one_production_and_every_switch_is_an_event(trained):
     assert switches["version"].iloc[-1] == store.production()["version"]
 
 
-def test_promote_and_rollback_switch_production(trained):
-    store = store_of(trained)
+def test_promote_and_rollback_switch_production(trained, open_store):
+    store = open_store(trained)
     current = store.production()["version"]
     other = int(registry.list_models(store).query("stage != 'production' and "
                                                   "stage != 'deleted'")["version"].iloc[0])
@@ -52,16 +47,16 @@ def test_promote_and_rollback_switch_production(trained):
     assert events["message"].tolist()[-1] == "test rollback"
 
 
-def test_promoting_an_unknown_or_current_version_is_refused(trained):
+def test_promoting_an_unknown_or_current_version_is_refused(trained, open_store):
     with pytest.raises(ModelError, match="no model version 999"):
         pipeline.promote(trained, 999, "x")
-    current = store_of(trained).production()["version"]
+    current = open_store(trained).production()["version"]
     with pytest.raises(Exception, match="already production"):
         pipeline.promote(trained, current, "x")
 
 
-def test_retention_keeps_production_predecessor_and_the_newest(trained):
-    store = store_of(trained)
+def test_retention_keeps_production_predecessor_and_the_newest(trained, open_store):
+    store = open_store(trained)
     models = registry.list_models(store)
     deleted = models[models["stage"] == "deleted"]
     kept = models[models["stage"] != "deleted"]
@@ -81,8 +76,8 @@ def test_retention_keeps_production_predecessor_and_the_newest(trained):
     assert len(alive[~alive["version"].isin([previous, first["version"]])]) <= 2
 
 
-def test_models_show_lists_the_raw_batches_with_sha256(trained):
-    store = store_of(trained)
+def test_models_show_lists_the_raw_batches_with_sha256(trained, open_store):
+    store = open_store(trained)
     version = store.production()["version"]
     detail = registry.describe(store, version)
     batches = store.frame("batches").set_index("id")

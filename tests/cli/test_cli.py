@@ -1,7 +1,10 @@
-"""The specification's console contract, run as a user runs it: real processes."""
+"""The specification's console contract, run as a user runs it: real processes (each
+command at least once); the error cases of run.py's function also in process."""
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +12,32 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conveyor.cli import run_py as run_py_function
 from conveyor.workspace import Workspace
 from tests.e2e_helpers import inference_sample, write_config, write_flights_slice
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_py(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300)
+
+
+def run_in_process(folder: Path, *args: str) -> int:
+    """run.py's function in this process, from ``folder``; its own start-up is run for real
+    above. The handlers it adds to the 'conveyor' logger are removed after."""
+    logger = logging.getLogger("conveyor")
+    before = list(logger.handlers)
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        return run_py_function(list(args))
+    finally:
+        os.chdir(cwd)
+        for handler in [h for h in logger.handlers if h not in before]:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 @pytest.fixture(scope="module")
@@ -51,24 +71,28 @@ def test_summary_prints_the_report_path(project):
     assert Path(done.stdout.strip()).is_file()
 
 
-def test_missing_column_is_one_line_exit_2_and_no_output(project):
+def test_missing_column_is_one_line_exit_2_and_no_output(project, capsys):
     frame = pd.read_csv(inference_sample(project)).drop(columns=["carrier"])
     frame.to_csv(project / "bad.csv", index=False)
     before = set((project / "ws" / "predictions").iterdir())
-    done = run_py("-mode", "inference", "-file", "bad.csv", cwd=project)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert "carrier" in done.stderr and "Traceback" not in done.stderr
+    capsys.readouterr()
+    code = run_in_process(project, "-mode", "inference", "-file", "bad.csv")
+    stdout, stderr = capsys.readouterr()
+    assert code == 2
+    assert stdout == ""
+    assert "carrier" in stderr and "Traceback" not in stderr
     assert set((project / "ws" / "predictions").iterdir()) == before
 
 
-def test_a_bad_config_names_the_key(tmp_path):
+def test_a_bad_config_names_the_key(tmp_path, capsys):
     write_flights_slice(tmp_path)
     write_config(tmp_path, validate={"scheme": "shuffled"})
-    done = run_py("-mode", "update", cwd=tmp_path)
-    assert done.returncode == 2
-    assert done.stdout == "False\n"
-    assert "validate.scheme" in done.stderr and "holdout" in done.stderr
+    capsys.readouterr()
+    code = run_in_process(tmp_path, "-mode", "update")
+    stdout, stderr = capsys.readouterr()
+    assert code == 2
+    assert stdout == "False\n"
+    assert "validate.scheme" in stderr and "holdout" in stderr
 
 
 def test_second_update_fails_clearly_while_the_workspace_is_locked(project):

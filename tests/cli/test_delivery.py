@@ -9,7 +9,7 @@ import yaml
 
 from conveyor.cli import build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def commands() -> set[str]:

@@ -5,7 +5,7 @@ from pathlib import Path
 from conveyor.config import Config
 from conveyor.configdoc import reference
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 def test_configuration_reference_is_up_to_date():

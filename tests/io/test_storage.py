@@ -17,7 +17,6 @@ from conveyor.config import load_config
 from conveyor.errors import ConveyorError
 from conveyor.serve.bundle import load_model
 from conveyor.storage import FsspecStorage, LocalStorage, Storage, locate, open_storage
-from conveyor.store import Store
 from conveyor.workspace import Workspace
 from tests.e2e_helpers import inference_sample, read_csv_text, write_config, write_flights_slice
 
@@ -128,7 +127,8 @@ def test_store_urls_in_the_config_are_folders_relative_to_it_or_urls(tmp_path):
 
 
 @pytest.mark.parametrize("where", ["file", "memory"])
-def test_update_and_inference_with_raw_batches_and_models_outside_the_workspace(where, tmp_path):
+def test_update_and_inference_with_raw_batches_and_models_outside_the_workspace(
+        where, tmp_path, open_store):
     write_flights_slice(tmp_path)
     if where == "file":
         raw_url, models_url = (f"file://{tmp_path / 'bucket' / 'raw'}",
@@ -145,7 +145,7 @@ def test_update_and_inference_with_raw_batches_and_models_outside_the_workspace(
     # nothing went to the workspace's own folders; the catalog points into the stores
     assert list((config.workspace / "raw").iterdir()) == []
     assert list((config.workspace / "models").iterdir()) == []
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     workspace = Workspace.of(config)
     prefix = raw_url.removeprefix("file://")
     for batch in store.frame("batches").to_dict("records"):
@@ -195,5 +195,4 @@ def test_update_and_inference_with_raw_batches_and_models_outside_the_workspace(
     interpretation = page[page.index('<section id="interpretation">'):]
     assert f"v{production['version']:06d}: " in interpretation
     assert "No interpretation stored" not in interpretation
-    store.close()
 

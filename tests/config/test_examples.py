@@ -12,13 +12,12 @@ import yaml
 from conveyor import pipeline
 from conveyor.collect.rawstore import read_batch
 from conveyor.config import load_config
-from conveyor.store import Store
 from tests.e2e_helpers import inference_sample, write_flights_slice
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def test_flights_delayed_classification_example(tmp_path):
+def test_flights_delayed_classification_example(tmp_path, open_store):
     (tmp_path / "data").mkdir()
     write_flights_slice(tmp_path / "data")
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'weather.sqlite'}")
@@ -34,13 +33,10 @@ def test_flights_delayed_classification_example(tmp_path):
 
     results = [pipeline.update(config) for _ in range(3)]
     assert all(r.ok for r in results), [r.message for r in results]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    try:
-        batch = store.frame("batches").iloc[0]
-        production = store.production()
-        stats = store.frame("column_stats")
-    finally:
-        store.close()
+    store = open_store(config)
+    batch = store.frame("batches").iloc[0]
+    production = store.production()
+    stats = store.frame("column_stats")
     raw = read_batch(config.workspace / batch["path"])
     assert "delayed" not in raw.columns and "arr_delay" in raw.columns  # stored untouched
     # the label is derived by hand the same way: late when arr_delay > 15, unknown when missing
