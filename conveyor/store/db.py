@@ -290,9 +290,9 @@ class Store:
         """
         with self.engine.connect() as conn:
             version = conn.execute(
-                select(schema.events.c.version)
-                .where(schema.events.c.kind == "promotion")
-                .order_by(schema.events.c.id)
+                select(schema.promotions.c.version)
+                .where(schema.promotions.c.kind == "promotion")
+                .order_by(schema.promotions.c.id)
                 .limit(1)
             ).scalar()
         row = None if version is None else self.model(int(version))
@@ -305,7 +305,16 @@ class Store:
                      .values(stage="archived"))
         conn.execute(update(schema.models).where(schema.models.c.version == version)
                      .values(stage="production", reason=reason))
+        conn.execute(insert(schema.promotions).values(at=utcnow(), kind=kind, version=version,
+                                                      batch_id=batch_id))
         self.add_event(conn, kind, reason, batch_id=batch_id, version=version)
+
+    def production_history(self) -> list[int]:
+        """Every version production switched to (promotions and rollbacks), oldest first."""
+        with self.engine.connect() as conn:
+            return [int(v) for v in conn.execute(
+                select(schema.promotions.c.version).order_by(schema.promotions.c.id)
+            ).scalars()]
 
     # -- reading for reports --------------------------------------------------------------
 

@@ -195,6 +195,16 @@ events = Table(
     Column("message", Text, nullable=False),
 )
 
+# every switch of production, in order: the registry's own history (events say why)
+promotions = Table(
+    "promotions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", String(40), nullable=False),
+    Column("kind", String(16), nullable=False),  # promotion | rollback
+    Column("version", Integer, nullable=False),
+    Column("batch_id", Integer),
+)
+
 inference_log = Table(
     "inference_log", metadata,
     Column("id", Integer, primary_key=True),

@@ -53,12 +53,10 @@ def describe(store: Store, version: int) -> dict[str, Any]:
 
 def previous_production(store: Store) -> int | None:
     """Return the version that was production before the current one, if any."""
-    events = store.frame("events")
-    promotions = events[events["kind"].isin(["promotion", "rollback"])].sort_values("id")
+    versions = store.production_history()
     current = store.production()
-    if current is None or promotions.empty:
+    if current is None or not versions:
         return None
-    versions = [int(v) for v in promotions["version"]]
     # walk back from the newest switch to the first one that names another version
     for version in reversed(versions[:-1]):
         if version != current["version"] and store.model(version) is not None:

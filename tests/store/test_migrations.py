@@ -31,6 +31,9 @@ def _v1_database(url: str) -> None:
         conn.execute(sa.insert(schema_v1.evaluations).values(
             batch_id=1, family="linear", params={"alpha": 1.0}, scheme="holdout", metric="mae",
             score=1.0, metrics={"mae": 1.0}, fit_seconds=0.1, predict_seconds=0.01, chosen=1))
+        conn.execute(sa.insert(schema_v1.events).values(
+            at="2026-01-01T00:00:00+00:00", kind="promotion", batch_id=1, version=1,
+            message="first model"))
         for batch_id in (1, 3, 2):  # the newest reset is the one with the largest batch id
             conn.execute(sa.insert(schema_v1.events).values(
                 at="2026-01-01T00:00:00+00:00", kind="window_reset", batch_id=batch_id,
@@ -44,6 +47,8 @@ def _check_upgraded(url: str) -> None:
         version = store.frame("meta").set_index("key").loc["schema_version", "value"]
         assert int(version) == SCHEMA_VERSION == 4
         assert store.window_anchor() == 3  # carried over from the window_reset events
+        assert store.production_history() == [1]  # and production's history from promotions
+        assert store.first_production()["version"] == 1
         model = store.model(1)
         assert model["family"] == "linear" and model["params"] == {"alpha": 1.0}
         assert model["stage"] == "production" and model["batch_ids"] == [1]
