@@ -15,9 +15,11 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(PY) -m conveyor demo --batches 10
 
-## test: install with the test tools and run the whole suite
+## test: install with the test tools and run the whole suite: two workers, then the tests
+## that bound wall time or throughput (load, soak, hostile files) alone
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 -m "not serial"
+	$(PY) -m pytest -m serial
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check conveyor tests bench

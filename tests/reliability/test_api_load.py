@@ -79,6 +79,7 @@ def drive(url: str, records: list[dict], clients: int, seconds: float) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_eight_clients_for_a_minute_get_no_error(tmp_path, open_store):
     seconds = float(os.environ.get("CONVEYOR_LOAD_SECONDS", "60"))
     clients = int(os.environ.get("CONVEYOR_LOAD_CLIENTS", "8"))

@@ -54,7 +54,7 @@ ADDED = ["predict", "route", "route_reason"]
 PARALLEL = 3
 
 # some 60 commands (one a 5,000-column update) take minutes; CI runs them
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # and bounds on seconds: run alone
 FEATURES = {"calendar": ["hour", "weekday", "holiday"], "timezone": "America/New_York"}
 
 

@@ -155,6 +155,7 @@ def log_lines(path: Path) -> pd.DataFrame:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_updates_promotions_api_and_inference_at_once(tmp_path, open_store):
     seconds = float(os.environ.get("CONVEYOR_SOAK_SECONDS", "60"))
     write_flights_slice(tmp_path)
