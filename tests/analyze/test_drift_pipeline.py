@@ -7,7 +7,6 @@ import pandas as pd
 
 from conveyor import pipeline
 from conveyor.config import load_config
-from conveyor.store import Store
 from tests.e2e_helpers import write_config, write_flights_slice
 
 SHIFTED = ["dep_delay", "distance", "dep_time", "sched_dep_time", "sched_arr_time"]
@@ -22,7 +21,7 @@ def _shifted_stream(folder):
     flights.to_csv(path, index=False)
 
 
-def test_injected_shift_raises_an_alarm_and_resets_the_window(tmp_path):
+def test_injected_shift_raises_an_alarm_and_resets_the_window(tmp_path, open_store):
     _shifted_stream(tmp_path)
     config = load_config(write_config(
         tmp_path, drift={"on_alarm": "reset", "reset_batches": 1},
@@ -30,14 +29,11 @@ def test_injected_shift_raises_an_alarm_and_resets_the_window(tmp_path):
                "families": {"sgd": {"grid": {"alpha": [0.0001]}, "variants": ["onehot"]}}}))
     results = [pipeline.update(config) for _ in range(3)]
     assert all(r.ok for r in results), [r.message for r in results]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    try:
-        drift = store.frame("drift")
-        events = store.frame("events")
-        models = store.frame("models").sort_values("version").to_dict("records")
-        anchor = store.window_anchor()
-    finally:
-        store.close()
+    store = open_store(config)
+    drift = store.frame("drift")
+    events = store.frame("events")
+    models = store.frame("models").sort_values("version").to_dict("records")
+    anchor = store.window_anchor()
     # the first batch is the reference: nothing to compare it with
     assert set(drift["batch_id"]) == {2, 3}
     # production's predictions moved too: shifted inputs, shifted outputs

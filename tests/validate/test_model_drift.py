@@ -9,7 +9,6 @@ import yaml
 
 from conveyor import pipeline
 from conveyor.config import load_config
-from conveyor.store import Store
 from conveyor.validate.model_drift import PageHinkley, relative_loss
 
 CHANGE_DAY = 8
@@ -55,12 +54,12 @@ def concept_change_stream(folder) -> None:
     (folder / "conveyor.yaml").write_text(yaml.safe_dump(config))
 
 
-def test_alarm_within_two_batches_of_a_concept_change_and_recovery(tmp_path):
+def test_alarm_within_two_batches_of_a_concept_change_and_recovery(tmp_path, open_store):
     concept_change_stream(tmp_path)
     config = load_config(tmp_path / "conveyor.yaml")
     while pipeline.update(config).ok:
         pass
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     batches = store.frame("batches").set_index("id")
     start = pd.to_datetime(batches["window_start"])
     change_batch = int(start[start >= pd.Timestamp("2024-01-09", tz="UTC")].index.min())

