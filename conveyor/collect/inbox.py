@@ -12,18 +12,18 @@ import json
 import shutil
 from pathlib import Path
 
-from conveyor.collect.sources import FILE_KINDS
 from conveyor.errors import SourceError
+from conveyor.io import tables
 from conveyor.io.atomic import atomic_write, atomic_write_text
 
 
 def file_kind(path: Path) -> str:
     """Return the reader kind of an inbox file from its extension."""
-    try:
-        return FILE_KINDS[path.suffix.lower()]
-    except KeyError:
+    kind = tables.file_kind(path)
+    if kind is None:
         raise SourceError(f"inbox file '{path.name}' has an unsupported extension; use one of "
-                          f"{sorted(FILE_KINDS)}") from None
+                          f"{sorted(tables.EXTENSIONS)}")
+    return kind
 
 
 def pending_files(folder: Path, pattern: str, processed: set[str]) -> list[Path]:

@@ -81,6 +81,7 @@ from conveyor.collect.stream import window_width
 from conveyor.config import Config, QualityConfig, default_families, parse_config
 from conveyor.errors import ConveyorError, InputError, SourceError
 from conveyor.io.atomic import atomic_write_text
+from conveyor.io.tables import TableRead, Wording, read_user_table
 from conveyor.io.userfiles import check_regular_file
 from conveyor.prepare.roles import resolve_roles
 from conveyor.train.families import build_estimator
@@ -213,16 +214,17 @@ def _decimal_comma(frame: pd.DataFrame) -> bool:
     return False
 
 
-def _read_csv(path: Path, options: dict[str, Any], **kwargs: Any) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, sep=options["delimiter"], encoding=options["encoding"],
-                           decimal=options["decimal"], low_memory=False, **kwargs)
-    except UnicodeDecodeError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise InputError(f"file '{path}' is empty") from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise InputError(f"cannot read '{path}' as CSV: {exc}") from None
+SAMPLE_FILE = Wording(
+    InputError, "data file", empty="file '{path}' is empty",
+    unreadable="cannot read '{path}' as {kind}: {reason}", undecodable=None,
+    kinds={"csv": "CSV", "parquet": "Parquet", "excel": "an Excel workbook"})
+
+
+def _read_csv(path: Path, options: dict[str, Any], rows: int | None = None,
+              columns: list[str] | None = None) -> pd.DataFrame:
+    read = TableRead(options["delimiter"], options["encoding"], options["decimal"], rows=rows,
+                     columns=columns)
+    return read_user_table(path, "csv", read, SAMPLE_FILE)
 
 
 def read_sample(path: Path, max_rows: int = SAMPLE_ROWS) -> Sample:
@@ -242,29 +244,19 @@ def read_sample(path: Path, max_rows: int = SAMPLE_ROWS) -> Sample:
         for encoding in ENCODINGS[ENCODINGS.index(head_encoding):]:
             options["encoding"] = encoding
             try:
-                frame = _read_csv(path, options, nrows=max_rows)
+                frame = _read_csv(path, options, max_rows)
                 break
             except UnicodeDecodeError:  # the head decoded, a later line does not
                 continue
         assert frame is not None  # latin-1 decodes any byte
         if delimiter != "," and _decimal_comma(frame):
             options["decimal"] = ","
-            frame = _read_csv(path, options, nrows=max_rows)
+            frame = _read_csv(path, options, max_rows)
         notes["source.csv"] = "sniffed from the file's first lines"
-    elif kind == "parquet":
-        try:
-            parquet = pq.ParquetFile(path)
-            total = parquet.metadata.num_rows
-            first = next(parquet.iter_batches(batch_size=max_rows), None)
-            frame = (first.to_pandas() if first is not None
-                     else parquet.schema_arrow.empty_table().to_pandas())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read '{path}' as Parquet: {exc}") from None
     else:
-        try:
-            frame = pd.read_excel(path, sheet_name=0, nrows=max_rows, engine="openpyxl")
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"cannot read '{path}' as an Excel workbook: {exc}") from None
+        frame = read_user_table(path, kind, TableRead(rows=max_rows), SAMPLE_FILE)
+        if kind == "parquet":
+            total = pq.ParquetFile(path).metadata.num_rows
     if frame.empty:
         raise InputError(f"file '{path}' has no data rows")
     frame.columns = [str(c) for c in frame.columns]
@@ -277,7 +269,7 @@ def read_times(sample: Sample, column: str) -> pd.Series:
     where = f"'{sample.path}'"
     frame = sample.frame
     if sample.truncated and sample.kind == "csv":
-        frame = _read_csv(sample.path, sample.options, usecols=[column])
+        frame = _read_csv(sample.path, sample.options, columns=[column])
     elif sample.truncated and sample.kind == "parquet":
         frame = pq.read_table(sample.path, columns=[column]).to_pandas()
     elif sample.truncated:

@@ -7,7 +7,6 @@ model. The output is written atomically in the input's format.
 
 from __future__ import annotations
 
-import io
 import re
 import resource
 import sys
@@ -29,12 +28,21 @@ from conveyor.collect.sources import guess_delimiter, mixed_zones
 from conveyor.config import CsvOptions
 from conveyor.errors import InputError
 from conveyor.io.atomic import atomic_write
+from conveyor.io.tables import (
+    EXTENSIONS,
+    INPUT,
+    TableRead,
+    check_names,
+    csv_header,
+    file_kind,
+    read_user_table,
+    separator,
+)
 from conveyor.io.userfiles import check_regular_file
 from conveyor.serve.bundle import LoadedModel
 from conveyor.serve.routing import predict_routed, route_counts
 
-FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
-           ".xlsx": "excel"}
+FORMATS = EXTENSIONS
 PREDICT_COLUMN = "predict"
 
 
@@ -67,11 +75,11 @@ def peak_memory_mb() -> float:
 
 
 def file_format(path: Path) -> str:
-    try:
-        return FORMATS[path.suffix.lower()]
-    except KeyError:
-        raise InputError(f"'{path}' has an unsupported extension '{path.suffix}'; use one of "
-                         f"{sorted(FORMATS)}") from None
+    kind = file_kind(path)
+    if kind is None:
+        raise INPUT.fail(INPUT.unsupported, path, suffix=path.suffix,
+                         extensions=sorted(FORMATS))
+    return kind
 
 
 def check_input_file(path: Path) -> None:
@@ -81,26 +89,7 @@ def check_input_file(path: Path) -> None:
 
 def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
     """Read the user's file; CSV columns stay text exactly as written."""
-    check_input_file(path)
-    kind = file_format(path)
-    try:
-        if kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
-            _csv_header(path, csv, sep)  # bounded checks before pandas reads it all
-            frame = pd.read_csv(path, sep=sep, encoding=csv.encoding, dtype=str,
-                                keep_default_na=False)
-        elif kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_excel(path, engine="openpyxl")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"input file '{path}' is not valid {csv.encoding} text "
-                         f"(byte {exc.start}); re-save it as {csv.encoding}") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"input file '{path}' is empty") from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        raise InputError(f"cannot read input file '{path}' as {kind}: {exc}") from None
-    return frame
+    return read_user_table(path, None, TableRead.of(csv, as_text=True, check_header=True))
 
 
 # the markers pandas reads as missing by default, so as the source is read for training
@@ -190,53 +179,6 @@ def output_path(source: Path, out_dir: Path, version: int) -> Path:
     return out_dir / f"{stem}-predict-v{version:06d}-{stamp}{source.suffix.lower()}"
 
 
-# a header is read from at most this many characters, and may name at most this many
-# columns: the cost of refusing any file stays bounded whatever its size
-HEADER_CHARS = 8 << 20
-MAX_COLUMNS = 100_000
-
-
-def _csv_header(path: Path, csv: CsvOptions, sep: str) -> list[str]:
-    """Return the column names of a CSV file, refusing a header that is too long, too
-    wide, or repeats a name; reads at most HEADER_CHARS characters."""
-    import csv as csvlib
-
-    try:
-        with open(path, encoding=csv.encoding, newline="") as handle:
-            head = handle.read(HEADER_CHARS)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"input file '{path}' is not valid {csv.encoding} text "
-                         f"(byte {exc.start}); re-save it as {csv.encoding}") from None
-    text = io.StringIO(head)
-    try:
-        header = next(csvlib.reader(text, delimiter=sep), None)
-    except csvlib.Error as exc:  # e.g. a cell over csv.field_size_limit() characters
-        raise InputError(f"input file '{path}' has a header conveyor cannot read ({exc}); "
-                         "column names must be short text on the first line") from None
-    if len(head) == HEADER_CHARS and text.tell() == len(head):
-        raise InputError(f"input file '{path}' has a header line longer than {HEADER_CHARS:,} "
-                         "characters; column names must be on the first line, one per column")
-    if not header:
-        raise InputError(f"input file '{path}' is empty")
-    _check_names(path, header)
-    if header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    return header
-
-
-def _check_names(path: Path, names: list[str]) -> None:
-    """Refuse more than MAX_COLUMNS columns or a repeated name (in linear time)."""
-    if len(names) > MAX_COLUMNS:
-        raise InputError(f"input file '{path}' has {len(names):,} columns, more than the "
-                         f"{MAX_COLUMNS:,} conveyor reads; keep the model's columns")
-    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
-    if repeated:
-        shown = ", ".join(repr(n[:40]) for n in repeated[:10])
-        more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
-        raise InputError(f"input file '{path}' repeats column name(s) {shown}{more}; "
-                         "give each column its own name")
-
-
 def _csv_chunks(path: Path, csv: CsvOptions, block_bytes: int = 1 << 20
                 ) -> Iterator[pa.RecordBatch]:
     """Stream a CSV as text columns (values kept exactly as written), block by block.
@@ -247,8 +189,8 @@ def _csv_chunks(path: Path, csv: CsvOptions, block_bytes: int = 1 << 20
     into chunks large enough for fast prediction. (With 6 MiB blocks the readahead
     held ~200 MiB, and files smaller than that looked cheaper than larger ones.)
     """
-    sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
-    names = _csv_header(path, csv, sep)
+    sep = separator(path, csv.delimiter)
+    names = csv_header(path, csv.encoding, sep)
     # Arrow parses the header itself: its skip_rows counts lines, not records, so a quoted
     # column name holding a line break (a multi-line header cell) would shift every row
     reader = pacsv.open_csv(
@@ -283,7 +225,7 @@ def _chunks(path: Path, kind: str, csv: CsvOptions, chunk_rows: int
         yield from _regroup(_csv_chunks(path, csv), chunk_rows)
     elif kind == "parquet":
         parquet = pq.ParquetFile(path)
-        _check_names(path, parquet.schema_arrow.names)
+        check_names(path, parquet.schema_arrow.names)
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             yield pa.Table.from_batches([batch])
     else:  # Excel sheets are limited to ~1M rows: read at once
