@@ -53,10 +53,11 @@ class Wording:
     unsupported: str = ("'{path}' has an unsupported extension '{suffix}'; use one of "
                         "{extensions}")
     kinds: Mapping[str, str] = field(default_factory=dict)
-    catch: tuple[type[Exception], ...] = (ValueError, OSError, KeyError)
+    catch: tuple[type[Exception], ...] = (ValueError, OSError, KeyError)  # become `unreadable`
     tidy: bool = False  # drop pandas' tokenizer jargon ("C error: ") from the reason
 
     def fail(self, template: str, path: Path, **values: object) -> ConveyorError:
+        """The error for ``template`` filled in for ``path``."""
         return self.error(template.format(path=path, **values))
 
 
