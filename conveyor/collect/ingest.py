@@ -1,12 +1,13 @@
 """Collect: take the next window (or inbox file), store it untouched, measure its quality,
 clean it, profile it and compare it with the reference, all recorded in one transaction.
+
+The batches come from the configured source (:mod:`conveyor.collect.registry`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,127 +17,41 @@ from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.eda import batch_eda
 from conveyor.analyze.quality import BatchQuality, Reference, assess, reference_from_stats
 from conveyor.analyze.report import write_quality_report
-from conveyor.collect import inbox, rawstore, sources, stream
+from conveyor.collect import rawstore, stream
 from conveyor.collect.enrich import enrich, load_enrichment
 from conveyor.collect.profile import batch_profile
+from conveyor.collect.registry import open_source
+from conveyor.collect.table_stream import next_from_stream
 from conveyor.config import Config
-from conveyor.errors import ConveyorError, SourceError
+from conveyor.errors import SourceError
 from conveyor.io.atomic import atomic_write_text
 from conveyor.prepare.roles import resolve_roles
 from conveyor.prepare.target import derive_target
 from conveyor.store import Store
-from conveyor.store.db import utcnow
 from conveyor.workspace import Workspace
+
+__all__ = ["collect", "next_from_stream"]
 
 log = logging.getLogger(__name__)
 
 
 def collect(config: Config, workspace: Workspace, store: Store,
-             ) -> tuple[list[dict[str, Any]], str]:
+            ) -> tuple[list[dict[str, Any]], str]:
     """Ingest the next window(s) or inbox file; return the new catalog rows and a message."""
     enrichments = [(spec, load_enrichment(spec)) for spec in config.enrich]
     first_update = store.next_window_index() == 0
     wanted = config.stream.initial_batches if first_update else 1
-    if config.source.kind == "inbox":
-        return _collect_inbox(config, workspace, store, enrichments, wanted)
-    cache = sources.build_cache(config.source, config.target.source_column, workspace.cache,
-                                set(config.columns.categorical or []))
+    source = open_source(config, workspace, store)
     ingested: list[dict[str, Any]] = []
     for _ in range(wanted):
-        collected = next_from_stream(config, cache, store.next_window_index())
-        if collected is None:
+        batch = source.next_batch(store.next_window_index())
+        if batch is None:
             break
-        window, frame = collected
-        frame = enrich(frame, enrichments, config.source.time_column)
-        ingested.append(_ingest(config, workspace, store, window, frame, str(config.source.path
-                                                                             or "sql")))
-    if not ingested:
-        return [], "stream exhausted: no new data after the last window; nothing to update"
-    return ingested, f"ingested {len(ingested)} batch(es)"
-
-
-def next_from_stream(config: Config, cache: Path,
-                      index: int) -> tuple[stream.Window, pd.DataFrame] | None:
-    """Return the next non-empty window (or row-count batch) at or after ``index``."""
-    time_column = config.source.time_column
-    if config.stream.rows is not None:
-        size = config.stream.rows
-        frame = sources.read_rows(cache, index * size, (index + 1) * size)
-        if frame.empty:
-            return None
-        times = frame[time_column]
-        return stream.Window(index, times.min(), times.max()), frame
-    origin, _ = sources.time_bounds(cache, time_column)
-    width = stream.window_width(config.stream.window)
-    start = stream.window_at(origin, width, index).start
-    next_time = sources.first_time_at_or_after(cache, time_column, start)
-    if next_time is None:
-        return None
-    window = stream.window_at(origin, width, stream.index_of(origin, width, next_time))
-    return window, sources.read_window(cache, time_column, window.start, window.end)
-
-
-def _collect_inbox(config: Config, workspace: Workspace, store: Store,
-                   enrichments: list[tuple[Any, pd.DataFrame]],
-                   wanted: int) -> tuple[list[dict[str, Any]], str]:
-    """Take the oldest unprocessed inbox file(s), one batch each."""
-    assert config.source.path is not None
-    processed = set(store.frame("inbox_files")["name"])
-    ingested: list[dict[str, Any]] = []
-    for path in inbox.pending_files(config.source.path, config.source.pattern, processed):
-        if len(ingested) >= wanted:
-            break
-        sha, size = sources.file_sha256(path), path.stat().st_size
-        record = {"name": path.name, "sha256": sha, "size_bytes": size, "processed_at": utcnow()}
-        if store.inbox_file_by_sha(sha) is not None:
-            store.record("inbox_files", **record, status="duplicate",
-                         reason="same bytes as an already processed file")
-            log.warning("inbox file %s repeats an earlier file (same sha256); skipped", path.name)
-            continue
-        try:
-            frame = sources.read_file(path, inbox.file_kind(path), config.source.csv,
-                                      config.source.sheet)
-            frame = sources.check_columns(frame, config.source.time_column,
-                                          config.target.source_column,
-                                          f"inbox file '{path.name}'",
-                                          set(config.columns.categorical or []))
-            _check_schema(store, frame, path.name, config.train.window_batches)
-        except ConveyorError as exc:
-            folder = inbox.quarantine_file(path, workspace.quarantine, str(exc))
-            with store.transaction() as conn:
-                store.insert_rows(conn, "inbox_files", [{**record, "status": "quarantined",
-                                                         "reason": str(exc)}])
-                store.add_event(conn, "quarantine", f"{path.name}: {exc}")
-            return ingested, f"inbox file quarantined to {folder}: {exc}"
-        frame = frame.sort_values(config.source.time_column, kind="stable")
-        times = frame[config.source.time_column]
-        window = stream.Window(store.next_window_index(), times.min(), times.max())
-        frame = enrich(frame.reset_index(drop=True), enrichments, config.source.time_column)
-        row = _ingest(config, workspace, store, window, frame, path.name)
-        store.record("inbox_files", **record, status="ingested", batch_id=row["id"])
+        frame = enrich(batch.frame, enrichments, config.source.time_column)
+        row = _ingest(config, workspace, store, batch.window, frame, batch.name)
+        batch.ingested(row)
         ingested.append(row)
-    if not ingested:
-        return [], f"no new files in the inbox {config.source.path}; nothing to update"
-    return ingested, f"ingested {len(ingested)} inbox file(s)"
-
-
-def _check_schema(store: Store, frame: pd.DataFrame, name: str, recent: int) -> None:
-    """Refuse a batch that lacks columns every one of the ``recent`` newest batches had.
-
-    One file with extra columns does not make them required: a column becomes part of
-    the schema once every batch of the training window has it.
-    """
-    previous = store.accepted_batches(recent)
-    if not previous:
-        return
-    columns = [store.batch_columns(b["id"]) for b in previous]
-    everywhere = set.intersection(*map(set, columns))
-    known = [c for c in columns[-1] if c in everywhere]
-    missing = [c for c in known if c not in frame.columns]
-    if missing:
-        raise SourceError(f"'{name}' lacks column(s) {missing} that earlier batches had "
-                          "(a different schema); fix the file and drop it in the inbox again "
-                          "under a new name")
+    return ingested, source.message(len(ingested))
 
 
 def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.Window,

@@ -20,13 +20,13 @@ import pyarrow.parquet as pq
 from conveyor.config import CsvOptions, SourceConfig, TableConfig
 from conveyor.errors import SourceError
 from conveyor.io.atomic import atomic_write
+from conveyor.io.tables import EXTENSIONS, TableRead, Wording, read_user_table
 from conveyor.io.userfiles import check_regular_file
 
 log = logging.getLogger(__name__)
 
 
-FILE_KINDS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
-              ".xlsx": "excel"}
+FILE_KINDS = EXTENSIONS  # extension -> reader kind
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
@@ -45,28 +45,17 @@ def _describe(table: TableConfig) -> str:
     return f"{table.kind} file '{table.path}'"
 
 
+SOURCE_FILE = Wording(
+    SourceError, "file", empty="file '{path}' is empty",
+    unreadable="cannot read file '{path}' as {kind}: {reason}",
+    undecodable=("file '{path}' is not valid {encoding} text (byte {byte}); "
+                 "set csv.encoding to the file's encoding"),
+    tidy=True)
+
+
 def read_file(path: Path, kind: str, csv: CsvOptions, sheet: str | int = 0) -> pd.DataFrame:
     """Read one file of a known kind, with errors that name the file and the fix."""
-    check_regular_file(path, "file", SourceError)
-    try:
-        if kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
-            frame = pd.read_csv(path, sep=sep, encoding=csv.encoding, decimal=csv.decimal,
-                                low_memory=False)
-        elif kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_excel(path, sheet_name=sheet, engine="openpyxl")
-    except UnicodeDecodeError as exc:
-        raise SourceError(
-            f"file '{path}' is not valid {csv.encoding} text (byte {exc.start}); "
-            "set csv.encoding to the file's encoding"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise SourceError(f"file '{path}' is empty") from None
-    except (pd.errors.ParserError, ValueError, OSError, KeyError) as exc:
-        reason = " ".join(str(exc).split("C error: ")[-1].split())  # pandas' tokenizer jargon
-        raise SourceError(f"cannot read file '{path}' as {kind}: {reason}") from None
+    frame = read_user_table(path, kind, TableRead.of(csv, sheet=sheet), SOURCE_FILE)
     if kind == "csv" and frame.shape[1] == 1 and len(csv.delimiter) == 1:
         header = str(frame.columns[0])
         guess = guess_delimiter(header, csv.delimiter)

@@ -7,34 +7,38 @@ model. The output is written atomically in the input's format.
 
 from __future__ import annotations
 
-import io
-import re
 import resource
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 
-from conveyor.collect.sources import guess_delimiter, mixed_zones
 from conveyor.config import CsvOptions
 from conveyor.errors import InputError
 from conveyor.io.atomic import atomic_write
-from conveyor.io.userfiles import check_regular_file
 from conveyor.serve.bundle import LoadedModel
+from conveyor.serve.inputs import (
+    FORMATS,
+    MISSING_MARKERS,
+    check_input_file,
+    chunks,
+    features_frame,
+    file_format,
+    read_input,
+)
+from conveyor.serve.output import ChunkWriter, output_path
 from conveyor.serve.routing import predict_routed, route_counts
 
-FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet",
-           ".xlsx": "excel"}
+__all__ = ["FORMATS", "MISSING_MARKERS", "PREDICT_COLUMN", "InferenceResult",
+           "check_input_file", "features_frame", "file_format", "output_path", "peak_memory_mb",
+           "predict_file", "predict_rows", "read_input"]
+
 PREDICT_COLUMN = "predict"
 
 
@@ -64,296 +68,6 @@ def peak_memory_mb() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-def file_format(path: Path) -> str:
-    try:
-        return FORMATS[path.suffix.lower()]
-    except KeyError:
-        raise InputError(f"'{path}' has an unsupported extension '{path.suffix}'; use one of "
-                         f"{sorted(FORMATS)}") from None
-
-
-def check_input_file(path: Path) -> None:
-    """Refuse a path that is not a readable regular file, saying what it is instead."""
-    check_regular_file(path)
-
-
-def read_input(path: Path, csv: CsvOptions) -> pd.DataFrame:
-    """Read the user's file; CSV columns stay text exactly as written."""
-    check_input_file(path)
-    kind = file_format(path)
-    try:
-        if kind == "csv":
-            sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
-            _csv_header(path, csv, sep)  # bounded checks before pandas reads it all
-            frame = pd.read_csv(path, sep=sep, encoding=csv.encoding, dtype=str,
-                                keep_default_na=False)
-        elif kind == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_excel(path, engine="openpyxl")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"input file '{path}' is not valid {csv.encoding} text "
-                         f"(byte {exc.start}); re-save it as {csv.encoding}") from None
-    except pd.errors.EmptyDataError:
-        raise InputError(f"input file '{path}' is empty") from None
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        raise InputError(f"cannot read input file '{path}' as {kind}: {exc}") from None
-    return frame
-
-
-# the markers pandas reads as missing by default, so as the source is read for training
-MISSING_MARKERS = frozenset({"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN",
-                             "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN",
-                             "None", "n/a", "nan", "null"})
-
-
-def _as_text(values: pd.Series) -> pd.Series:
-    """Text cells stripped, with the missing markers as missing; other dtypes unchanged."""
-    if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
-        return values
-    text = values.astype("string").str.strip()
-    return text.mask(text.isin(MISSING_MARKERS))
-
-
-def _missing_columns(frame: pd.DataFrame, missing: list[str], schema: dict[str, Any],
-                     source: str) -> InputError:
-    """The error for absent columns, with near misses and a wrong delimiter pointed out."""
-    names = [str(c) for c in frame.columns]
-    message = f"'{source}' lacks required column(s) {missing}"
-    near = [n for n in names if n not in schema and any(
-        n.strip().casefold() == m.casefold() for m in missing)]
-    guess = guess_delimiter(names[0], "") if len(names) == 1 else None
-    if guess is not None:
-        message += (f": it has one column '{names[0][:60]}', so its delimiter looks like "
-                    f"{guess!r}; save it with the delimiter of source.csv.delimiter")
-    elif near:
-        message += (f"; it has {', '.join(map(repr, near))}: names must match exactly (case "
-                    "and spaces too)")
-    return InputError(f"{message}; the model needs {list(schema)}")
-
-
-def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
-                   source: str, offset: int = 0) -> pd.DataFrame:
-    """Return the model's features converted to their training types.
-
-    Empty text and the usual missing markers (``NA``, ``null``...) are missing
-    values; a non-number in a numeric column, a non-time in a time column, or times
-    with and without a UTC offset in one column are refused.
-    """
-    missing = [c for c in schema if c not in frame.columns]
-    if missing:
-        raise _missing_columns(frame, missing, schema, source)
-    out: dict[str, pd.Series] = {}
-    for column, spec in schema.items():
-        values = frame[column]
-        if spec["kind"] == "numeric":
-            text = _as_text(values)
-            numbers = pd.to_numeric(text, errors="coerce")
-            bad = numbers.isna() & text.notna()
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputError(f"'{source}' column '{column}' must be numeric; row "
-                                 f"{offset + row + 1} holds {values.iloc[row]!r}")
-            out[column] = numbers.astype(float)
-        elif spec["kind"] == "datetime":
-            text = _as_text(values)
-            parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-            bad = parsed.isna() & text.notna()
-            if bad.any():
-                row = int(np.flatnonzero(bad.to_numpy())[0])
-                raise InputError(f"'{source}' column '{column}' must hold timestamps; row "
-                                 f"{offset + row + 1} holds {values.iloc[row]!r}")
-            mixed = mixed_zones(text)
-            if mixed is not None:
-                raise InputError(f"'{source}' column '{column}' mixes times with a UTC offset "
-                                 f"and naive ones ({mixed[0]!r} vs {mixed[1]!r}); write every "
-                                 "value with its offset")
-            out[column] = parsed
-        else:  # levels are compared as written (unstripped), as in training
-            categories = values.astype(object)
-            absent = categories.isna() | categories.isin(MISSING_MARKERS)
-            out[column] = categories.where(~absent, np.nan)
-    return pd.DataFrame(out, index=frame.index)
-
-
-def output_path(source: Path, out_dir: Path, version: int) -> Path:
-    r"""Where the predictions for ``source`` go: its name (control characters such as a line
-    break replaced, so the printed path is one line), the version and the time.
-
-    >>> output_path(Path("a\nb.csv"), Path("/out"), 7).name[:20]
-    'a_b-predict-v000007-'
-    """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    stem = re.sub(r"[\x00-\x1f\x7f]", "_", source.stem)
-    return out_dir / f"{stem}-predict-v{version:06d}-{stamp}{source.suffix.lower()}"
-
-
-# a header is read from at most this many characters, and may name at most this many
-# columns: the cost of refusing any file stays bounded whatever its size
-HEADER_CHARS = 8 << 20
-MAX_COLUMNS = 100_000
-
-
-def _csv_header(path: Path, csv: CsvOptions, sep: str) -> list[str]:
-    """Return the column names of a CSV file, refusing a header that is too long, too
-    wide, or repeats a name; reads at most HEADER_CHARS characters."""
-    import csv as csvlib
-
-    try:
-        with open(path, encoding=csv.encoding, newline="") as handle:
-            head = handle.read(HEADER_CHARS)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"input file '{path}' is not valid {csv.encoding} text "
-                         f"(byte {exc.start}); re-save it as {csv.encoding}") from None
-    text = io.StringIO(head)
-    try:
-        header = next(csvlib.reader(text, delimiter=sep), None)
-    except csvlib.Error as exc:  # e.g. a cell over csv.field_size_limit() characters
-        raise InputError(f"input file '{path}' has a header conveyor cannot read ({exc}); "
-                         "column names must be short text on the first line") from None
-    if len(head) == HEADER_CHARS and text.tell() == len(head):
-        raise InputError(f"input file '{path}' has a header line longer than {HEADER_CHARS:,} "
-                         "characters; column names must be on the first line, one per column")
-    if not header:
-        raise InputError(f"input file '{path}' is empty")
-    _check_names(path, header)
-    if header[0].startswith("\ufeff"):
-        header[0] = header[0][1:]
-    return header
-
-
-def _check_names(path: Path, names: list[str]) -> None:
-    """Refuse more than MAX_COLUMNS columns or a repeated name (in linear time)."""
-    if len(names) > MAX_COLUMNS:
-        raise InputError(f"input file '{path}' has {len(names):,} columns, more than the "
-                         f"{MAX_COLUMNS:,} conveyor reads; keep the model's columns")
-    repeated = sorted(name for name, count in Counter(names).items() if count > 1)
-    if repeated:
-        shown = ", ".join(repr(n[:40]) for n in repeated[:10])
-        more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
-        raise InputError(f"input file '{path}' repeats column name(s) {shown}{more}; "
-                         "give each column its own name")
-
-
-def _csv_chunks(path: Path, csv: CsvOptions, block_bytes: int = 1 << 20
-                ) -> Iterator[pa.RecordBatch]:
-    """Stream a CSV as text columns (values kept exactly as written), block by block.
-
-    Arrow's streaming reader reads up to a fixed number of blocks (~32) ahead of the
-    consumer, so its memory is a multiple of the block size: small blocks (1 MiB)
-    keep it near 32 MiB whatever the file's size; :func:`_regroup` then joins them
-    into chunks large enough for fast prediction. (With 6 MiB blocks the readahead
-    held ~200 MiB, and files smaller than that looked cheaper than larger ones.)
-    """
-    sep = "\t" if path.suffix.lower() == ".tsv" else csv.delimiter
-    names = _csv_header(path, csv, sep)
-    # Arrow parses the header itself: its skip_rows counts lines, not records, so a quoted
-    # column name holding a line break (a multi-line header cell) would shift every row
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=block_bytes, encoding=csv.encoding,
-                                       use_threads=False),
-        parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-            quoted_strings_can_be_null=False, null_values=[]),
-    )
-    yield from reader
-
-
-def _regroup(batches: Iterator[pa.RecordBatch], rows: int) -> Iterator[pa.Table]:
-    """Join small record batches into tables of at least ``rows`` rows (the last: fewer)."""
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        pending.append(batch)
-        count += batch.num_rows
-        if count >= rows:
-            yield pa.Table.from_batches(pending)
-            pending, count = [], 0
-    if pending:
-        yield pa.Table.from_batches(pending)
-
-
-def _chunks(path: Path, kind: str, csv: CsvOptions, chunk_rows: int
-            ) -> Iterator[pa.Table]:
-    if kind == "csv":
-        yield from _regroup(_csv_chunks(path, csv), chunk_rows)
-    elif kind == "parquet":
-        parquet = pq.ParquetFile(path)
-        _check_names(path, parquet.schema_arrow.names)
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
-            yield pa.Table.from_batches([batch])
-    else:  # Excel sheets are limited to ~1M rows: read at once
-        yield pa.Table.from_pandas(read_input(path, csv), preserve_index=False)
-
-
-class _Writer:
-    """Writes output chunks in the input's format; CSV values pass through as text."""
-
-    def __init__(self, tmp: Path, kind: str, csv: CsvOptions, tsv: bool) -> None:
-        self.tmp, self.kind, self.csv = tmp, kind, csv
-        self.sep = "\t" if tsv else csv.delimiter
-        self.parquet: pq.ParquetWriter | None = None
-        self.frames: list[pd.DataFrame] = []
-        self.header = True
-
-    def write(self, table: pa.Table) -> None:
-        if self.kind == "parquet":
-            if self.parquet is None:
-                self.parquet = pq.ParquetWriter(self.tmp, table.schema)
-            self.parquet.write_table(table)
-        elif self.kind == "excel":
-            self.frames.append(table.to_pandas())
-        else:
-            self._write_csv(table)
-
-    def _write_csv(self, table: pa.Table) -> None:
-        options = pacsv.WriteOptions(include_header=self.header, delimiter=self.sep,
-                                     quoting_style="none")
-        with open(self.tmp, "ab") as handle:
-            try:
-                sink = pa.BufferOutputStream()
-                pacsv.write_csv(table, sink, options)
-                handle.write(sink.getvalue().to_pybytes())
-            except pa.ArrowInvalid:
-                # a value holds the delimiter, a quote or a line break: quote only those
-                handle.write(self._quoted_csv(table).encode("utf-8"))
-        self.header = False
-
-    def _quoted_csv(self, table: pa.Table) -> str:
-        """The chunk as CSV text, quoting a field only when it holds the delimiter, a quote,
-        ``\n`` or ``\r`` (Python's csv module and pandas leave a lone ``\r`` unquoted, and
-        readers take it for the end of a line)."""
-        special = (self.sep, '"', "\n", "\r")
-
-        def field(value: object) -> str:
-            if value is None or isinstance(value, str):
-                text = value or ""
-            elif isinstance(value, bool):
-                text = "true" if value else "false"  # as Arrow writes the other chunks
-            else:
-                whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
-                # numbers as Arrow writes them: 4, not 4.0
-                text = str(int(value)) if whole and isinstance(value, float) else \
-                    repr(value) if isinstance(value, float) else str(value)
-            if any(c in text for c in special):
-                return '"' + text.replace('"', '""') + '"'
-            return text
-
-        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-        lines = [self.sep.join(field(n) for n in table.column_names)] if self.header else []
-        lines += [self.sep.join(field(c[i]) for c in columns) for i in range(table.num_rows)]
-        return "".join(line + "\n" for line in lines)
-
-    def close(self) -> None:
-        if self.parquet is not None:
-            self.parquet.close()
-        if self.kind == "excel":
-            pd.concat(self.frames, ignore_index=True).to_excel(self.tmp, index=False,
-                                                               engine="openpyxl")
 
 
 def predict_rows(loaded: LoadedModel, features: pd.DataFrame, path: Path | str,
@@ -399,9 +113,9 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
 
     def write(tmp: Path) -> None:
         nonlocal rows
-        writer = _Writer(tmp, kind, csv, path.suffix.lower() == ".tsv")
+        writer = ChunkWriter(tmp, kind, csv, path.suffix.lower() == ".tsv")
         try:
-            for chunk in _chunks(path, kind, csv, chunk_rows):
+            for chunk in chunks(path, kind, csv, chunk_rows):
                 clash = [c for c in added if c in chunk.schema.names]
                 if clash:
                     raise InputError(f"input file '{path}' already has column(s) {clash} that "
