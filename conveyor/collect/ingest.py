@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -35,9 +36,15 @@ __all__ = ["collect", "next_from_stream"]
 log = logging.getLogger(__name__)
 
 
-def collect(config: Config, workspace: Workspace, store: Store,
+Keep = Callable[[dict[str, Any], pd.DataFrame], None]  # an accepted batch, its cleaned rows
+
+
+def collect(config: Config, workspace: Workspace, store: Store, keep: Keep | None = None,
             ) -> tuple[list[dict[str, Any]], str]:
-    """Ingest the next window(s) or inbox file; return the new catalog rows and a message."""
+    """Ingest the next window(s) or inbox file; return the new catalog rows and a message.
+
+    ``keep`` receives each accepted batch with its cleaned rows, so that the update's
+    later steps need not read and clean it again."""
     enrichments = [(spec, load_enrichment(spec)) for spec in config.enrich]
     first_update = store.next_window_index() == 0
     wanted = config.stream.initial_batches if first_update else 1
@@ -48,15 +55,18 @@ def collect(config: Config, workspace: Workspace, store: Store,
         if batch is None:
             break
         frame = enrich(batch.frame, enrichments, config.source.time_column)
-        row = _ingest(config, workspace, store, batch.window, frame, batch.name)
+        row = _ingest(config, workspace, store, batch.window, frame, batch.name, keep)
         batch.ingested(row)
         ingested.append(row)
     return ingested, source.message(len(ingested))
 
 
 def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.Window,
-            frame: pd.DataFrame, source_name: str) -> dict[str, Any]:
-    """Store one batch's rows untouched, measure them, and catalog them in one transaction."""
+            frame: pd.DataFrame, source_name: str, keep: Keep | None) -> dict[str, Any]:
+    """Store one batch's rows untouched, measure them, and catalog them in one transaction.
+
+    What is measured and cleaned is the stored batch (the bytes written, decoded), the
+    rows every later reader of the raw store gets."""
     data = rawstore.encode(frame)
     existing = store.batch_by_sha(rawstore.digest(data))
     if existing is not None:
@@ -64,7 +74,8 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
                           f"{existing['id']} (same sha256); refusing to ingest it twice")
     location, sha = rawstore.write_batch(workspace.raw_store, window.index, data)
     path = workspace.catalog_path(location)
-    frame = derive_target(frame, config.target)  # after the raw copy: stored as the source wrote it
+    # after the raw copy: stored as the source wrote it
+    frame = derive_target(rawstore.decode(data), config.target)
     roles = resolve_roles(frame, config.columns, config.target.column, config.source.time_column)
     reference = _reference(store)
     quality = assess(frame, list(roles.features), config.target.column, config.quality,
@@ -106,6 +117,8 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
         log.debug("batch %d quality warning: %s", batch_id, warning)
     log.info("batch %d: window %s .. %s, %d rows, %s", batch_id, window.start, window.end,
              len(frame), quality.verdict)
+    if keep is not None and status == "accepted":
+        keep({**row, "id": batch_id}, cleaned.frame)
     return {**row, "id": batch_id, "drift_alarm": alarm}
 
 

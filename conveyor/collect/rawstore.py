@@ -47,4 +47,9 @@ def read_batch(location: Path | str, sha256: str | None = None) -> pd.DataFrame:
         raise ConveyorError(f"raw batch file '{location}' is missing from the raw store") from None
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise ConveyorError(f"raw batch file '{location}' does not match its catalogued sha256")
+    return decode(data)
+
+
+def decode(data: bytes) -> pd.DataFrame:
+    """The batch that encoded bytes hold, as every reader of the raw store sees it."""
     return pq.read_table(pa.BufferReader(data)).to_pandas()

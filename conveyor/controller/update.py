@@ -57,8 +57,9 @@ def update(config: Config) -> UpdateResult:
 
 
 def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> UpdateResult:
+    frames = BatchFrames(config, workspace)  # each batch read and cleaned once
     with stages.stage("collect"):
-        batches, message = collect(config, workspace, store)
+        batches, message = collect(config, workspace, store, keep=frames.keep)
     if not batches:
         return UpdateResult(False, message, exhausted=True)
     stages.batch_id = batches[-1]["id"]
@@ -68,16 +69,16 @@ def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> U
         reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
         return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
     data_alarm = "; ".join(b["drift_alarm"] for b in accepted if b.get("drift_alarm")) or None
-    result = learn(config, workspace, store, stages, accepted, data_alarm)
+    result = learn(config, store, stages, frames, accepted, data_alarm)
     result.batch_ids, result.rows = ids, rows
     return result
 
 
-def learn(config: Config, workspace: Workspace, store: Store, stages: Stages, new: Batches,
+def learn(config: Config, store: Store, stages: Stages, frames: BatchFrames, new: Batches,
           data_alarm: str | None) -> UpdateResult:
     """Score production on the new batches, then update, refit or replace it."""
-    state, frames, versions = UpdateState.load(store), BatchFrames(config, workspace), \
-        VersionCache(workspace)
+    workspace = frames.workspace
+    state, versions = UpdateState.load(store), VersionCache(workspace)
     with stages.stage("prequential"):
         _score_in_service(store, frames, versions, state, new)
         model_alarm = watch_model(config.validate_.model_drift, config.metric,

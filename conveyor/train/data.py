@@ -31,6 +31,11 @@ class BatchFrames:
         self.config, self.workspace = config, workspace
         self._frames: dict[int, pd.DataFrame] = {}
 
+    def keep(self, batch: dict[str, Any], cleaned: pd.DataFrame) -> None:
+        """Take a batch's cleaned rows from its ingestion (the stored rows, cleaned by the
+        plan stored with it), so it is not read and cleaned a second time."""
+        self._frames[batch["id"]] = cleaned.assign(**{BATCH_COLUMN: batch["id"]})
+
     def get(self, batch: dict[str, Any]) -> pd.DataFrame:
         """The batch's cleaned rows, tagged with its id (not to be modified)."""
         if batch["id"] not in self._frames:
