@@ -93,12 +93,17 @@ def _check(configs: list[Path], done: list[subprocess.CompletedProcess[str]],
                              f"{SCHEMA_VERSION}" in line for line in lines)
         assert len(_json_documents(process.stdout)) == len(configs)  # one status each
     assert logged == upgrades
-    for config in configs:
+    for config, upgraded in zip(configs, upgrades, strict=True):
         store = Store.open(store_url(config.parent / "ws"))
         try:
             meta = store.frame("meta")
-            assert meta["key"].tolist() == ["schema_version"]
-            assert meta["value"].tolist() == [str(SCHEMA_VERSION)]
+            # a v1 workspace's window anchor (its events' newest reset) moved once
+            assert sorted(meta["key"]) == ["schema_version"] + ["window_anchor"] * upgraded
+            values = meta.set_index("key")["value"]
+            assert values["schema_version"] == str(SCHEMA_VERSION)
+            assert store.production_history() == [1] * upgraded  # one promotion, moved once
+            if upgraded:
+                assert values["window_anchor"] == "3"
             assert set(schema.metadata.tables) <= set(sa.inspect(store.engine).get_table_names())
         finally:
             store.close()
