@@ -38,8 +38,9 @@ def drift_settings(config: Config) -> drift.BaseDriftSettings:
 
 
 def measure_drift(config: Config, store: Store, conn: Any, batch_id: int, frame: pd.DataFrame,
-                   roles: Roles) -> str | None:
-    """Profile the batch, compare it with the reference window, record it; return the alarm."""
+                  roles: Roles, reference: dict[str, drift.Profile]) -> str | None:
+    """Profile the batch, compare it with the reference (merged profiles of production's
+    training batches), record it; return the alarm."""
     columns = [c for c in [*roles.features, config.target.column] if c in frame.columns]
     edges = store.bin_edges()
     new_edges = {c: drift.edges_for(frame[c], config.drift.bins) for c in columns
@@ -53,7 +54,6 @@ def measure_drift(config: Config, store: Store, conn: Any, batch_id: int, frame:
     store.insert_rows(conn, "profiles", [{"batch_id": batch_id, "column": c,
                                           "profile": drift.profile_to_json(p)}
                                          for c, p in profiles.items()])
-    reference = drift.merge_reference(store.reference_profiles(conn))
     if not reference:
         return None
     settings = drift_settings(config)

@@ -3,7 +3,8 @@ values, valid ranges, and the verdict of a value against warn/fail limits."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,13 @@ class ColumnReference:
 
 @dataclass(frozen=True)
 class Reference:
-    """Per-column summary of the reference window (the production model's batches)."""
+    """What a new batch is compared with: the production model's training batches,
+    summarised once per batch for the quality checks and the drift test alike."""
 
-    columns: dict[str, ColumnReference]
+    columns: dict[str, ColumnReference]  # ranges, quartiles, levels: column stats merged
     batch_ids: tuple[int, ...] = ()
+    # drift profiles (conveyor.analyze.drift.Profile) per column, merged over the batches
+    profiles: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
 
+from conveyor.analyze import drift
 from conveyor.analyze.batch_drift import measure_drift
 from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.eda import batch_eda
@@ -105,7 +107,8 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
             config.target.column, config.target.task)}])
         alarm = None
         if status == "accepted" and config.drift.enabled:
-            alarm = measure_drift(config, store, conn, batch_id, cleaned.frame, roles)
+            alarm = measure_drift(config, store, conn, batch_id, cleaned.frame, roles,
+                                  {} if reference is None else reference.profiles)
         if status == "quarantined":
             store.add_event(conn, "quarantine", quality.reason(), batch_id=batch_id)
     write_quality_report(workspace.reports / "quality", {**row, "id": batch_id}, quality,
@@ -123,7 +126,8 @@ def _ingest(config: Config, workspace: Workspace, store: Store, window: stream.W
 
 
 def _reference(store: Store) -> Reference | None:
-    """Summary of the production model's training batches (None before the first model)."""
+    """The one summary of the production model's training batches that quality and
+    drift both compare a new batch with (None before the first model)."""
     production = store.production()
     if production is None:
         return None
@@ -136,7 +140,8 @@ def _reference(store: Store) -> Reference | None:
             levels.setdefault(column, set()).update(value)
     batches = store.frame("batches").set_index("id")["rows"]
     stats = stats.assign(rows=stats["batch_id"].map(batches))
-    return reference_from_stats(stats, levels)
+    profiles = drift.merge_reference(store.stored_profiles(production["batch_ids"]))
+    return replace(reference_from_stats(stats, levels), profiles=profiles)
 
 
 def _write_quarantine_note(workspace: Workspace, window: stream.Window, raw_path: str,

@@ -155,15 +155,12 @@ class Store:
             rows = conn.execute(select(schema.bin_edges)).mappings().all()
         return {r["column"]: np.asarray([float(e) for e in r["edges"]]) for r in rows}
 
-    def reference_profiles(self, conn: Connection) -> dict[str, list[Any]]:
-        """The stored profiles (JSON) of the production model's training batches, per
-        column; :func:`conveyor.analyze.drift.merge_reference` combines them."""
-        production = conn.execute(select(schema.models.c.batch_ids).where(
-            schema.models.c.stage == "production")).scalar()
-        if not production:
-            return {}
-        rows = conn.execute(select(schema.profiles).where(
-            schema.profiles.c.batch_id.in_(list(production)))).mappings().all()
+    def stored_profiles(self, batch_ids: list[int]) -> dict[str, list[Any]]:
+        """The stored drift profiles (JSON) of ``batch_ids``, per column;
+        :func:`conveyor.analyze.drift.merge_reference` combines them."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.profiles).where(
+                schema.profiles.c.batch_id.in_(list(batch_ids)))).mappings().all()
         by_column: dict[str, list[Any]] = {}
         for row in rows:
             by_column.setdefault(row["column"], []).append(row["profile"])
