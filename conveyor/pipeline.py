@@ -1,9 +1,8 @@
-"""The controller: one function per mode, wiring the stages in order.
+"""One function per mode: what the CLI, ``run.py`` and the API call.
 
-Reading :func:`update` top to bottom tells what an update does: collect the
-next window, check its quality, score production on it (prequential), train
-and validate challengers on the sliding window, register the best and promote
-it when it beats production.
+``update`` is :func:`conveyor.controller.update.update` (read that module to see
+what an update does, stage by stage); the other modes open the workspace, call one
+stage and close it.
 """
 
 from __future__ import annotations
