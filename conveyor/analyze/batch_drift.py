@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,22 @@ from conveyor.prepare.roles import Roles
 from conveyor.store import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataAlarm:
+    """Too many of a batch's features drifted: how many, the worst ones, and the reason
+    for people (events, logs, the version's note)."""
+
+    batch_id: int
+    share: float                # share of features that drifted
+    columns: tuple[str, ...]    # the most drifted, worst first (at most five)
+    reason: str
+
+    @staticmethod
+    def combined(alarms: list[DataAlarm]) -> str | None:
+        """The reasons of one update's alarms, for the strategy's note (None: no alarm)."""
+        return "; ".join(a.reason for a in alarms) or None
 
 
 def drift_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +55,7 @@ def drift_settings(config: Config) -> drift.BaseDriftSettings:
 
 
 def measure_drift(config: Config, store: Store, conn: Any, batch_id: int, frame: pd.DataFrame,
-                  roles: Roles, reference: dict[str, drift.Profile]) -> str | None:
+                  roles: Roles, reference: dict[str, drift.Profile]) -> DataAlarm | None:
     """Profile the batch, compare it with the reference (merged profiles of production's
     training batches), record it; return the alarm."""
     columns = [c for c in [*roles.features, config.target.column] if c in frame.columns]
@@ -73,4 +90,4 @@ def measure_drift(config: Config, store: Store, conn: Any, batch_id: int, frame:
               + ", ".join(f"{c.column} ({c.method} {c.statistic:.2f})" for c in top))
     store.add_event(conn, "data_drift", reason, batch_id=batch_id)
     log.warning("batch %d: %s", batch_id, reason)
-    return reason
+    return DataAlarm(batch_id, features.share_drifted, tuple(c.column for c in top), reason)

@@ -14,7 +14,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from conveyor.analyze.batch_drift import drift_settings
+from conveyor.analyze.batch_drift import DataAlarm, drift_settings
 from conveyor.collect.ingest import collect
 from conveyor.config import Config
 from conveyor.controller.state import Stages, UpdateResult, UpdateState
@@ -68,14 +68,14 @@ def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> U
     if not accepted:
         reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
         return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
-    data_alarm = "; ".join(b["drift_alarm"] for b in accepted if b.get("drift_alarm")) or None
-    result = learn(config, store, stages, frames, accepted, data_alarm)
+    alarms = [b["drift_alarm"] for b in accepted if b.get("drift_alarm") is not None]
+    result = learn(config, store, stages, frames, accepted, alarms)
     result.batch_ids, result.rows = ids, rows
     return result
 
 
 def learn(config: Config, store: Store, stages: Stages, frames: BatchFrames, new: Batches,
-          data_alarm: str | None) -> UpdateResult:
+          data_alarms: list[DataAlarm]) -> UpdateResult:
     """Score production on the new batches, then update, refit or replace it."""
     workspace = frames.workspace
     state, versions = UpdateState.load(store), VersionCache(workspace)
@@ -85,7 +85,7 @@ def learn(config: Config, store: Store, stages: Stages, frames: BatchFrames, new
                                   state.production, store.frame("models"),
                                   store.frame("prequential"))
     state, widen = _answer_model_alarm(config, store, state, model_alarm, new)
-    state, data_alarm = _answer_data_alarm(config, store, state, data_alarm)
+    state, data_alarm = _answer_data_alarm(config, store, state, data_alarms)
     strategy = _strategy(config, store, state, data_alarm, model_alarm)
     production = None if state.production is None else versions.get(state.production)
     trained: Trained | None = None
@@ -160,9 +160,11 @@ def _answer_model_alarm(config: Config, store: Store, state: UpdateState,
 
 
 def _answer_data_alarm(config: Config, store: Store, state: UpdateState,
-                       alarm: str | None) -> tuple[UpdateState, str | None]:
-    """Apply ``drift.on_alarm`` to a data-drift alarm: ignore it, or train on the newest
-    batches only (a window reset); return the state and the alarm the strategy sees."""
+                       alarms: list[DataAlarm]) -> tuple[UpdateState, str | None]:
+    """Apply ``drift.on_alarm`` to the new batches' data-drift alarms: ignore them, or
+    train on the newest batches only (a window reset); return the state and the reason
+    the strategy sees (None: no alarm it must answer)."""
+    alarm = DataAlarm.combined(alarms)
     if alarm is None or config.drift.on_alarm == "ignore":
         return state, None
     if config.drift.on_alarm == "reset":
