@@ -262,11 +262,12 @@ def in_process(model_dir: Path, sha256: str, records: list[dict[str, Any]],
             begin = time.perf_counter()
             features = features_frame(records_frame([record], schema), schema, "request")
             middle = time.perf_counter()
-            _, reasons = predict_routed(loaded.model, loaded.fallback, loaded.router, features)
+            _, to_fallback, _ = predict_routed(loaded.model, loaded.fallback, loaded.router,
+                                               features)
             end = time.perf_counter()
             parts["conveyor schema check + types"].append(middle - begin)
             parts["conveyor router + predict"].append(end - middle)
-            routed += int(bool(reasons[0]))
+            routed += int(to_fallback[0])
     return {k: 1000 * float(np.median(v)) for k, v in parts.items()}, routed
 
 

@@ -33,6 +33,7 @@ Threads are left as a user would have them; the environment is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -312,8 +313,15 @@ def report(args: argparse.Namespace, command: str, env: str, updates: list[dict[
              "| model | mean prequential MAE | median | batches conveyor beats it | "
              "conveyor MAE / its MAE (mean) |",
              "|---|---:|---:|---:|---:|",
-             f"| conveyor (production model before each batch) | {conveyor.mean():.3f} | "
-             f"{np.median(conveyor):.3f} | - | 1.00 |"]
+             f"| conveyor, as served (production before each batch: router, champion, "
+             f"fallback) | {conveyor.mean():.3f} | {np.median(conveyor):.3f} | - | 1.00 |"]
+    champion = prequential[prequential["role"] == "champion"].set_index("batch_id")
+    alone = np.array([champion.loc[i, "score"] if i in champion.index
+                      else production.loc[i, "score"] for i in covered], dtype=float)
+    lines.append(f"| (conveyor's champion alone, every row: role `champion`) | "
+                 f"{alone.mean():.3f} | {np.median(alone):.3f} | "
+                 f"{int((conveyor < alone).sum())} of {len(covered)} | "
+                 f"{conveyor.mean() / alone.mean():.3f} |")
     for name, values in [("baseline (a): HGB trained once on the first window", static),
                          ("baseline (b): HGB refit on the last "
                           f"{args.window_batches} windows before each batch", sliding)]:
@@ -329,6 +337,13 @@ def report(args: argparse.Namespace, command: str, env: str, updates: list[dict[
                      f"{int((mine < values).sum())} of {len(own_covered)} | "
                      f"{mine.mean() / values.mean():.2f} |")
 
+    shares = [m.get("routed_share", 0.0) if isinstance(m, dict) else 0.0
+              for m in production.loc[covered, "metrics"]] if "metrics" in production else []
+    worst = float(np.max(conveyor / alone))
+    lines += ["", f"Served vs champion alone: the fallback answered {np.mean(shares):.1%} of "
+              f"the rows on average (at most {np.max(shares):.1%} of a batch); served / "
+              f"champion-alone MAE is {conveyor.mean() / alone.mean():.4f} over all batches "
+              f"and at worst {worst:.4f} on one batch."]
     by = {s: [u["seconds"] for u in updates if u["strategy"] == s] for s in STRATEGIES}
     fallback = [u["seconds"] for u in updates if u["strategy"] != "incremental"
                 and "incremental update did not beat" in u["note"]]
@@ -400,14 +415,18 @@ def main(argv: list[str] | None = None) -> None:
                         help="stop after N updates (default: the whole stream)")
     parser.add_argument("--config", type=Path, default=ROOT / "conveyor.yaml")
     parser.add_argument("--json", type=Path, default=None, help="also write raw figures here")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="replay in this new folder and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
     command = "python bench/replay_bench.py" + "".join(
         f" {shlex.quote(a)}" for a in (sys.argv[1:] if argv is None else argv))
     env = environment()
     log(env)
 
-    with tempfile.TemporaryDirectory(prefix="replay-bench-") as tmp:
+    with contextlib.nullcontext(str(args.keep)) if args.keep else \
+            tempfile.TemporaryDirectory(prefix="replay-bench-") as tmp:
         folder = Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         path, demo = copy_config(args.config, folder)
         config = load_config(path)
         if config.target.task != "regression":

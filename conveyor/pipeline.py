@@ -26,7 +26,7 @@ from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.train.data import BATCH_COLUMN
 from conveyor.validate import registry
-from conveyor.validate.interpret import explain_row
+from conveyor.validate.interpret import explain_answer
 from conveyor.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,11 @@ def inference(config: Config, file: Path) -> Path:
                                 f"{per_1k:.0f} ms per 1,000 rows, over serve.max_latency_ms "
                                 f"{budget:.0f}", version=loaded.version)
             log.warning("inference over the latency budget: %.0f ms per 1,000 rows", per_1k)
-        log.info("inference with v%d: %d rows in %.2f s -> %s (routes %s)", loaded.version,
-                 result.rows, result.seconds, result.output, result.routes)
+        fallback = sum(n for route, n in result.routes.items()
+                       if route != "champion" and not route.startswith("kept:"))
+        log.info("inference with v%d: %d rows in %.2f s -> %s (the fallback answered %d "
+                 "rows; rows per route %s)", loaded.version, result.rows, result.seconds,
+                 result.output, fallback, result.routes)
         return result.output
     finally:
         store.close()
@@ -137,7 +140,9 @@ def status(config: Config) -> dict[str, Any]:
 
 
 def explain(config: Config, file: Path, row: int) -> dict[str, Any]:
-    """Explain the production model's prediction for row ``row`` (0-based) of ``file``."""
+    """Explain the production version's prediction for row ``row`` (0-based) of ``file``,
+    by the model that answered it: the champion, or the fallback when a proven routing
+    rule sent the row there (``route`` and ``route_reason`` say which and why)."""
     from conveyor.serve.predict import features_frame, read_input
 
     workspace, store = open_workspace(config)
@@ -152,7 +157,10 @@ def explain(config: Config, file: Path, row: int) -> dict[str, Any]:
         augment = make_enricher(config, loaded.features)
         frame = augment(frame) if augment else frame
         features = features_frame(frame.iloc[[row]], loaded.manifest["schema"], str(file))
-        out = explain_row(loaded.model, features)
+        out = explain_answer(loaded.model, loaded.fallback, loaded.router, features)
+        if out["route"] == "fallback":
+            family = (loaded.manifest.get("fallback") or {}).get("family")
+            return {"version": loaded.version, "family": family, "row": row, **out}
         return {"version": loaded.version, "family": loaded.manifest["family"],
                 "params": loaded.manifest["params"], "row": row, **out}
     finally:

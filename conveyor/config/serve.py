@@ -11,17 +11,28 @@ from conveyor.config.base import Section
 
 class RoutingConfig(Section):
     enabled: bool = Field(True, description="Keep a robust fallback model beside the champion "
-                          "and send unusual rows to it.")
-    max_missing_share: float = Field(0.5, ge=0, le=1, description="Rows missing more than "
-                                     "this share of features go to the fallback.")
-    range_margin: float = Field(0.1, ge=0, description="Numbers outside the training range "
-                                "widened by this share of its width go to the fallback.")
-    unseen_categories: bool = Field(True, description="Rows with a category never seen in "
-                                    "training go to the fallback.")
-    anomaly: bool = Field(True, description="Rows an IsolationForest (fitted on the training "
-                          "window) finds most isolated go to the fallback.")
+                          "and send it the unusual rows of each rule where it is proven better "
+                          "than the champion (see min_rows, confidence).")
+    max_missing_share: float = Field(0.5, ge=0, le=1, description="Rule `missing`: rows "
+                                     "missing more than this share of features.")
+    range_margin: float = Field(0.1, ge=0, description="Rule `out_of_range:<column>`: numbers "
+                                "outside the training range widened by this share of its "
+                                "width (never for a time-like column).")
+    unseen_categories: bool = Field(True, description="Rule `unseen_category:<column>`: a "
+                                    "category never seen in training (never for an "
+                                    "identifier-like column).")
+    anomaly: bool = Field(True, description="Rule `anomaly`: rows an IsolationForest (fitted "
+                          "on the training window) finds most isolated.")
     contamination: float = Field(0.005, gt=0, le=0.5, description="Share of training rows the "
                                  "IsolationForest treats as anomalous.")
+    min_rows: int = Field(50, ge=2, description="A rule sends rows to the fallback only with "
+                          "at least this many flagged rows of evidence, from two batches or "
+                          "more (held-out rows and past batches as served)...")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="... and only when the "
+                              "fallback's mean loss on them is lower by a one-sided t test "
+                              "across batches at this confidence.")
+    evidence_batches: int = Field(8, ge=1, description="How many of the newest batches' "
+                                  "prequential evidence a new version's rules are decided on.")
 
 
 class ServeConfig(Section):
@@ -30,8 +41,9 @@ class ServeConfig(Section):
     )
     routing: RoutingConfig = Field(default_factory=RoutingConfig,
                                    description="Flexible prediction: champion or fallback per row.")
-    route_columns: bool = Field(False, description="Add `route` and `route_reason` columns to "
-                                "inference output (and fields to API responses).")
+    route_columns: bool = Field(False, description="Add `route` (champion or fallback) and "
+                                "`route_reason` columns to inference output (API responses "
+                                "always carry both per record).")
     version_column: bool = Field(False, description="Add a `model_version` column to inference "
                                  "output (API responses always name the version).")
     max_latency_ms: float | None = Field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from threadpoolctl import threadpool_limits
@@ -29,7 +30,8 @@ from conveyor.train.trained import Origin, Trained
 from conveyor.train.update import incremental_update
 from conveyor.validate import registry
 from conveyor.validate.decide import Decision, decide
-from conveyor.validate.prequential import score_new_batches
+from conveyor.validate.prequential import past_evidence, score_new_batches
+from conveyor.validate.served import Evidence, combined, decide_rules
 from conveyor.validate.watch import ModelAlarm, watch_model
 from conveyor.workspace import Workspace
 
@@ -81,9 +83,14 @@ def learn(config: Config, store: Store, stages: Stages, frames: BatchFrames, new
     state, versions = UpdateState.load(store), VersionCache(workspace)
     with stages.stage("prequential"):
         _score_in_service(store, frames, versions, state, new)
+        prequential = store.frame("prequential")
         model_alarm = watch_model(config.validate_.model_drift, config.metric,
-                                  state.production, store.frame("models"),
-                                  store.frame("prequential"))
+                                  state.production, store.frame("models"), prequential)
+        # the routing rules' evidence: production as it served the past batches, with and
+        # without the new ones (rows the held-out validation judges must not choose)
+        keep = config.serve.routing.evidence_batches
+        evidence = past_evidence(prequential, keep)
+        earlier = past_evidence(prequential, keep, before=min(b["id"] for b in new))
     state, widen = _answer_model_alarm(config, store, state, model_alarm, new)
     state, data_alarm = _answer_data_alarm(config, store, state, data_alarms)
     strategy = _strategy(config, store, state, data_alarm, model_alarm)
@@ -106,11 +113,14 @@ def learn(config: Config, store: Store, stages: Stages, frames: BatchFrames, new
             strategy.kind is StrategyKind.REFIT, widen, strategy.reason,
             lambda candidates, seed: order_candidates(store, candidates, config.metric,
                                                       config.target.column,
-                                                      config.train.search, seed))
+                                                      config.train.search, seed),
+            earlier)
         retrained = retrain(config, frames, stages, request)
         if isinstance(retrained, str):
             return UpdateResult(False, retrained)
         trained = retrained
+    # held-out evidence covers the new batches itself, as the new version's models saw them
+    trained = _settle_routing(config, trained, earlier if trained.evidence else evidence)
     with stages.stage("register"):
         version = registry.register(store, workspace, config, trained, new[-1]["id"])
         decision = decide(config.metric, trained.validation, trained.sanity,
@@ -134,6 +144,19 @@ def _score_in_service(store: Store, frames: BatchFrames, versions: VersionCache,
     with store.transaction() as conn:
         store.insert_rows(conn, "prequential", scored.scores)
         store.insert_rows(conn, "drift", scored.prediction_drift)
+
+
+def _settle_routing(config: Config, trained: Trained, evidence: Evidence) -> Trained:
+    """The new version's routing rules, each on only where the past batches' and its own
+    held-out evidence prove its fallback better than its champion."""
+    if trained.router is None:
+        return trained
+    router, decision = decide_rules(trained.router, combined(evidence, trained.evidence),
+                                    config.serve.routing)
+    proven = [rule for rule, on in decision.rules.items() if on]
+    log.info("routing: %d of %d rules proven (%s)", len(proven), len(decision.rules),
+             ", ".join(proven) or "none: every row goes to the champion")
+    return replace(trained, router=router, routing=decision)
 
 
 def _answer_model_alarm(config: Config, store: Store, state: UpdateState,

@@ -89,28 +89,77 @@ def strategy_section(models: pd.DataFrame, timings: pd.DataFrame,
     return figure, f"Strategies: {reading}."
 
 
-def routing_section(inference: pd.DataFrame) -> tuple[go.Figure, str]:
-    """Share of rows each route answered, per inference call or API flush."""
+def routing_section(inference: pd.DataFrame, prequential: pd.DataFrame,
+                    production: dict[str, Any] | None) -> tuple[go.Figure, str]:
+    """Share of rows each route answered: per inference call or API flush when there are
+    any, else per new batch as production served it (prequential); and which routing
+    rules production has proven, on what evidence."""
     figure = go.Figure()
-    if inference.empty or "route_counts" not in inference:
-        return figure, "No routed predictions yet."
-    calls = inference.dropna(subset=["route_counts"]).sort_values("at")
-    calls = calls[calls["route_counts"].map(bool)]
-    if calls.empty:
-        return figure, "No routed predictions yet."
-    shares = pd.DataFrame(list(calls["route_counts"])).fillna(0)
+    decision = routing_decision_reading(production)
+    calls = inference.dropna(subset=["route_counts"]).sort_values("at") \
+        if not inference.empty and "route_counts" in inference else inference.iloc[0:0]
+    calls = calls[calls["route_counts"].map(bool)] if not calls.empty else calls
+    if not calls.empty:
+        at, counts, what = calls["at"], list(calls["route_counts"]), "inference call"
+    else:
+        served = prequential[prequential["role"] == "production"].sort_values("batch_id") \
+            if not prequential.empty else prequential
+        served = served[served["metrics"].map(lambda m: isinstance(m, dict) and "routes" in m)] \
+            if not served.empty else served
+        if served.empty:
+            return figure, "No routed predictions yet." + decision
+        at, what = served["batch_id"].map(lambda b: f"batch {b}"), "new batch (prequential)"
+        counts = [{k: v["rows"] for k, v in m["routes"].items()} for m in served["metrics"]]
+    shares = pd.DataFrame(counts).fillna(0)
     shares = shares.div(shares.sum(axis=1), axis=0)
     for route in shares.columns:
-        figure.add_bar(x=calls["at"], y=shares[route], name=route)
-    figure.update_layout(title="Routing: share of rows per route (champion or the fallback's "
-                               "reason)", barmode="stack", yaxis_title="share of rows")
-    total = pd.DataFrame(list(calls["route_counts"])).fillna(0).sum()
-    fallback = 1 - total.get("champion", 0) / max(total.sum(), 1)
-    top = total.drop("champion", errors="ignore")
-    reading = f"{fallback:.1%} of {int(total.sum()):,} rows went to the fallback"
+        figure.add_bar(x=at, y=shares[route], name=route)
+    figure.update_layout(title=f"Routing: share of rows per route and {what} (champion, the "
+                               "fallback's reason, or kept: unusual rows the champion "
+                               "answered)", barmode="stack", yaxis_title="share of rows")
+    total = pd.DataFrame(counts).fillna(0).sum()
+    kept = total[[k for k in total.index if str(k).startswith("kept:")]]
+    top = total.drop(["champion", *kept.index], errors="ignore")
+    rows = max(total.sum(), 1)
+    reading = f"{top.sum() / rows:.1%} of {int(total.sum()):,} rows went to the fallback"
     if not top.empty and top.max() > 0:
         reading += f", mostly for {top.idxmax()}"
-    return figure, reading + "."
+    if kept.sum() > 0:
+        reading += (f"; {kept.sum() / rows:.1%} were unusual but stayed with the champion, "
+                    "whose rule the fallback has not proven better on (kept:<reason>)")
+    return figure, reading + "." + decision
+
+
+def routing_decision_reading(production: dict[str, Any] | None) -> str:
+    """Which rules production routes by, and the evidence (held-out and past batches)."""
+    metrics = (production or {}).get("metrics") or {}
+    routing = metrics.get("routing") if isinstance(metrics, dict) else None
+    if not routing:
+        return ""
+    rules = routing.get("rules", {})
+    on = [r for r, e in rules.items() if e["route"]]
+
+    def evidence(rule: str) -> str:
+        e = rules[rule]
+        if not e["rows"]:
+            return f"{rule} (no rows yet)"
+        return (f"{rule} ({e['rows']:,} rows, loss champion {e['champion_loss']:.4g} vs "
+                f"fallback {e['fallback_loss']:.4g})")
+
+    version = (production or {}).get("version")
+    reading = (f" Production v{version} sends rows to its fallback for {len(on)} of "
+               f"{len(rules)} rules")
+    reading += (": " + "; ".join(evidence(r) for r in on)) if on else \
+        " (the fallback has not been proven better on any rule's rows)"
+    tried = sorted((r for r, e in rules.items() if not e["route"] and e["rows"]),
+                   key=lambda r: -rules[r]["rows"])[:5]
+    if tried:
+        reading += ". Not proven: " + "; ".join(evidence(r) for r in tried)
+    skipped = routing.get("skipped") or {}
+    if skipped:
+        reading += ". Never route by themselves: " + ", ".join(
+            f"{c} ({why})" for c, why in sorted(skipped.items()))
+    return reading + "."
 
 
 def challenger_reading(prequential: pd.DataFrame, metric: str) -> str:

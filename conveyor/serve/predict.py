@@ -33,7 +33,7 @@ from conveyor.serve.inputs import (
     read_input,
 )
 from conveyor.serve.output import ChunkWriter, output_path
-from conveyor.serve.routing import predict_routed, route_counts
+from conveyor.serve.routing import answered_by, predict_routed, route_counts
 
 __all__ = ["FORMATS", "MISSING_MARKERS", "PREDICT_COLUMN", "InferenceResult",
            "check_input_file", "features_frame", "file_format", "output_path", "peak_memory_mb",
@@ -71,13 +71,14 @@ def peak_memory_mb() -> float:
 
 
 def predict_rows(loaded: LoadedModel, features: pd.DataFrame, path: Path | str,
-                 offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Routed predictions of one chunk (of a file or a request); a row the model cannot
-    answer, or answers with a non-finite number, raises an ``InputError`` naming it."""
+                 offset: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Routed predictions of one chunk (of a file or a request), which rows the fallback
+    answered and the route reasons; a row the model cannot answer, or answers with a
+    non-finite number, raises an ``InputError`` naming it."""
     first, last = offset + 1, offset + len(features)
     try:
-        predictions, reasons = predict_routed(loaded.model, loaded.fallback, loaded.router,
-                                              features)
+        predictions, to_fallback, reasons = predict_routed(
+            loaded.model, loaded.fallback, loaded.router, features)
     except ValueError as exc:  # scikit-learn's word for input it cannot use
         reason = " ".join(str(exc).split())
         raise InputError(f"the model cannot predict rows {first}..{last} of '{path}': "
@@ -87,7 +88,7 @@ def predict_rows(loaded: LoadedModel, features: pd.DataFrame, path: Path | str,
         raise InputError(f"the model's prediction for row {row} of '{path}' is not a finite "
                          "number: its values are far outside what the model was trained on; "
                          "fix the row, or enable serve.routing so a fallback answers it")
-    return predictions, reasons
+    return predictions, to_fallback, reasons
 
 
 def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions,
@@ -123,14 +124,14 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
                 frame = chunk.to_pandas()
                 model_input = augment(frame) if augment is not None else frame
                 features = features_frame(model_input, schema, str(path), offset=rows)
-                predictions, reasons = predict_rows(loaded, features, path, rows)
-                routes.update(route_counts(reasons))
+                predictions, to_fallback, reasons = predict_rows(loaded, features, path, rows)
+                routes.update(route_counts(to_fallback, reasons))
                 table = chunk.append_column(
                     PREDICT_COLUMN, pa.array(predictions if predictions.dtype != object
                                              else predictions.tolist()))
                 if route_columns:
                     table = table.append_column("route", pa.array(
-                        np.where(reasons == "", "champion", "fallback").tolist()))
+                        answered_by(to_fallback).tolist()))
                     table = table.append_column("route_reason", pa.array(reasons.tolist()))
                 if version_column:
                     table = table.append_column("model_version", pa.array(

@@ -13,12 +13,19 @@ are not, with the first reason that applies:
 4. ``anomaly``: an IsolationForest fitted on the training window scores the
    row among its most isolated ``contamination`` share.
 
-Flagged rows are answered by the fallback (a model that takes missing values
-and outliers natively), the rest by the champion.
+A rule sends its rows to the fallback (a model that takes missing values and
+outliers natively) only where it has earned it: ``rules_`` holds, per rule, whether
+the fallback was proven better than the champion on the rows that rule flagged
+(:mod:`conveyor.validate.served` gathers that evidence and decides). A flagged row
+whose rules are all off stays with the champion and is still reported as unusual.
+Time-like numbers (they grow with the stream, so every new row is beyond the
+training range) and identifier-like text (new levels keep arriving) never flag a
+row by themselves.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -29,16 +36,60 @@ from sklearn.ensemble import IsolationForest
 from conveyor.analyze.quality import USABLE_LIMIT
 
 MAX_LEVELS = 10_000
+TIME_LIKE_RANK_CORRELATION = 0.9  # |Spearman| of a number with the rows' time order
+NEW_LEVEL_SHARE = 0.01  # identifier-like: this share of the newest rows bring new levels
+
+
+def time_like(values: pd.Series) -> bool:
+    """Whether a number rises or falls with the rows' order (the window is in time
+    order): a year, a day number, a copy of the timestamp. Its newest values are beyond
+    the training range by nature, so being out of range says nothing unusual.
+
+    >>> time_like(pd.Series([1.0, 2.0, 2.0, 3.0, 5.0])), time_like(pd.Series([3.0, 1, 4, 1, 5]))
+    (True, False)
+    """
+    numbers = pd.to_numeric(values, errors="coerce").reset_index(drop=True)
+    numbers = numbers[np.isfinite(numbers.astype(float))]
+    if len(numbers) < 3 or numbers.nunique() < 2:
+        return False
+    order = pd.Series(np.arange(len(numbers), dtype=float), index=numbers.index)
+    rho = numbers.rank().corr(order.rank())
+    return bool(np.isfinite(rho) and abs(rho) >= TIME_LIKE_RANK_CORRELATION)
+
+
+def identifier_like(values: pd.Series) -> bool:
+    """Whether a text column keeps bringing new levels (an id, a tail number, a free
+    text): more than half its values are distinct, or over ``NEW_LEVEL_SHARE`` of the
+    newest tenth of the rows (in time order) bring a level the older rows never had.
+    An unseen level is then routine, not unusual.
+
+    >>> identifier_like(pd.Series([f"id{i}" for i in range(50)]))
+    True
+    >>> steady = ["a", "b"] * 50
+    >>> identifier_like(pd.Series(steady + ["c"])), identifier_like(pd.Series(steady))
+    (True, False)
+    """
+    text = values.dropna().astype(str).reset_index(drop=True)
+    if len(text) < 20:
+        return False
+    if text.nunique() > len(text) / 2:
+        return True
+    cut = len(text) - max(len(text) // 10, 1)
+    newest = text.iloc[cut:]
+    return bool((~newest.isin(set(text.iloc[:cut]))).mean() > NEW_LEVEL_SHARE)
 
 
 class Router(BaseEstimator):
     """Per-row routing rules learned from the training window.
 
-    >>> train = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "c": ["a", "b", "a", "b"]})
+    >>> train = pd.DataFrame({"x": [0.0, 3.0, 1.0, 2.0], "c": ["a", "b", "a", "b"]})
     >>> router = Router(anomaly=False).fit(train)
     >>> rows = pd.DataFrame({"x": [1.5, 9.0, 1.0, None], "c": ["a", "a", "z", None]})
     >>> router.route(rows)[1].tolist()
     ['', 'out_of_range:x', 'unseen_category:c', 'missing']
+    >>> kept = router.with_rules({"unseen_category:c": True})  # only this rule is proven
+    >>> [(bool(f), r) for f, r in zip(*kept.route(rows))]
+    [(False, ''), (False, 'out_of_range:x'), (True, 'unseen_category:c'), (False, 'missing')]
     """
 
     def __init__(self, max_missing_share: float = 0.5, range_margin: float = 0.1,
@@ -52,7 +103,10 @@ class Router(BaseEstimator):
         self.seed = seed
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> Router:
+        """Learn the normal ranges and levels of ``X`` (the training window, in time
+        order); every rule routes until :meth:`with_rules` says otherwise."""
         self.numeric_, self.low_, self.high_, self.levels_ = [], [], [], {}
+        self.skipped_: dict[str, str] = {}
         for column in X.columns:
             values = X[column]
             if pd.api.types.is_datetime64_any_dtype(values):
@@ -62,10 +116,15 @@ class Router(BaseEstimator):
                 finite = finite[np.isfinite(finite)]
                 if finite.empty:
                     continue
+                if time_like(finite):
+                    self.skipped_[str(column)] = "time-like"
+                    continue
                 width = float(finite.max() - finite.min())
                 self.numeric_.append(str(column))
                 self.low_.append(float(finite.min()) - self.range_margin * width)
                 self.high_.append(float(finite.max()) + self.range_margin * width)
+            elif identifier_like(values):
+                self.skipped_[str(column)] = "identifier-like"
             else:
                 levels = values.dropna().astype(str).value_counts().index[:MAX_LEVELS]
                 self.levels_[str(column)] = sorted(levels.tolist())
@@ -77,7 +136,21 @@ class Router(BaseEstimator):
             self.forest_ = IsolationForest(n_estimators=100, max_samples=min(256, len(X)),
                                            contamination=self.contamination,
                                            random_state=self.seed).fit(self._numbers(X))
+        self.rules_: dict[str, bool] | None = None
         return self
+
+    def rules(self) -> list[str]:
+        """Every rule this router can flag a row by, in the order they are tried."""
+        return (["missing"] + [f"out_of_range:{c}" for c in self.numeric_]
+                + ([f"unseen_category:{c}" for c in self.levels_] if self.unseen_categories
+                   else []) + (["anomaly"] if self.forest_ is not None else []))
+
+    def with_rules(self, rules: dict[str, bool]) -> Router:
+        """A copy that sends a flagged row to the fallback only for the rules set True
+        (a rule not named stays with the champion)."""
+        routed = copy.copy(self)
+        routed.rules_ = {key: bool(rules.get(key, False)) for key in self.rules()}
+        return routed
 
     def _numbers(self, X: pd.DataFrame) -> np.ndarray:
         """Numeric features for the anomaly forest: missing as the median, and limited to
@@ -105,38 +178,41 @@ class Router(BaseEstimator):
                 out[column] = pd.to_numeric(out[column], errors="coerce").clip(low, high)
         return out
 
-    def route(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Return (to_fallback, reason) per row; the reason is '' for champion rows."""
-        n = len(X)
-        reason = np.full(n, "", dtype=object)
-
-        def flag(mask: np.ndarray, why: str | np.ndarray) -> None:
-            todo = mask & (reason == "")
-            reason[todo] = why if isinstance(why, str) else why[todo]
-
+    def flags(self, X: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+        """Every rule's verdict on every row: the rules (:meth:`rules`) and a boolean
+        matrix, rows by rules. The anomaly forest is asked only about rows no other rule
+        flagged."""
+        n, keys = len(X), self.rules()
+        flagged = np.zeros((n, len(keys)), dtype=bool)
         present = [c for c in self.columns_ if c in X.columns]
         missing = X[present].isna().mean(axis=1).to_numpy() if present else np.zeros(n)
-        flag(missing > self.max_missing_share, "missing")
+        flagged[:, 0] = missing > self.max_missing_share
+        at = 1
         if self.numeric_:
             numbers = X[self.numeric_].apply(pd.to_numeric, errors="coerce").to_numpy(float)
-            outside = (numbers < np.asarray(self.low_)) | (numbers > np.asarray(self.high_))
-            first = outside.argmax(axis=1)
-            names = np.asarray([f"out_of_range:{c}" for c in self.numeric_], dtype=object)
-            flag(outside.any(axis=1), names[first])
+            width = len(self.numeric_)
+            flagged[:, at:at + width] = (numbers < np.asarray(self.low_)) | (
+                numbers > np.asarray(self.high_))
+            at += width
         if self.unseen_categories:
             for column, known in self._level_sets().items():
                 values = X[column]
                 # a set lookup per value: pandas' isin re-reads the level list every call
                 # (1.3 ms per column for a single API row with a few thousand levels)
                 seen = np.fromiter((str(v) in known for v in values), bool, count=n)
-                flag(values.notna().to_numpy() & ~seen, f"unseen_category:{column}")
+                flagged[:, at] = values.notna().to_numpy() & ~seen
+                at += 1
         if self.forest_ is not None:
-            todo = reason == ""  # rows already routed need no anomaly score
+            todo = ~flagged.any(axis=1)  # rows already flagged need no anomaly score
             if todo.any():
-                anomalous = np.zeros(n, dtype=bool)
-                anomalous[todo] = self.forest_.predict(self._numbers(X[todo])) == -1
-                flag(anomalous, "anomaly")
-        return reason != "", reason
+                rows = X.iloc[np.flatnonzero(todo)]
+                flagged[todo, at] = self.forest_.predict(self._numbers(rows)) == -1
+        return keys, flagged
+
+    def route(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Return (to_fallback, reason) per row (see :func:`choose_routes`)."""
+        keys, flagged = self.flags(X)
+        return choose_routes(keys, flagged, self.__dict__.get("rules_"))
 
     def _level_sets(self) -> dict[str, frozenset[str]]:
         """Known levels per column as sets, built once per loaded router (never saved)."""
@@ -150,6 +226,27 @@ class Router(BaseEstimator):
         state = super().__getstate__()
         state.pop("_sets", None)  # a cache: rebuilt after loading
         return state
+
+
+def choose_routes(rules: list[str], flagged: np.ndarray, on: dict[str, bool] | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows go to the fallback (a rule that is on flagged them) and why: the first
+    such rule; for a row the champion answers, the first rule that flagged it anyway (an
+    unusual row kept), or ''. ``on`` None: every rule routes (a router saved before
+    rules had to be proven).
+
+    >>> flagged = np.array([[False, False], [True, False], [True, True]])
+    >>> choose_routes(["missing", "anomaly"], flagged, {"missing": False, "anomaly": True})
+    (array([False, False,  True]), array(['', 'missing', 'anomaly'], dtype=object))
+    """
+    live = np.array([on is None or bool(on.get(rule, False)) for rule in rules], dtype=bool)
+    names = np.asarray([*rules, ""], dtype=object)
+    routed = flagged & live
+    to_fallback = np.asarray(routed.any(axis=1), dtype=bool)
+    # argmax finds the first True of a row; a row with none gets the '' at the end
+    first = np.where(to_fallback, routed.argmax(axis=1),
+                     np.where(flagged.any(axis=1), flagged.argmax(axis=1), len(rules)))
+    return to_fallback, names[first]
 
 
 def within_float32(X: pd.DataFrame) -> pd.DataFrame:
@@ -171,11 +268,13 @@ def within_float32(X: pd.DataFrame) -> pd.DataFrame:
 
 
 def predict_routed(model: Any, fallback: Any, router: Router | None,
-                   X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Predict every row with its model; return predictions and the route reasons."""
+                   X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Predict every row with the model that answers it; return the predictions, which
+    rows the fallback answered and the route reasons (see :meth:`Router.route`)."""
     X = within_float32(X)
     if router is None or fallback is None:
-        return np.asarray(model.predict(X)), np.full(len(X), "", dtype=object)
+        none = np.zeros(len(X), dtype=bool)
+        return np.asarray(model.predict(X)), none, np.full(len(X), "", dtype=object)
     to_fallback, reason = router.route(X)
     predictions = np.empty(len(X), dtype=object)
     if (~to_fallback).any():
@@ -184,14 +283,23 @@ def predict_routed(model: Any, fallback: Any, router: Router | None,
         predictions[to_fallback] = fallback.predict(router.bounded(X[to_fallback]))
     if all(isinstance(p, (int, float, np.number)) for p in predictions[:1]):
         predictions = predictions.astype(float)
-    return predictions, reason
+    return predictions, to_fallback, reason
 
 
-def route_counts(reason: np.ndarray) -> dict[str, int]:
-    """Rows per route: ``champion`` and each fallback reason kind.
+def route_counts(to_fallback: np.ndarray, reason: np.ndarray) -> dict[str, int]:
+    """Rows per route: ``champion`` for usual rows, the reason's kind for rows the
+    fallback answered, and ``kept:<kind>`` for unusual rows the champion answered (their
+    rule is not proven).
 
-    >>> route_counts(np.array(["", "missing", "out_of_range:x", ""], dtype=object))
-    {'champion': 2, 'missing': 1, 'out_of_range': 1}
+    >>> route_counts(np.array([False, True, False, False]),
+    ...              np.array(["", "missing", "out_of_range:x", ""], dtype=object))
+    {'champion': 2, 'kept:out_of_range': 1, 'missing': 1}
     """
-    kinds = pd.Series([r.split(":")[0] if r else "champion" for r in reason], dtype=object)
+    kinds = pd.Series([("" if f else "kept:") + r.split(":")[0] if r else "champion"
+                       for f, r in zip(to_fallback, reason, strict=True)], dtype=object)
     return {str(k): int(v) for k, v in kinds.value_counts().sort_index().items()}
+
+
+def answered_by(to_fallback: np.ndarray) -> np.ndarray:
+    """Per row, ``champion`` or ``fallback``."""
+    return np.where(to_fallback, "fallback", "champion")

@@ -26,6 +26,15 @@ class Fallback:
     model: Any = None
     router: Any = None
     note: str = ""
+    unseen_holdout: bool = True  # not fitted on the newest rows: fair to score on them
+
+
+def fit_router(settings: RoutingConfig, X: pd.DataFrame, spec: FitSpec) -> Router:
+    """The router learnt from the rows ``X`` (the champion's training rows, in time order):
+    every rule routes until :func:`conveyor.validate.served.decide_rules` decides."""
+    return Router(settings.max_missing_share, settings.range_margin,
+                  settings.unseen_categories, settings.anomaly, settings.contamination,
+                  spec.seed).fit(X[[c for c in X.columns if c in spec.roles.features]])
 
 
 def fit_fallback(settings: RoutingConfig, evaluations: list[Evaluation], best: Evaluation,
@@ -56,9 +65,7 @@ def fit_fallback(settings: RoutingConfig, evaluations: list[Evaluation], best: E
     model = robust[0].model
     if model is None:
         model = single_threaded(spec.pipeline(choice).fit(X, y))
-    router = Router(settings.max_missing_share, settings.range_margin,
-                    settings.unseen_categories, settings.anomaly, settings.contamination,
-                    spec.seed).fit(X[[c for c in X.columns if c in spec.roles.features]])
     log.info("fallback: %s/%s %s (%s)", choice.family, choice.variant, choice.params,
              "its fit in the search" if robust[0].model is not None else "fitted on the window")
-    return Fallback(model, router)
+    return Fallback(model, fit_router(settings, X, spec),
+                    unseen_holdout=robust[0].model is not None)

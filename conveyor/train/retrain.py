@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ import pandas as pd
 from conveyor.config import Config, default_families
 from conveyor.serve.bundle import LoadedModel, feature_schema
 from conveyor.train.data import BATCH_COLUMN, BatchFrames, Design, design, target_values
-from conveyor.train.fallback import Fallback, fit_fallback
+from conveyor.train.fallback import Fallback, fit_fallback, fit_router
 from conveyor.train.families import loss_params
 from conveyor.train.search import (
     Candidate,
@@ -40,8 +40,9 @@ from conveyor.validate.checks import sanity_check
 from conveyor.validate.decide import Validation
 from conveyor.validate.interpret import explain_version
 from conveyor.validate.metrics import score_model, sort_key
-from conveyor.validate.prequential import prediction_profile
+from conveyor.validate.prequential import prediction_profile, served_score
 from conveyor.validate.schemes import Split, holdout_split, kfold_splits, timeseries_splits
+from conveyor.validate.served import Answers, Evidence, decide_rules
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class Request:
     widen: bool                        # search every family, not only the configured ones
     why: str                           # the strategy's reason
     order: Order | None = None         # the meta-learner's search order, when budgeted
+    evidence: Evidence = field(default_factory=dict)  # routing rules' past evidence
 
 
 @dataclass(frozen=True)
@@ -137,16 +139,22 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
     with stages.stage("search"):
         searched = _search(config, request, rows, parent, stand_in, spec, local, seed)
     best = _choose(config, searched)
-    with stages.stage("validate"):
-        validation = _validate(config, rows, best, local, production, refresh)
     with stages.stage("fit"):
         start = time.perf_counter()
         final = single_threaded(local.pipeline(best.candidate).fit(rows.X, rows.y))
         train_seconds = time.perf_counter() - start
         test = holdout_split(len(rows.data), rows.holdout_start)[0][1]
         sanity = sanity_check(final, rows.X.iloc[test], config.validate_.max_latency_ms)
-        fallback = Fallback(parent.fallback, parent.router) if parent is not None else \
-            _fallback(config, searched, best, local, rows, production if same_columns else None)
+        if parent is None:
+            fallback = _fallback(config, searched, best, local, rows,
+                                 production if same_columns else None)
+        elif parent.fallback is not None:  # kept; the router learns the champion's window
+            fallback = Fallback(parent.fallback, fit_router(config.serve.routing, rows.X, local))
+        else:
+            fallback = Fallback()
+    with stages.stage("validate"):
+        validation, heldout = _validate(config, rows, best, local, production, refresh,
+                                        fallback, request.evidence)
     with stages.stage("interpret"):
         explanation = explain_version(final, rows.X.iloc[test], rows.y[test],
                                       config.target.task, config.seed)
@@ -159,7 +167,8 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
         request.window, len(rows.data), train_seconds, validation, best.metrics, sanity,
         explanation, prediction_profile(final, rows.X.iloc[test]), fallback.model,
         fallback.router, SearchRecord(searched.found.evaluations + searched.early, best,
-                                      config.validate_.scheme, searched.baseline))
+                                      config.validate_.scheme, searched.baseline),
+        evidence=heldout)
 
 
 def _splits(config: Config, n_rows: int, holdout_start: int) -> list[Split]:
@@ -222,12 +231,13 @@ def _search(config: Config, request: Request, rows: Rows, parent: LoadedModel | 
         row, model = stand_in
         start = time.perf_counter()
         X, y = rows.X.iloc[rows.holdout_start:], rows.y[rows.holdout_start:]
-        scored = score_model(model.model, config.target.task, X, y)
+        scored = served_score(model, config.target.task, config.metric, X, y).served
         found = SearchResult([Evaluation(candidates[0], scored.get(config.metric), scored,
                                          float(row["train_seconds"]),
                                          time.perf_counter() - start)])
     elif parent is not None:
-        found = SearchResult([evaluate_candidate(candidates[0], folds, local)])
+        found = SearchResult([evaluate_candidate(candidates[0], folds, local,
+                                                 keep_model=config.serve.routing.enabled)])
     else:
         found, early = _budgeted_search(config, candidates, folds, spec)
     baseline = baseline_scores(rows.X, rows.y, folds.splits, config.target.task)
@@ -266,23 +276,36 @@ def _choose(config: Config, searched: Searched) -> Evaluation:
 
 
 def _validate(config: Config, rows: Rows, best: Evaluation, local: FitSpec,
-              production: LoadedModel | None, refresh: bool) -> Validation:
-    """The choice's and production's scores on the window's newest rows."""
+              production: LoadedModel | None, refresh: bool, fallback: Fallback,
+              evidence: Evidence) -> tuple[Validation, Evidence]:
+    """The choice's and production's scores on the window's newest rows, each as it would
+    serve them (router, champion, fallback), and the held-out evidence for the routing
+    rules. The choice's rules there are decided on past evidence only: the held-out rows
+    judge them, they do not choose them."""
     train_part, test_part = holdout_split(len(rows.data), rows.holdout_start)[0]
-    task, X, y = config.target.task, rows.X, rows.y
-    if config.validate_.scheme == "holdout":
-        challenger = best.metrics
-    else:
-        model = local.pipeline(best.candidate)
-        model.fit(X.iloc[train_part], y[train_part])
+    task, metric, X, y = config.target.task, config.metric, rows.X, rows.y
+    if refresh:  # production itself, scored as it served the new batch: scored once
+        return Validation(best.metrics, best.metrics, config.validate_.promotion_margin,
+                          True), {}
+    model = best.model
+    if config.validate_.scheme != "holdout":
+        model = local.pipeline(best.candidate).fit(X.iloc[train_part], y[train_part])
+    challenger, heldout = best.metrics, {}
+    if model is not None and fallback.model is not None and fallback.unseen_holdout:
+        settings = config.serve.routing
+        router = fit_router(settings, X.iloc[train_part], local)
+        answers = Answers.of(model, fallback.model, router, task, X.iloc[test_part],
+                             y[test_part])
+        past, _ = decide_rules(router, evidence, settings)
+        challenger = answers.score(task, metric, past.rules_).served
+        heldout = answers.evidence(metric)
+    elif config.validate_.scheme != "holdout" and model is not None:
         challenger = score_model(model, task, X.iloc[test_part], y[test_part])
     incumbent = None
-    if refresh:  # the same model on the same rows: scored once
-        incumbent = challenger
-    elif production is not None:
+    if production is not None:
         newest = rows.data.iloc[test_part].reindex(columns=production.features)
-        incumbent = score_model(production.model, task, newest, y[test_part])
-    return Validation(challenger, incumbent, config.validate_.promotion_margin, refresh)
+        incumbent = served_score(production, task, metric, newest, y[test_part]).served
+    return Validation(challenger, incumbent, config.validate_.promotion_margin), heldout
 
 
 def _fallback(config: Config, searched: Searched, best: Evaluation, local: FitSpec,

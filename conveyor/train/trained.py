@@ -10,6 +10,7 @@ from typing import Any
 from conveyor.train.search import Evaluation
 from conveyor.validate.checks import SanityReport
 from conveyor.validate.decide import Validation
+from conveyor.validate.served import Evidence, RoutingDecision
 
 
 class Origin(enum.Enum):
@@ -56,3 +57,5 @@ class Trained:
     router: Any = None
     search: SearchRecord | None = field(default=None)
     how: str = ""  # an incremental update: what it did
+    evidence: Evidence = field(default_factory=dict)  # routing rules on its held-out rows
+    routing: RoutingDecision | None = None  # which rules route, decided before registering

@@ -20,8 +20,9 @@ from conveyor.train.trained import Origin, Trained
 from conveyor.validate.checks import sanity_check
 from conveyor.validate.decide import Validation
 from conveyor.validate.interpret import explain_version
-from conveyor.validate.metrics import is_better, score_model
-from conveyor.validate.prequential import prediction_profile
+from conveyor.validate.metrics import is_better
+from conveyor.validate.prequential import prediction_profile, served_score
+from conveyor.validate.served import Answers
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,12 @@ def incremental_update(config: Config, data: pd.DataFrame, production: LoadedMod
         except ModelError as exc:
             log.info("incremental update impossible: %s", exc)
             return None
-        challenger = score_model(trial, task, X.iloc[cut:], y[cut:])
-        incumbent = score_model(production.model, task, X.iloc[cut:], y[cut:])
+        # both as they would serve: production's router and fallback, with its rules
+        router = production.router
+        challenger = Answers.of(trial, production.fallback, router, task, X.iloc[cut:],
+                                y[cut:]).score(task, metric, None if router is None else
+                                               router.__dict__.get("rules_")).served
+        incumbent = served_score(production, task, metric, X.iloc[cut:], y[cut:]).served
         if not is_better(metric, challenger.get(metric), incumbent.get(metric), 0.0):
             log.info("incremental trial %s %.4g vs production %.4g on the newest rows",
                      metric, challenger.get(metric) or float("nan"),

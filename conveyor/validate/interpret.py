@@ -18,6 +18,8 @@ from sklearn.metrics import accuracy_score, mean_absolute_error
 from sklearn.pipeline import Pipeline
 from sklearn.tree import export_text
 
+from conveyor.serve.routing import Router, predict_routed
+
 log = logging.getLogger(__name__)
 
 IMPORTANCE_ROWS = 1000
@@ -168,3 +170,15 @@ def explain_row(model: Pipeline, row: pd.DataFrame, top: int = 10) -> dict[str, 
                               "target": t.item() if hasattr(t, "item") else t}
                              for i, d, t in zip(indices[0], distances[0], targets, strict=True)]
     return out
+
+
+def explain_answer(model: Pipeline, fallback: Pipeline | None, router: Router | None,
+                   row: pd.DataFrame) -> dict[str, Any]:
+    """Explain one row's prediction by the model that answers it in serving: the champion,
+    or the fallback when a proven routing rule sends the row there (with the values the
+    fallback reads: numbers limited to the training range)."""
+    _, to_fallback, reasons = predict_routed(model, fallback, router, row)
+    if to_fallback[0] and fallback is not None and router is not None:
+        return {"route": "fallback", "route_reason": str(reasons[0]),
+                **explain_row(fallback, router.bounded(row))}
+    return {"route": "champion", "route_reason": str(reasons[0]), **explain_row(model, row)}

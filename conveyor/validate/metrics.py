@@ -54,6 +54,39 @@ def score_model(model: Any, task: str, X: Any, y: np.ndarray) -> dict[str, float
                                   np.asarray(model.classes_))
 
 
+def score_predictions(task: str, y: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
+                      classes: np.ndarray | None) -> dict[str, float | None]:
+    """All metrics of the task for predictions already made (and class probabilities)."""
+    if task == "regression":
+        return regression_metrics(np.asarray(y, dtype=float), np.asarray(y_pred, dtype=float))
+    return classification_metrics(np.asarray(y), np.asarray(y_pred), proba,
+                                  np.asarray(classes))
+
+
+def row_losses(metric: str, y: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None,
+               classes: np.ndarray | None) -> np.ndarray:
+    """Each row's share of the metric's loss, so two models can be compared row by row:
+    absolute error (MAE), squared error (RMSE, R2), log loss (log loss, ROC AUC, when
+    probabilities exist) or 0/1 error (accuracy, F1).
+
+    >>> row_losses("mae", np.array([1.0, 2.0]), np.array([2.0, 2.5]), None, None).tolist()
+    [1.0, 0.5]
+    >>> row_losses("accuracy", np.array(["a", "b"]), np.array(["a", "a"]), None, None).tolist()
+    [0.0, 1.0]
+    """
+    if metric == "mae":
+        return np.abs(np.asarray(y, dtype=float) - np.asarray(y_pred, dtype=float))
+    if metric in ("rmse", "r2"):
+        return (np.asarray(y, dtype=float) - np.asarray(y_pred, dtype=float)) ** 2
+    if metric in ("log_loss", "roc_auc") and proba is not None and classes is not None:
+        at = np.searchsorted(np.asarray(classes), np.asarray(y))
+        at = np.clip(at, 0, proba.shape[1] - 1)
+        known = np.asarray(classes)[at] == np.asarray(y)
+        p = np.where(known, proba[np.arange(len(at)), at], 0.0)
+        return -np.log(np.clip(p, 1e-15, 1.0))
+    return (np.asarray(y) != np.asarray(y_pred)).astype(float)
+
+
 def is_better(metric: str, challenger: float | None, incumbent: float | None,
               margin: float = 0.0) -> bool:
     """Return whether ``challenger`` beats ``incumbent`` by a relative ``margin``.

@@ -1,6 +1,11 @@
 """Prequential scoring: each new batch scores the models in service before any of
 them learns from it (test, then train), and production's predictions on it are
-compared with those on its own held-out rows (prediction drift)."""
+compared with those on its own held-out rows (prediction drift).
+
+Production is scored as it serves (router, champion and fallback: the score of record,
+role ``production``), with its champion alone (role ``champion``) and its fallback alone
+(role ``fallback``) beside it; the production row's metrics carry the figures per route
+and each routing rule's evidence (:mod:`conveyor.validate.served`)."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from conveyor.analyze import drift
 from conveyor.analyze.batch_drift import drift_row
 from conveyor.serve.bundle import LoadedModel
 from conveyor.train.data import BatchFrames, model_input, target_values
-from conveyor.validate.metrics import score_model
+from conveyor.validate.served import Answers, Evidence, ServedScore, pooled
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ def score_new_batches(frames: BatchFrames, batches: list[dict[str, Any]],
                       in_service: dict[str, LoadedModel],
                       settings: drift.DriftSettings) -> Prequential:
     """Score each model in service (by role: production, baseline, staging) on each new
-    batch; production's fallback is scored beside it."""
+    batch as it serves; production's champion and fallback alone are scored beside it."""
     config = frames.config
     metric, task = config.metric, config.target.task
     rows: list[dict[str, Any]] = []
@@ -46,17 +51,39 @@ def score_new_batches(frames: BatchFrames, batches: list[dict[str, Any]],
             X = model_input(data, model.features)
             if role == "production" and model.manifest.get("prediction_profile"):
                 rows_drift.extend(prediction_drift(model, X, batch["id"], settings))
-            metrics = score_model(model.model, task, X, y)
+            scored = served_score(model, task, metric, X, y)
+            metrics = scored.served_metrics()
             rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
                          "rows": len(data), "score": metrics[metric], "metrics": metrics})
-            if role == "production" and model.fallback is not None:
-                kept = score_model(model.fallback, task, X, y)
-                rows.append({"batch_id": batch["id"], "version": model.version,
-                             "role": "fallback", "rows": len(data),
-                             "score": kept[metric], "metrics": kept})
+            if role == "production" and scored.fallback is not None:
+                for alone, kept in (("champion", scored.champion),
+                                    ("fallback", scored.fallback)):
+                    rows.append({"batch_id": batch["id"], "version": model.version,
+                                 "role": alone, "rows": len(data), "score": kept[metric],
+                                 "metrics": kept})
             log.info("prequential %s v%d on batch %d: %s = %.4g", role, model.version,
                      batch["id"], metric, metrics[metric] or float("nan"))
     return Prequential(rows, rows_drift)
+
+
+def past_evidence(prequential: pd.DataFrame, batches: int,
+                  before: int | None = None) -> Evidence:
+    """The routing rules' evidence from production's prequential scores on the newest
+    ``batches`` batches (those before batch ``before``, if given), added up rule by rule."""
+    if prequential.empty:
+        return {}
+    production = prequential[prequential["role"] == "production"]
+    if before is not None:
+        production = production[production["batch_id"] < before]
+    newest = production.sort_values("batch_id").tail(batches)
+    return pooled(m.get("rules") if isinstance(m, dict) else None for m in newest["metrics"])
+
+
+def served_score(model: LoadedModel, task: str, metric: str, X: pd.DataFrame,
+                 y: np.ndarray) -> ServedScore:
+    """A version scored as it serves: its router, champion and fallback with its rules."""
+    return Answers.of(model.model, model.fallback, model.router, task, X, y).score(
+        task, metric, None if model.router is None else model.router.__dict__.get("rules_"))
 
 
 def prediction_profile(model: Any, X: pd.DataFrame,

@@ -149,8 +149,10 @@ def register(store: Store, workspace: Workspace, config: Config, trained: Traine
                "train_rows": trained.train_rows, "config_hash": config.digest(),
                "strategy": trained.origin.value, "parent_version": trained.parent}
     metrics = {"validation": trained.validation_metrics,
-               "holdout": trained.validation.challenger,
+               "holdout": trained.validation.challenger,  # as served: router + fallback
                "latency_ms_per_1k_rows": trained.sanity.latency_ms}
+    if trained.routing is not None:
+        metrics["routing"] = trained.routing.to_json()
     manifest = {"family": trained.family, "variant": trained.variant, "params": trained.params,
                 "task": config.target.task, "target": config.target.column,
                 "schema": trained.schema, "metrics": metrics, "lineage": lineage,
@@ -158,7 +160,8 @@ def register(store: Store, workspace: Workspace, config: Config, trained: Traine
                 "prediction_profile": trained.predictions,
                 "fallback": None if trained.fallback is None else {
                     "family": trained.fallback.named_steps["model"].__class__.__name__,
-                    "routing": trained.router.get_params()},
+                    "routing": trained.router.get_params(),
+                    "rules": None if trained.routing is None else trained.routing.rules},
                 "strategy_note": trained.note,
                 "libraries": library_versions(), "created_at": utcnow()}
     location, sha, size = save_model(workspace.models_store, version, trained.model, manifest,

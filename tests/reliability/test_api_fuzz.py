@@ -56,12 +56,15 @@ def post(url: str, body: object) -> httpx.Response:
 def test_a_valid_request_gets_finite_routed_predictions(served):
     server, _ = served
     records = request_records(3)
-    records[2]["dep_delay"] = 1e308  # valid JSON, far beyond training: the fallback answers
+    records[2]["dep_delay"] = 1e308  # valid JSON, far beyond training: flagged, and finite
     response = post(server.url, {"records": records})
     assert response.status_code == 200, response.text
     answer = response.json()
     assert np.isfinite(answer["predictions"]).all() and len(answer["predictions"]) == 3
-    assert answer["routes"][2] == "out_of_range:dep_delay"
+    assert answer["route_reasons"][2] == "out_of_range:dep_delay"
+    # each record says which model of the answering version gave its prediction
+    assert set(answer["routes"]) <= {"champion", "fallback"} and len(answer["routes"]) == 3
+    assert isinstance(answer["model_version"], int)
 
 
 @pytest.mark.parametrize(("column", "value", "says"), [

@@ -64,9 +64,14 @@ def test_predict_routed_uses_the_fallback_for_flagged_rows(train):
 
     router = Router(anomaly=False).fit(train)
     rows = pd.DataFrame({"a": [0.0, 50.0], "b": [15.0, 15.0], "c": ["x", "x"]})
-    predictions, reason = predict_routed(Const(1.0), Const(2.0), router, rows)
+    predictions, to_fallback, reason = predict_routed(Const(1.0), Const(2.0), router, rows)
     assert predictions.tolist() == [1.0, 2.0]
-    assert route_counts(reason) == {"champion": 1, "out_of_range": 1}
+    assert route_counts(to_fallback, reason) == {"champion": 1, "out_of_range": 1}
+    # a rule not proven: the row stays with the champion and is still counted as unusual
+    kept = router.with_rules({})
+    predictions, to_fallback, reason = predict_routed(Const(1.0), Const(2.0), kept, rows)
+    assert predictions.tolist() == [1.0, 1.0] and reason[1] == "out_of_range:a"
+    assert route_counts(to_fallback, reason) == {"champion": 1, "kept:out_of_range": 1}
 
 
 def test_fallback_is_kept_beside_the_champion_and_used_at_inference(tmp_path, open_store):
@@ -94,11 +99,26 @@ def test_fallback_is_kept_beside_the_champion_and_used_at_inference(tmp_path, op
     frame.loc[1, "carrier"] = "ZZ"      # a carrier never seen
     frame.to_csv(sample, index=False)
     output = pd.read_csv(pipeline.inference(config, sample))
-    assert output.loc[0, "route"] == "fallback"
+    # flagged whatever the rules; answered by the fallback only where its rule is proven
+    rules = loaded.router.rules_
     assert output.loc[0, "route_reason"] == "out_of_range:dep_delay"
     assert output.loc[1, "route_reason"] == "unseen_category:carrier"
+    for row, rule in ((0, "out_of_range:dep_delay"), (1, "unseen_category:carrier")):
+        assert output.loc[row, "route"] == ("fallback" if rules[rule] else "champion")
+    # the decision and its evidence are stored with the version
+    decision = production["metrics"]["routing"]
+    assert decision["rules"].keys() == rules.keys()
+    assert all(decision["rules"][r]["route"] == on for r, on in rules.items())
     assert (output["model_version"] == loaded.version).all()
     assert np.isfinite(output["predict"]).all()
+    # explain names and explains the model that answered each row: same route, same value
+    for row in (0, 1, 2):
+        explained = pipeline.explain(config, sample, row)
+        assert explained["route"] == output.loc[row, "route"]
+        assert explained["route_reason"] == (output.loc[row, "route_reason"]
+                                             if isinstance(output.loc[row, "route_reason"], str)
+                                             else "")
+        assert explained["prediction"] == pytest.approx(output.loc[row, "predict"])
     log = store.frame("inference_log").iloc[-1]
-    assert log["route_counts"]["out_of_range"] >= 1 and log["route_counts"]["champion"] > 100
+    assert log["route_counts"]["champion"] > 100
     assert sum(log["route_counts"].values()) == 200

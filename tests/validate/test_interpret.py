@@ -8,8 +8,9 @@ import pytest
 
 from conveyor.config import PrepareConfig
 from conveyor.prepare.roles import Roles
+from conveyor.serve.routing import Router, predict_routed
 from conveyor.train.search import Candidate, make_pipeline
-from conveyor.validate.interpret import explain_row, explain_version, importance
+from conveyor.validate.interpret import explain_answer, explain_row, explain_version, importance
 
 
 def data(task: str = "regression"):
@@ -132,3 +133,24 @@ def test_row_contributions_point_at_the_informative_column():
     assert next(iter(out["contributions"])) == "x1"
     classifier, Xc, _ = fitted("tree", {"max_depth": 3}, "classification")
     assert explain_row(classifier, Xc.iloc[[0]])["prediction"] in {"up", "down"}
+
+
+def test_explain_answer_explains_the_model_that_answered_the_row():
+    champion, X, _ = fitted("linear", {"alpha": 1.0})
+    fallback, _, _ = fitted("tree", {"max_depth": 4})
+    router = Router(anomaly=False).fit(X)
+    far = X.iloc[[0]].assign(x1=50.0)  # beyond x1's range
+    usual = X.iloc[[0]]
+    # the rule is proven: the fallback answers, and it is what is explained
+    on = router.with_rules({"out_of_range:x1": True})
+    out = explain_answer(champion, fallback, on, far)
+    served, _, _ = predict_routed(champion, fallback, on, far)
+    assert (out["route"], out["route_reason"]) == ("fallback", "out_of_range:x1")
+    assert out["prediction"] == pytest.approx(served[0])
+    assert out["prediction"] == pytest.approx(fallback.predict(on.bounded(far))[0])
+    # not proven: the champion answers (the row is still reported as unusual)
+    off = router.with_rules({})
+    out = explain_answer(champion, fallback, off, far)
+    assert (out["route"], out["route_reason"]) == ("champion", "out_of_range:x1")
+    assert out["prediction"] == pytest.approx(champion.predict(far)[0])
+    assert explain_answer(champion, fallback, on, usual)["route"] == "champion"

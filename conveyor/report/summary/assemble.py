@@ -70,8 +70,8 @@ def _model_panels(store: Store, metric: str, evaluations: pd.DataFrame,
     ]
 
 
-def _operation_panels(store: Store, models: pd.DataFrame,
-                      times: dict[int, str]) -> list[Panel]:
+def _operation_panels(store: Store, models: pd.DataFrame, times: dict[int, str],
+                      production: dict[str, Any] | None) -> list[Panel]:
     """Update and inference performance, training strategy, routing."""
     timings, inference = store.frame("stage_timings"), store.frame("inference_log")
     return [
@@ -80,7 +80,7 @@ def _operation_panels(store: Store, models: pd.DataFrame,
         ("strategy", "Training strategy: incremental, refit or retrain (search)",
          monitoring.strategy_section(models, timings, times)),
         ("routing", "Routing between champion and fallback",
-         monitoring.routing_section(inference)),
+         monitoring.routing_section(inference, store.frame("prequential"), production)),
     ]
 
 
@@ -125,7 +125,7 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
     if not batches.empty:
         panels = [*_data_panels(store, config, batches, times),
                   *_model_panels(store, config.metric, evaluations, models, times),
-                  *_operation_panels(store, models, times),
+                  *_operation_panels(store, models, times, production),
                   *_insight_panels(store, config, evaluations, production, explanation)]
     tables = {
         "hyperparameters": params_table(evaluations, times) if not evaluations.empty

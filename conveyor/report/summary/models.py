@@ -20,10 +20,12 @@ def prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
     if prequential.empty:
         return figure, "No prequential scores yet: they start once a production model exists."
     prequential = prequential.assign(time=prequential["batch_id"].map(times))
-    labels = {"production": "production (updated)", "baseline": "baseline (never updated)",
-              "fallback": "fallback (robust)", "staging": "challenger (staging)"}
-    for role, dash in (("production", "solid"), ("baseline", "dot"), ("fallback", "dashdot"),
-                       ("staging", "dash")):
+    labels = {"production": "production as served (updated)",
+              "champion": "its champion alone (every row)",
+              "baseline": "baseline (never updated)", "fallback": "its fallback alone (robust)",
+              "staging": "challenger (staging)"}
+    for role, dash in (("production", "solid"), ("champion", "longdash"), ("baseline", "dot"),
+                       ("fallback", "dashdot"), ("staging", "dash")):
         part = prequential[prequential["role"] == role].sort_values("time")
         if part.empty:
             continue
@@ -45,7 +47,12 @@ def prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
     production = prequential[prequential["role"] == "production"]
     baseline = prequential[prequential["role"] == "baseline"]
     mean_p = production["score"].mean()
-    reading = f"Mean prequential {metric}: production {mean_p:.4g}"
+    reading = f"Mean prequential {metric}: production as served {mean_p:.4g}"
+    champion = prequential[prequential["role"] == "champion"].set_index("batch_id")["score"]
+    if not champion.empty:  # batches without a fallback: served is the champion alone
+        alone = production.set_index("batch_id")["score"].copy()
+        alone.update(champion)
+        reading += f" (its champion alone on every row {alone.mean():.4g})"
     if not baseline.empty:
         mean_b = baseline["score"].mean()
         better = mean_p < mean_b if metric in LOWER_IS_BETTER else mean_p > mean_b

@@ -74,9 +74,15 @@ def answers(**statuses: str) -> dict[int | str, dict[str, Any]]:
 
 class PredictResponse(BaseModel):
     predictions: list[Any]
-    model_version: int
-    variant: str
-    routes: list[str] | None = None  # per record: "champion" or the fallback's reason
+    model_version: int = Field(..., description="The version that answered: its champion "
+                               "or its fallback, as `routes` says per record.")
+    variant: str = Field(..., description="production, or staging for the challenger share.")
+    routes: list[str] = Field(..., description="Per record, the model of `model_version` "
+                              "that answered: champion or fallback.")
+    route_reasons: list[str] = Field(..., description="Per record, why it is unusual (the "
+                                     "rule that flagged it, e.g. out_of_range:temp), or ''. "
+                                     "A flagged record stays with the champion unless the "
+                                     "fallback was proven better on such rows.")
 
 
 def value_problem(value: Any, kind: str) -> tuple[str, str] | None:

@@ -15,14 +15,15 @@ from conveyor.serve.api.schemas import PredictRequest, PredictResponse, answers
 from conveyor.serve.api.state import Served, choose_variant
 from conveyor.serve.bundle import LoadedModel
 from conveyor.serve.predict import features_frame, predict_rows
-from conveyor.serve.routing import route_counts
+from conveyor.serve.routing import answered_by, route_counts
 
 router = APIRouter()
 
 
 def _predict_records(served: Served, model: LoadedModel, records: list[dict[str, Any]]
-                     ) -> tuple[int, Any, Any]:
-    """Rows predicted, predictions and per-row fallback reasons; a 422 names the problem."""
+                     ) -> tuple[int, Any, Any, Any]:
+    """Rows predicted, predictions, which rows the fallback answered and the route
+    reasons; a 422 names the problem."""
     enricher = served.enrichers.get(model.version)
     schema = model.manifest["schema"]
     frame = records_frame(records, schema, enricher.added if enricher else frozenset())
@@ -32,11 +33,11 @@ def _predict_records(served: Served, model: LoadedModel, records: list[dict[str,
         if enricher is not None:
             frame = enricher(frame)
         features = features_frame(frame, schema, "request")
-        predictions, reasons = predict_rows(model, features, "request")
+        predictions, to_fallback, reasons = predict_rows(model, features, "request")
     except (InputError, SourceError) as exc:  # the message names the column or the row
         raise HTTPException(status_code=422, detail=[{
             "loc": ["body", "records"], "type": "value_error", "msg": str(exc)}]) from None
-    return len(frame), predictions, reasons
+    return len(frame), predictions, to_fallback, reasons
 
 
 @router.post("/predict", response_model=PredictResponse, responses=answers(
@@ -53,12 +54,12 @@ def predict(body: PredictRequest, state: State) -> PredictResponse:
                             f"{config.serve.max_records} (serve.max_records)")
     model, variant = choose_variant(served, body.key, config.serve.challenger_share)
     start = time.perf_counter()
-    rows, predictions, reasons = _predict_records(served, model, body.records)
+    rows, predictions, to_fallback, reasons = _predict_records(served, model, body.records)
     seconds = time.perf_counter() - start
-    counts = route_counts(reasons)
+    counts = route_counts(to_fallback, reasons)
     state.metrics.record(model.version, variant, rows, seconds, counts)
     state.requests.add(model.version, variant, rows, seconds, counts)
     values = [p.item() if hasattr(p, "item") else p for p in predictions]
-    routes = [r or "champion" for r in reasons] if config.serve.route_columns else None
     return PredictResponse(predictions=values, model_version=model.version, variant=variant,
-                           routes=routes)
+                           routes=answered_by(to_fallback).tolist(),
+                           route_reasons=[str(r) for r in reasons])
