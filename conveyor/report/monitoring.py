@@ -143,14 +143,16 @@ def routing_decision_reading(production: dict[str, Any] | None) -> str:
         e = rules[rule]
         if not e["rows"]:
             return f"{rule} (no rows yet)"
-        return (f"{rule} ({e['rows']:,} rows, loss champion {e['champion_loss']:.4g} vs "
-                f"fallback {e['fallback_loss']:.4g})")
+        batches = e.get("batches", 0)
+        return (f"{rule} ({e['rows']:,} rows in {batches} batch{'es' if batches != 1 else ''}, "
+                f"loss champion {e['champion_loss']:.4g} vs fallback {e['fallback_loss']:.4g})")
 
     version = (production or {}).get("version")
     reading = (f" Production v{version} sends rows to its fallback for {len(on)} of "
                f"{len(rules)} rules")
     reading += (": " + "; ".join(evidence(r) for r in on)) if on else \
-        " (the fallback has not been proven better on any rule's rows)"
+        (" (the fallback has not been proven better on any rule's rows: that takes "
+         "enough rows from two batches or more and a one-sided t test across batches)")
     tried = sorted((r for r, e in rules.items() if not e["route"] and e["rows"]),
                    key=lambda r: -rules[r]["rows"])[:5]
     if tried:

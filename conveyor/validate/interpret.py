@@ -115,9 +115,12 @@ def shap_summary(model: Pipeline, X: pd.DataFrame, seed: int) -> dict[str, float
     except ImportError:
         return None
     rows, names = _encoded(model, X.sample(n=min(len(X), 300), random_state=seed))
-    values = np.asarray(shap.TreeExplainer(estimator).shap_values(rows))
-    values = values.reshape(-1, values.shape[-1]) if values.ndim > 2 else values
-    return {n: float(v) for n, v in zip(names, np.abs(values).mean(axis=0), strict=True)}
+    values = np.abs(np.asarray(shap.TreeExplainer(estimator).shap_values(rows)))
+    # a classifier's values have a class axis: (rows, features, classes) from shap 0.46
+    # on, a list of (rows, features) per class before; average it with the rows
+    if values.ndim == 3:
+        values = values.mean(axis=2) if values.shape[1] == len(names) else values.mean(axis=0)
+    return {n: float(v) for n, v in zip(names, values.mean(axis=0), strict=True)}
 
 
 def explain_version(model: Pipeline, X: pd.DataFrame, y: np.ndarray, task: str,
@@ -133,7 +136,12 @@ def explain_version(model: Pipeline, X: pd.DataFrame, y: np.ndarray, task: str,
     tree = tree_structure(model)
     if tree is not None:
         out["tree"] = tree
-    shap_values = shap_summary(model, X, seed)
+    try:
+        shap_values = shap_summary(model, X, seed)
+    except Exception as exc:  # an optional view: its failure never fails the update
+        log.warning("SHAP summary skipped: %s: %s", type(exc).__name__, exc)
+        out["errors"] = {"shap": f"{type(exc).__name__}: {exc}"}
+        shap_values = None
     if shap_values is not None:
         out["shap"] = shap_values
     return out

@@ -154,3 +154,41 @@ def test_explain_answer_explains_the_model_that_answered_the_row():
     assert (out["route"], out["route_reason"]) == ("champion", "out_of_range:x1")
     assert out["prediction"] == pytest.approx(champion.predict(far)[0])
     assert explain_answer(champion, fallback, on, usual)["route"] == "champion"
+
+
+def test_shap_of_a_binary_stump_classifier_is_its_probability_minus_the_mean():
+    """Classifiers get a class axis from shap (rows, features, classes since 0.46): for a
+    one-split tree, x1's value per class is p_class(row) - its mean over the training rows,
+    the same size for both classes of a binary target."""
+    pytest.importorskip("shap")
+    model, X, y = fitted("tree", {"max_depth": 1}, task="classification")
+    rows = X.iloc[:300]
+    out = explain_version(model, rows, y[:300], "classification", seed=0)["shap"]
+    proba = model.predict_proba(X)[:, 1]
+    by_hand = np.abs(model.predict_proba(rows)[:, 1] - proba.mean()).mean()
+    assert out["numeric__x1"] == pytest.approx(by_hand, rel=1e-6)
+    assert all(v == 0 for k, v in out.items() if k != "numeric__x1")
+
+
+@pytest.mark.parametrize("family", ["tree", "forest", "hgb"])
+def test_shap_works_for_multiclass_classifiers(family):
+    pytest.importorskip("shap")
+    X, y = data()
+    labels = np.select([y < -2, y > 2], ["low", "high"], "middle")
+    model = make_pipeline(Candidate(family, {}), ROLES, PrepareConfig(), "classification", 0)
+    model.fit(X, labels)
+    out = explain_version(model, X, labels, "classification", seed=0)["shap"]
+    assert max(out, key=out.get) == "numeric__x1"
+
+
+def test_a_failing_optional_explanation_never_fails_the_version(monkeypatch):
+    shap = pytest.importorskip("shap")
+
+    def broken(*args, **kwargs):
+        raise ValueError("shape mismatch in a future shap")
+
+    monkeypatch.setattr(shap, "TreeExplainer", broken)
+    model, X, y = fitted("forest", {})
+    out = explain_version(model, X, y, "regression", seed=0)
+    assert "shap" not in out and "shape mismatch" in out["errors"]["shap"]
+    assert max(out["importance"], key=out["importance"].get) == "x1"  # the rest is there
