@@ -18,7 +18,7 @@ demo: $(VENV)/.installed
 ## test: install with the test tools and run the whole suite: two workers, then the tests
 ## that bound wall time or throughput (load, soak, hostile files) alone
 test: $(VENV)/.installed
-	$(PY) -m pytest -n 2 -m "not serial"
+	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial
 
 lint: $(VENV)/.installed

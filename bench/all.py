@@ -51,6 +51,8 @@ BENCHES = [
     Bench("routing", "Routing on rows from the future: train through May, predict June",
           ("bench/routing_check.py", "--updates", "20"),
           ("bench/routing_check.py", "--updates", "3")),
+    Bench("generality", "Generality: streams nobody tuned conveyor for, against strong baselines",
+          ("bench/generality_bench.py",), ("bench/generality_bench.py", "--quick")),
     Bench("training_choices", "Training choices (refit cadence, halving samples)",
           ("bench/training_choices.py",),
           ("bench/training_choices.py", "--batches", "5", "--halving-every", "3")),

@@ -15,17 +15,21 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from conveyor import pipeline
-from conveyor.config import Config, load_config
 from conveyor.errors import ConveyorError
 from conveyor.logs import setup_logging
+
+if TYPE_CHECKING:  # each command imports the package (`--help` needs none of it)
+    from conveyor import pipeline
+    from conveyor.config import Config
 
 DEFAULT_CONFIG = "conveyor.yaml"
 
 
 def _load(path: str, debug: bool, console_level: int = logging.INFO) -> Config:
+    from conveyor.config import load_config
+
     setup_logging(None, logging.DEBUG if debug else console_level)
     config = load_config(path)
     setup_logging(config.workspace / "logs", logging.DEBUG if debug else console_level)
@@ -33,6 +37,8 @@ def _load(path: str, debug: bool, console_level: int = logging.INFO) -> Config:
 
 
 def _fail(exc: BaseException, debug: bool) -> int:
+    from conveyor import pipeline
+
     error = pipeline.ensure_error(exc)
     if debug or not isinstance(exc, ConveyorError):
         logging.getLogger("conveyor").debug("traceback", exc_info=exc)
@@ -45,6 +51,8 @@ def _fail(exc: BaseException, debug: bool) -> int:
 
 
 def _run_update(config: Config) -> int:
+    from conveyor import pipeline
+
     result = pipeline.update(config)
     stream = sys.stderr
     print(f"conveyor: {result.message}", file=stream)
@@ -60,6 +68,8 @@ def _run_replay(config: Config, batches: int | None) -> int:
         TextColumn,
         TimeElapsedColumn,
     )
+
+    from conveyor import pipeline
 
     start = time.perf_counter()
     rows = 0
@@ -84,12 +94,16 @@ def _run_replay(config: Config, batches: int | None) -> int:
 
 
 def _print_status(config: Config) -> int:
+    from conveyor import pipeline
+
     state = pipeline.status(config)
     print(json.dumps(state, indent=2, default=str))
     return 0
 
 
 def _print_models(config: Config, args: argparse.Namespace) -> int:
+    from conveyor import pipeline
+
     if args.action == "show":
         if args.version is None:
             raise ConveyorError("`conveyor models show` needs a VERSION, e.g. `models show 7`")
@@ -116,6 +130,7 @@ def _print_models(config: Config, args: argparse.Namespace) -> int:
 
 
 def _run_demo(config: Config, batches: int, prepare_only: bool) -> int:
+    from conveyor import pipeline
     from conveyor.demo import prepare_demo_data
 
     source, sample = prepare_demo_data(config)
@@ -196,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             setup_logging(None, logging.DEBUG if args.debug else logging.INFO)
             return _run_init(args)
         config = _load(args.config, args.debug, logging.WARNING if quiet else logging.INFO)
+        from conveyor import pipeline
+
         commands: dict[str, Callable[[], int]] = {
             "update": lambda: _run_update(config),
             "inference": lambda: _print_path(pipeline.inference(config, args.file)),
@@ -260,6 +277,8 @@ def _done(message: str) -> int:
 
 
 def _promote(config: Config, version: int, reason: str) -> int:
+    from conveyor import pipeline
+
     pipeline.promote(config, version, reason)
     return _done(f"v{version} is production")
 

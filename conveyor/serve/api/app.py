@@ -55,6 +55,41 @@ def _served_openapi(app: FastAPI, holder: ModelHolder) -> Callable[[], dict[str,
     return openapi
 
 
+DOCS_FILES = {  # the Swagger UI files /docs needs, served by name from swagger-ui-py
+    "swagger-ui-bundle.js": "application/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``GET /docs`` with the Swagger UI's JavaScript and CSS served by this app (from the
+    installed ``swagger-ui-py`` package: Swagger UI 5, which reads OpenAPI 3.1), so the
+    page works with no network; only the three files it needs are served, each by its
+    exact name."""
+    from pathlib import Path
+
+    import swagger_ui
+    from fastapi import HTTPException
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import FileResponse, HTMLResponse
+
+    folder = Path(swagger_ui.__file__).parent / "static"
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="conveyor API",
+            swagger_js_url="/docs/swagger-ui-bundle.js", swagger_css_url="/docs/swagger-ui.css",
+            swagger_favicon_url="/docs/favicon-32x32.png")
+
+    @app.get("/docs/{name}", include_in_schema=False)
+    def docs_file(name: str) -> FileResponse:
+        if name not in DOCS_FILES:
+            raise HTTPException(status_code=404, detail="not found")
+        return FileResponse(folder / name, media_type=DOCS_FILES[name])
+
+
 def create_app(config: Config) -> FastAPI:
     """Build the FastAPI application for one workspace."""
     from threadpoolctl import threadpool_limits
@@ -62,8 +97,10 @@ def create_app(config: Config) -> FastAPI:
     # one BLAS/OpenMP thread per worker: several workers on few cores collapse otherwise
     threadpool_limits(1)
     state = ApiState.open(config)
-    app = FastAPI(title="conveyor", version="1", lifespan=_lifespan,
-                  description="Predictions from the conveyor's production model.")
+    app = FastAPI(title="conveyor", version="1", lifespan=_lifespan, docs_url=None,
+                  redoc_url=None, description="Predictions from the conveyor's production "
+                  "model.")
+    _offline_docs(app)
     app.state.conveyor = state  # what the routes' dependencies read (deps.api_state)
     app.add_middleware(BodyLimit, limit=config.serve.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_problem)
