@@ -38,6 +38,7 @@ from conveyor.analyze.quality import USABLE_LIMIT
 MAX_LEVELS = 10_000
 TIME_LIKE_RANK_CORRELATION = 0.9  # |Spearman| of a number with the rows' time order
 NEW_LEVEL_SHARE = 0.01  # identifier-like: this share of the newest rows bring new levels
+FOREST_ROWS = 5_000  # rows the anomaly forest is fitted on (spread over the window)
 
 
 def time_like(values: pd.Series) -> bool:
@@ -69,14 +70,16 @@ def identifier_like(values: pd.Series) -> bool:
     >>> identifier_like(pd.Series(steady + ["c"])), identifier_like(pd.Series(steady))
     (True, False)
     """
-    text = values.dropna().astype(str).reset_index(drop=True)
-    if len(text) < 20:
+    codes, levels = pd.factorize(values.dropna())
+    n = len(codes)
+    if n < 20:
         return False
-    if text.nunique() > len(text) / 2:
+    if len(levels) > n / 2:
         return True
-    cut = len(text) - max(len(text) // 10, 1)
-    newest = text.iloc[cut:]
-    return bool((~newest.isin(set(text.iloc[:cut]))).mean() > NEW_LEVEL_SHARE)
+    cut = n - max(n // 10, 1)
+    older = np.zeros(len(levels), dtype=bool)
+    older[codes[:cut]] = True
+    return bool((~older[codes[cut:]]).mean() > NEW_LEVEL_SHARE)
 
 
 class Router(BaseEstimator):
@@ -133,9 +136,12 @@ class Router(BaseEstimator):
         self.medians_ = [float(X[c].astype(float).median()) for c in self.numeric_]
         self.forest_ = None
         if self.anomaly and self.numeric_:
+            # each tree reads 256 rows; fit scores every row it is given to place the
+            # contamination threshold, and a spread sample of rows places it as well
+            rows = X.iloc[np.linspace(0, len(X) - 1, min(len(X), FOREST_ROWS)).astype(int)]
             self.forest_ = IsolationForest(n_estimators=100, max_samples=min(256, len(X)),
                                            contamination=self.contamination,
-                                           random_state=self.seed).fit(self._numbers(X))
+                                           random_state=self.seed).fit(self._numbers(rows))
         self.rules_: dict[str, bool] | None = None
         return self
 
