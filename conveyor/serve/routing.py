@@ -38,6 +38,7 @@ from conveyor.analyze.quality import USABLE_LIMIT
 MAX_LEVELS = 10_000
 TIME_LIKE_RANK_CORRELATION = 0.9  # |Spearman| of a number with the rows' time order
 NEW_LEVEL_SHARE = 0.01  # identifier-like: this share of the newest rows bring new levels
+NEW_LEVELS = 10  # ... and at least this many different ones
 FOREST_ROWS = 5_000  # rows the anomaly forest is fitted on (spread over the window)
 
 
@@ -61,13 +62,15 @@ def time_like(values: pd.Series) -> bool:
 def identifier_like(values: pd.Series) -> bool:
     """Whether a text column keeps bringing new levels (an id, a tail number, a free
     text): more than half its values are distinct, or over ``NEW_LEVEL_SHARE`` of the
-    newest tenth of the rows (in time order) bring a level the older rows never had.
-    An unseen level is then routine, not unusual.
+    newest tenth of the rows (in time order) bring a level the older rows never had, and
+    at least ``NEW_LEVELS`` different ones (a few rare levels seen late are not a
+    stream of new ones). An unseen level is then routine, not unusual.
 
     >>> identifier_like(pd.Series([f"id{i}" for i in range(50)]))
     True
-    >>> steady = ["a", "b"] * 50
-    >>> identifier_like(pd.Series(steady + ["c"])), identifier_like(pd.Series(steady))
+    >>> steady = ["a", "b"] * 500
+    >>> late = [f"new{i}" for i in range(12)]
+    >>> identifier_like(pd.Series(steady + late)), identifier_like(pd.Series(steady + late[:3]))
     (True, False)
     """
     codes, levels = pd.factorize(values.dropna())
@@ -79,7 +82,9 @@ def identifier_like(values: pd.Series) -> bool:
     cut = n - max(n // 10, 1)
     older = np.zeros(len(levels), dtype=bool)
     older[codes[:cut]] = True
-    return bool((~older[codes[cut:]]).mean() > NEW_LEVEL_SHARE)
+    newest = codes[cut:]
+    new = newest[~older[newest]]
+    return bool(len(new) > NEW_LEVEL_SHARE * len(newest) and len(set(new)) >= NEW_LEVELS)
 
 
 class Router(BaseEstimator):

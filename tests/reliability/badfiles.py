@@ -210,28 +210,28 @@ def _huge(base: pd.DataFrame, stem: Path) -> Path:
 
 
 @add("embedded_newlines", "predict", "quoted values holding line breaks stay one value",
-     check=routed(slice(0, 3), "unseen_category:tailnum"))
+     check=routed(slice(0, 3), "unseen_category:dest"))
 def _newlines(base: pd.DataFrame, stem: Path) -> Path:
-    frame = base.copy()
-    frame.loc[frame.index[:3], "tailnum"] = ["N1\nN2", "line\r\nbreak", "\n"]
+    frame = base.copy()  # dest: tailnum is identifier-like, an unseen one is not unusual
+    frame.loc[frame.index[:3], "dest"] = ["N1\nN2", "line\r\nbreak", "\n"]
     return csv_file(frame, stem.with_suffix(".csv"))
 
 
 @add("lone_carriage_returns", "predict", "a value holding a lone \\r (an old Mac line end) "
      "must come back quoted, or readers split the row there",
-     check=routed(slice(0, 2), "unseen_category:tailnum"))
+     check=routed(slice(0, 2), "unseen_category:dest"))
 def _carriage_returns(base: pd.DataFrame, stem: Path) -> Path:
     frame = base.copy()
-    frame.loc[frame.index[:2], "tailnum"] = ["N1\rN2", "\r"]
+    frame.loc[frame.index[:2], "dest"] = ["N1\rN2", "\r"]
     # with \r\n line ends pandas quotes a value holding \r (with \n it leaves it bare)
     return csv_file(frame, stem.with_suffix(".csv"), lineterminator="\r\n")
 
 
 @add("hostile_strings", "predict", "commas and quotes in quoted values, NUL and ESC "
-     "bytes, a 100,000-character value", check=routed(slice(0, 5), "unseen_category:tailnum"))
+     "bytes, a 100,000-character value", check=routed(slice(0, 5), "unseen_category:dest"))
 def _hostile(base: pd.DataFrame, stem: Path) -> Path:
     frame = base.copy()
-    frame.loc[frame.index[:5], "tailnum"] = ['N,1"2', '"", ,', "N\x00X", "\x1b[31mred\x07",
+    frame.loc[frame.index[:5], "dest"] = ['N,1"2', '"", ,', "N\x00X", "\x1b[31mred\x07",
                                              "N" * 100_000]
     return csv_file(frame, stem.with_suffix(".csv"))
 
