@@ -21,19 +21,13 @@ from pathlib import Path
 import pytest
 
 from conveyor import pipeline
+from tests.browser import chromium, needs_chromium
 from tests.e2e_helpers import copy_replay, inference_sample
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 REPO = Path(__file__).resolve().parents[2]
 PLOTLY_SIGNATURE = "plotly.js v"  # the banner at the top of plotly's bundle
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="headless browser test needs Debian's `chromium` and `chromium-driver` "
-           f"(apt-get install chromium chromium-driver); found chromium={CHROMIUM}, "
-           f"chromedriver={CHROMEDRIVER}",
-)
+pytestmark = needs_chromium
 
 
 def artifacts_dir() -> Path:
@@ -60,21 +54,8 @@ def written(dashboard: Path) -> dict:
 @pytest.fixture(scope="module")
 def browser(dashboard: Path):
     """Chromium with the dashboard loaded, its console and network logs read once."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-dev-shm-usage", "--allow-file-access-from-files",
-                 "--window-size=1400,1000"):
-        options.add_argument(flag)
-    # browser: console messages; performance: every request the page sent (DevTools)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    # an explicit driver path: Selenium Manager is never asked to download anything
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver = chromium("--allow-file-access-from-files")
     try:
-        driver.set_page_load_timeout(60)
         driver.get(dashboard.as_uri())
         wait_until_plots_rendered(driver)
         logs = {"browser": driver.get_log("browser"),

@@ -8,23 +8,17 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``).
 from __future__ import annotations
 
 import json
-import shutil
 
 import httpx
 import pytest
 import yaml
 
+from tests.browser import chromium, needs_chromium
 from tests.e2e_helpers import copy_replay
 from tests.reliability.apikit import Server
 from tests.serve.test_api import free_port
 
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's `chromium` and `chromium-driver` (apt-get install chromium "
-           "chromium-driver)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -41,21 +35,11 @@ def server(replayed_folder, tmp_path_factory):
 
 
 def test_docs_render_with_no_network(server):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1400,1000",
-                 # no name resolves but the loopback address: a CDN cannot be reached
-                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # no name resolves but the loopback address: a CDN cannot be reached
+    driver = chromium("--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1")
     try:
-        driver.set_page_load_timeout(60)
         driver.get(f"{server.url}/docs")
         WebDriverWait(driver, 30).until(
             lambda d: d.execute_script("return document.querySelectorAll('.opblock').length"))
