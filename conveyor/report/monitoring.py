@@ -114,9 +114,8 @@ def routing_section(inference: pd.DataFrame, prequential: pd.DataFrame,
     shares = shares.div(shares.sum(axis=1), axis=0)
     for route in shares.columns:
         figure.add_bar(x=at, y=shares[route], name=route)
-    figure.update_layout(title=f"Routing: share of rows per route and {what} (champion, the "
-                               "fallback's reason, or kept: unusual rows the champion "
-                               "answered)", barmode="stack", yaxis_title="share of rows")
+    figure.update_layout(title=f"Share of rows per route and {what}", barmode="stack",
+                         yaxis_title="share of rows", yaxis_tickformat=".0%")
     total = pd.DataFrame(counts).fillna(0).sum()
     kept = total[[k for k in total.index if str(k).startswith("kept:")]]
     top = total.drop(["champion", *kept.index], errors="ignore")

@@ -24,14 +24,15 @@ def prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
               "champion": "its champion alone (every row)",
               "baseline": "baseline (never updated)", "fallback": "its fallback alone (robust)",
               "staging": "challenger (staging)"}
-    for role, dash in (("production", "solid"), ("champion", "longdash"), ("baseline", "dot"),
+    for role, dash in (("production", "solid"), ("champion", "dot"), ("baseline", "longdash"),
                        ("fallback", "dashdot"), ("staging", "dash")):
         part = prequential[prequential["role"] == role].sort_values("time")
         if part.empty:
             continue
         label = labels[role]
+        # served is drawn wide: the champion alone runs on top of it when nothing is routed
         figure.add_scatter(x=part["time"], y=part["score"], mode="lines+markers", name=label,
-                           line={"dash": dash},
+                           line={"dash": dash, "width": 4 if role == "production" else 2},
                            customdata=part["version"],
                            hovertemplate="%{x}<br>" + metric + " %{y:.4g}<br>v%{customdata}")
     promotions = events[events["kind"] == "promotion"].dropna(subset=["batch_id"])
