@@ -22,6 +22,7 @@ from conveyor.controller.update import update
 from conveyor.errors import ConveyorError, InputError, ModelError
 from conveyor.serve.bundle import load_version
 from conveyor.serve.predict import predict_file
+from conveyor.serve.routing import is_fallback_route
 from conveyor.store import Store
 from conveyor.store.db import utcnow
 from conveyor.train.data import BATCH_COLUMN
@@ -69,8 +70,7 @@ def inference(config: Config, file: Path) -> Path:
                                 f"{per_1k:.0f} ms per 1,000 rows, over serve.max_latency_ms "
                                 f"{budget:.0f}", version=loaded.version)
             log.warning("inference over the latency budget: %.0f ms per 1,000 rows", per_1k)
-        fallback = sum(n for route, n in result.routes.items()
-                       if route != "champion" and not route.startswith("kept:"))
+        fallback = sum(n for route, n in result.routes.items() if is_fallback_route(route))
         log.info("inference with v%d: %d rows in %.2f s -> %s (the fallback answered %d "
                  "rows; rows per route %s)", loaded.version, result.rows, result.seconds,
                  result.output, fallback, result.routes)

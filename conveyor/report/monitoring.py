@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from scipy import stats
 
 from conveyor.meta import findings, fit_meta, meta_table
+from conveyor.serve.routing import is_fallback_route
 from conveyor.validate.metrics import LOWER_IS_BETTER
 
 
@@ -96,20 +97,10 @@ def routing_section(inference: pd.DataFrame, prequential: pd.DataFrame,
     rules production has proven, on what evidence."""
     figure = go.Figure()
     decision = routing_decision_reading(production)
-    calls = inference.dropna(subset=["route_counts"]).sort_values("at") \
-        if not inference.empty and "route_counts" in inference else inference.iloc[0:0]
-    calls = calls[calls["route_counts"].map(bool)] if not calls.empty else calls
-    if not calls.empty:
-        at, counts, what = calls["at"], list(calls["route_counts"]), "inference call"
-    else:
-        served = prequential[prequential["role"] == "production"].sort_values("batch_id") \
-            if not prequential.empty else prequential
-        served = served[served["metrics"].map(lambda m: isinstance(m, dict) and "routes" in m)] \
-            if not served.empty else served
-        if served.empty:
-            return figure, "No routed predictions yet." + decision
-        at, what = served["batch_id"].map(lambda b: f"batch {b}"), "new batch (prequential)"
-        counts = [{k: v["rows"] for k, v in m["routes"].items()} for m in served["metrics"]]
+    found = _route_counts_over_time(inference, prequential)
+    if found is None:
+        return figure, "No routed predictions yet." + decision
+    at, counts, what = found
     shares = pd.DataFrame(counts).fillna(0)
     shares = shares.div(shares.sum(axis=1), axis=0)
     for route in shares.columns:
@@ -118,7 +109,7 @@ def routing_section(inference: pd.DataFrame, prequential: pd.DataFrame,
                          yaxis_title="share of rows", yaxis_tickformat=".0%")
     total = pd.DataFrame(counts).fillna(0).sum()
     kept = total[[k for k in total.index if str(k).startswith("kept:")]]
-    top = total.drop(["champion", *kept.index], errors="ignore")
+    top = total[[k for k in total.index if is_fallback_route(str(k))]]
     rows = max(total.sum(), 1)
     reading = f"{top.sum() / rows:.1%} of {int(total.sum()):,} rows went to the fallback"
     if not top.empty and top.max() > 0:
@@ -127,6 +118,25 @@ def routing_section(inference: pd.DataFrame, prequential: pd.DataFrame,
         reading += (f"; {kept.sum() / rows:.1%} were unusual but stayed with the champion, "
                     "whose rule the fallback has not proven better on (kept:<reason>)")
     return figure, reading + "." + decision
+
+
+def _route_counts_over_time(inference: pd.DataFrame, prequential: pd.DataFrame
+                            ) -> tuple[pd.Series, list[dict[str, Any]], str] | None:
+    """Rows per route over time, with the x values and what each bar is: per inference
+    call or API flush when there are any, else per new batch as production served it."""
+    if not inference.empty and "route_counts" in inference:
+        calls = inference.dropna(subset=["route_counts"]).sort_values("at")
+        calls = calls[calls["route_counts"].map(bool)]
+        if not calls.empty:
+            return calls["at"], list(calls["route_counts"]), "inference call"
+    if prequential.empty:
+        return None
+    served = prequential[prequential["role"] == "production"].sort_values("batch_id")
+    served = served[served["metrics"].map(lambda m: isinstance(m, dict) and "routes" in m)]
+    if served.empty:
+        return None
+    counts = [{k: v["rows"] for k, v in m["routes"].items()} for m in served["metrics"]]
+    return served["batch_id"].map(lambda b: f"batch {b}"), counts, "new batch (prequential)"
 
 
 def routing_decision_reading(production: dict[str, Any] | None) -> str:

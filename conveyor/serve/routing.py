@@ -223,7 +223,12 @@ class Router(BaseEstimator):
     def route(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Return (to_fallback, reason) per row (see :func:`choose_routes`)."""
         keys, flagged = self.flags(X)
-        return choose_routes(keys, flagged, self.__dict__.get("rules_"))
+        return choose_routes(keys, flagged, self.proven_rules())
+
+    def proven_rules(self) -> dict[str, bool] | None:
+        """Which rules send rows to the fallback; None for a router saved before rules
+        had to be proven (every rule routes)."""
+        return self.__dict__.get("rules_")
 
     def _level_sets(self) -> dict[str, frozenset[str]]:
         """Known levels per column as sets, built once per loaded router (never saved)."""
@@ -306,9 +311,24 @@ def route_counts(to_fallback: np.ndarray, reason: np.ndarray) -> dict[str, int]:
     ...              np.array(["", "missing", "out_of_range:x", ""], dtype=object))
     {'champion': 2, 'kept:out_of_range': 1, 'missing': 1}
     """
-    kinds = pd.Series([("" if f else "kept:") + r.split(":")[0] if r else "champion"
-                       for f, r in zip(to_fallback, reason, strict=True)], dtype=object)
+    kinds = pd.Series(route_kinds(to_fallback, reason), dtype=object)
     return {str(k): int(v) for k, v in kinds.value_counts().sort_index().items()}
+
+
+def route_kinds(to_fallback: np.ndarray, reason: np.ndarray) -> np.ndarray:
+    """Per row, its route as counted: ``champion``, the reason's kind (the fallback
+    answered), or ``kept:<kind>`` (unusual, the champion answered)."""
+    return np.asarray([("" if f else "kept:") + r.split(":")[0] if r else "champion"
+                       for f, r in zip(to_fallback, reason, strict=True)], dtype=object)
+
+
+def is_fallback_route(route: str) -> bool:
+    """Whether a route of :func:`route_counts` is one the fallback answered.
+
+    >>> [is_fallback_route(r) for r in ("champion", "missing", "kept:anomaly")]
+    [False, True, False]
+    """
+    return route != "champion" and not route.startswith("kept:")
 
 
 def answered_by(to_fallback: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from conveyor.validate.decide import Validation
 from conveyor.validate.interpret import explain_version
 from conveyor.validate.metrics import is_better
 from conveyor.validate.prequential import prediction_profile, served_score
-from conveyor.validate.served import Answers
+from conveyor.validate.served import score_as_served
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,8 @@ def incremental_update(config: Config, data: pd.DataFrame, production: LoadedMod
             log.info("incremental update impossible: %s", exc)
             return None
         # both as they would serve: production's router and fallback, with its rules
-        router = production.router
-        challenger = Answers.of(trial, production.fallback, router, task, X.iloc[cut:],
-                                y[cut:]).score(task, metric, None if router is None else
-                                               router.__dict__.get("rules_")).served
+        challenger = score_as_served(trial, production.fallback, production.router, task,
+                                     metric, X.iloc[cut:], y[cut:]).served
         incumbent = served_score(production, task, metric, X.iloc[cut:], y[cut:]).served
         if not is_better(metric, challenger.get(metric), incumbent.get(metric), 0.0):
             log.info("incremental trial %s %.4g vs production %.4g on the newest rows",

@@ -18,7 +18,7 @@ from sklearn.metrics import accuracy_score, mean_absolute_error
 from sklearn.pipeline import Pipeline
 from sklearn.tree import export_text
 
-from conveyor.serve.routing import Router, predict_routed
+from conveyor.serve.routing import Router, within_float32
 
 log = logging.getLogger(__name__)
 
@@ -185,8 +185,10 @@ def explain_answer(model: Pipeline, fallback: Pipeline | None, router: Router | 
     """Explain one row's prediction by the model that answers it in serving: the champion,
     or the fallback when a proven routing rule sends the row there (with the values the
     fallback reads: numbers limited to the training range)."""
-    _, to_fallback, reasons = predict_routed(model, fallback, router, row)
-    if to_fallback[0] and fallback is not None and router is not None:
+    if router is None or fallback is None:
+        return {"route": "champion", "route_reason": "", **explain_row(model, row)}
+    to_fallback, reasons = router.route(within_float32(row))
+    if to_fallback[0]:
         return {"route": "fallback", "route_reason": str(reasons[0]),
                 **explain_row(fallback, router.bounded(row))}
     return {"route": "champion", "route_reason": str(reasons[0]), **explain_row(model, row)}

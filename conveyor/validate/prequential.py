@@ -20,7 +20,7 @@ from conveyor.analyze import drift
 from conveyor.analyze.batch_drift import drift_row
 from conveyor.serve.bundle import LoadedModel
 from conveyor.train.data import BatchFrames, model_input, target_values
-from conveyor.validate.served import Answers, Evidence, ServedScore, pooled
+from conveyor.validate.served import Evidence, ServedScore, pooled, score_as_served
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +82,7 @@ def past_evidence(prequential: pd.DataFrame, batches: int,
 def served_score(model: LoadedModel, task: str, metric: str, X: pd.DataFrame,
                  y: np.ndarray) -> ServedScore:
     """A version scored as it serves: its router, champion and fallback with its rules."""
-    return Answers.of(model.model, model.fallback, model.router, task, X, y).score(
-        task, metric, None if model.router is None else model.router.__dict__.get("rules_"))
+    return score_as_served(model.model, model.fallback, model.router, task, metric, X, y)
 
 
 def prediction_profile(model: Any, X: pd.DataFrame,

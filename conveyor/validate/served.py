@@ -27,7 +27,7 @@ from scipy import stats
 from sklearn.exceptions import UndefinedMetricWarning
 
 from conveyor.config import RoutingConfig
-from conveyor.serve.routing import Router, choose_routes, within_float32
+from conveyor.serve.routing import Router, choose_routes, route_kinds, within_float32
 from conveyor.validate.metrics import row_losses, score_predictions
 
 
@@ -110,11 +110,8 @@ def combined(*parts: Evidence) -> Evidence:
 
 def pooled(parts: Iterable[dict[str, Any] | None]) -> Evidence:
     """Add up evidence stored as JSON (one dict of rules per batch), rule by rule."""
-    total: Evidence = {}
-    for part in parts:
-        for rule, data in (part or {}).items():
-            total[rule] = total.get(rule, RuleEvidence()) + RuleEvidence.from_json(data)
-    return total
+    return combined(*({rule: RuleEvidence.from_json(data) for rule, data in (part or {}).items()}
+                      for part in parts))
 
 
 @dataclass(frozen=True)
@@ -191,8 +188,7 @@ class Answers:
                 return score_predictions(task, self.y[rows], pred[rows],
                                          None if proba is None else proba[rows], self.classes)
 
-        kinds = np.asarray([("" if f else "kept:") + r.split(":")[0] if r else "champion"
-                            for f, r in zip(to_fallback, reason, strict=True)], dtype=object)
+        kinds = route_kinds(to_fallback, reason)
         routes = {}
         for kind in sorted(set(kinds)):
             rows = kinds == kind
@@ -215,6 +211,14 @@ class Answers:
         fallback = row_losses(metric, self.y, self.fallback, self.fallback_proba, self.classes)
         return {rule: RuleEvidence.of(champion[rows], fallback[rows])
                 for rule, rows in zip(self.rules, self.flagged.T, strict=True) if rows.any()}
+
+
+def score_as_served(model: Any, fallback: Any, router: Router | None, task: str, metric: str,
+                    X: pd.DataFrame, y: np.ndarray) -> ServedScore:
+    """A champion scored as it would serve beside this fallback and router, with the
+    router's own rules."""
+    return Answers.of(model, fallback, router, task, X, y).score(
+        task, metric, None if router is None else router.proven_rules())
 
 
 def _aligned(proba: np.ndarray, have: np.ndarray, want: np.ndarray | None) -> np.ndarray:
