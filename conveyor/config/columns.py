@@ -54,9 +54,12 @@ class ColumnsConfig(Section):
 
 class DerivedFeature(Section):
     name: str = Field(..., description="Name of the new column.")
-    op: Literal["diff", "ratio", "log1p", "clip", "frequency"] = Field(
+    op: Literal["diff", "ratio", "log1p", "clip", "frequency", "time_of_day",
+                "day_of_week"] = Field(
         ..., description="diff: a - b; ratio: a / b; log1p: sign(a)·log(1+|a|); clip: a to "
-        "[lower, upper]; frequency: share of a's level in the training window."
+        "[lower, upper]; frequency: share of a's level in the training window; time_of_day: "
+        "text such as 1pm or 13:30 as hours (13.0, 13.5); day_of_week: day names (Mon, "
+        "Tuesday) as 0 (Monday) to 6."
     )
     columns: list[str] = Field(..., min_length=1, max_length=2, description="Input columns.")
     lower: float | None = Field(None, description="clip: lower bound.")

@@ -65,6 +65,7 @@ def default_families() -> dict[str, FamilyConfig]:
         "linear": FamilyConfig(grid={"alpha": [0.1, 1.0, 10.0]}),
         "knn": FamilyConfig(grid={"n_neighbors": [10, 30]}),
         "tree": FamilyConfig(grid={"max_depth": [6, 10], "min_samples_leaf": [20]}),
+        "hgb": FamilyConfig(grid={"max_iter": [200]}),
     }
 
 

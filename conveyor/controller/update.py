@@ -29,6 +29,7 @@ from conveyor.train.strategy import Strategy, StrategyKind, batches_since_search
 from conveyor.train.trained import Origin, Trained
 from conveyor.train.update import incremental_update
 from conveyor.validate import registry
+from conveyor.validate.checks import too_good
 from conveyor.validate.decide import Decision, decide
 from conveyor.validate.prequential import past_evidence, score_new_batches
 from conveyor.validate.served import Evidence, combined, decide_rules
@@ -127,8 +128,21 @@ def learn(config: Config, store: Store, stages: Stages, frames: BatchFrames, new
                           None if production is None else production.version, version)
         registry.settle(store, workspace, version, decision, new[-1]["id"],
                         config.registry.keep_versions)
+        _warn_if_too_good(store, config, version, trained, new[-1]["id"])
     return UpdateResult(True, _message(version, trained, decision), version=version,
                         promoted=decision.promoted)
+
+
+def _warn_if_too_good(store: Store, config: Config, version: int, trained: Trained,
+                      batch_id: int) -> None:
+    """An implausibly perfect hold-out score is said in the log and kept as an event."""
+    warning = too_good(trained.validation.challenger, config.target.task)
+    if warning is None:
+        return
+    log.warning("v%d: %s", version, warning)
+    with store.transaction() as conn:
+        store.add_event(conn, "suspicious_score", f"v{version}: {warning}", batch_id=batch_id,
+                        version=version)
 
 
 def _score_in_service(store: Store, frames: BatchFrames, versions: VersionCache,

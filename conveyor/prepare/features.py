@@ -8,6 +8,7 @@ same raw columns. It adds columns and keeps the input's.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,41 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
 CALENDAR_PARTS = ("hour", "weekday", "month", "day", "weekend", "holiday")
-OPERATIONS = ("diff", "ratio", "log1p", "clip", "frequency")
+OPERATIONS = ("diff", "ratio", "log1p", "clip", "frequency", "time_of_day", "day_of_week")
+DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CLOCK = re.compile(r"^(\d{1,2})(?:[:.](\d{2}))?(?::\d{2})?\s*([ap])?\.?m?\.?$", re.IGNORECASE)
+
+
+def clock_hours(values: pd.Series) -> pd.Series:
+    """Return text times of day as hours (``1pm`` -> 13.0, ``07:30`` -> 7.5); NaN where a
+    value is not a time of day (a bare number is not one).
+
+    >>> clock_hours(pd.Series(["12am", "1pm", "12 PM", "07:30", "25:00", "7", None])).tolist()
+    [0.0, 13.0, 12.0, 7.5, nan, nan, nan]
+    """
+    parts = values.astype("string").str.strip().str.extract(_CLOCK)
+    hour = pd.to_numeric(parts[0], errors="coerce")
+    minute = pd.to_numeric(parts[1], errors="coerce")
+    half = parts[2].str.lower()
+    clocked = minute.notna() | half.notna()  # "7" alone is a number, not a time
+    pm = (half == "p").fillna(False).astype(bool)
+    am = (half == "a").fillna(False).astype(bool)
+    hour = hour.where(~(am | pm) | hour.between(1, 12))
+    hour = hour.where(~am, hour % 12).where(~pm, hour % 12 + 12)
+    out = hour + minute.fillna(0) / 60
+    return out.where(clocked & hour.between(0, 23) & minute.fillna(0).between(0, 59)) \
+        .astype("float64")
+
+
+def day_numbers(values: pd.Series) -> pd.Series:
+    """Return day names as numbers, Monday 0 (``Mon``, ``monday``, ``Tues``); NaN otherwise.
+
+    >>> day_numbers(pd.Series(["Mon", "sunday", "Tues", "x"])).tolist()
+    [0.0, 6.0, 1.0, nan]
+    """
+    codes = {name: float(i) for i, name in enumerate(DAY_NAMES)}
+    return values.astype("string").str.strip().str.lower().str[:3].map(codes) \
+        .astype("float64")
 
 
 def _holidays(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
@@ -42,7 +77,9 @@ class FeatureMaker(TransformerMixin, BaseEstimator):
     calendar : parts to add: hour, weekday, month, day, weekend, holiday (US federal).
     derived : list of dicts ``{name, op, columns, lower, upper}`` with op one of
         diff (a - b), ratio (a / b, NaN where b is 0), log1p (sign-preserving),
-        clip (to lower/upper), frequency (share of the level in the training data).
+        clip (to lower/upper), frequency (share of the level in the training data),
+        time_of_day (text such as ``1pm`` or ``13:30`` as hours), day_of_week (day names
+        as 0 for Monday to 6).
 
     Examples
     --------
@@ -114,6 +151,10 @@ class FeatureMaker(TransformerMixin, BaseEstimator):
         if op == "frequency":
             table = self.frequencies_.get(spec["name"], {})
             return frame[columns[0]].astype("string").map(table).astype("float64").fillna(0.0)
+        if op == "time_of_day":
+            return clock_hours(frame[columns[0]])
+        if op == "day_of_week":
+            return day_numbers(frame[columns[0]])
         first = pd.to_numeric(frame[columns[0]], errors="coerce").astype("float64")
         if op == "log1p":
             return np.sign(first) * np.log1p(first.abs())

@@ -40,6 +40,7 @@ MANIFEST_FILE = "manifest.json"
 COMMON_TYPES = frozenset({
     "conveyor.prepare.features.FeatureMaker", "conveyor.prepare.preprocess.AsCategories",
     "conveyor.prepare.preprocess.RareLevels", "conveyor.serve.routing.Router",
+    "conveyor.train.bounded.BoundedPipeline",
     "numpy.dtype", "sklearn.tree._tree.Tree", "sklearn.model_selection._split.KFold"})
 # exact, fully qualified names, never a module prefix: ``builtins.`` or ``numpy.`` would
 # admit ``exec``, ``eval`` or ``numpy.load``, which skops calls with the file's arguments

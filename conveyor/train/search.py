@@ -29,6 +29,7 @@ from conveyor.errors import ConfigError
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.preprocess import build_preprocessor, categorical_indices
 from conveyor.prepare.roles import Roles
+from conveyor.train.bounded import BoundedPipeline
 from conveyor.train.families import FAMILIES, build_estimator, cost_rank
 from conveyor.validate.metrics import LOWER_IS_BETTER, score_model, sort_key
 from conveyor.validate.schemes import Split
@@ -156,7 +157,7 @@ def make_pipeline(candidate: Candidate, roles: Roles, prepare: PrepareConfig, ta
     estimator.set_params(**extra)
     steps += [("prepare", build_preprocessor(roles, prepare, candidate.variant, task)),
               ("model", estimator)]
-    return Pipeline(steps)
+    return BoundedPipeline(steps) if task == "regression" else Pipeline(steps)
 
 
 def single_threaded(model: Pipeline) -> Pipeline:

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from conveyor.config import Config
 from conveyor.errors import ModelError
 from conveyor.serve.bundle import LoadedModel
+from conveyor.train.bounded import rebuilt
 from conveyor.train.data import model_input, target_values
 from conveyor.train.families import FAMILIES
 from conveyor.train.trained import Origin, Trained
@@ -51,7 +52,7 @@ def update_model(pipeline: Pipeline, family: str, X: Any, y: np.ndarray,
     *prep, (name, model) = pipeline.steps
     Xt = Pipeline(prep).transform(X) if prep else X
     updated, how = spec.incremental(model, Xt, y, seed, **options)
-    return Pipeline([*prep, (name, updated)]), how
+    return rebuilt(pipeline, [*prep, (name, updated)], y), how
 
 
 def incremental_update(config: Config, data: pd.DataFrame, production: LoadedModel,

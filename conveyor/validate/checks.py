@@ -98,3 +98,23 @@ def sanity_check(model: Any, holdout: pd.DataFrame, budget_ms: float) -> SanityR
             failures.append(f"predicting {LATENCY_ROWS} rows took {latency_ms:.0f} ms, over "
                             f"the budget of {budget_ms:.0f} ms (validate.max_latency_ms)")
     return SanityReport(failures, latency_ms)
+
+
+TOO_GOOD = 0.999  # hold-out R² or accuracy at or above this is rarely honest
+
+
+def too_good(holdout: dict[str, Any], task: str) -> str | None:
+    """Return a warning when a hold-out score is implausibly perfect (a leak, usually).
+
+    >>> too_good({"r2": 0.99999, "mae": 0.01}, "regression")[:33]
+    'hold-out R² 0.99999 is implausibly'
+    >>> too_good({"r2": 0.93}, "regression") is None
+    True
+    """
+    key, name = ("r2", "R²") if task == "regression" else ("accuracy", "accuracy")
+    value = holdout.get(key)
+    if value is None or not np.isfinite(value) or value < TOO_GOOD:
+        return None
+    return (f"hold-out {name} {value:.5f} is implausibly perfect: a column probably gives the "
+            "target away (known only after the fact, or computed from it); check the "
+            "features and add such columns to columns.exclude")

@@ -158,6 +158,8 @@ def register(store: Store, workspace: Workspace, config: Config, trained: Traine
                 "schema": trained.schema, "metrics": metrics, "lineage": lineage,
                 "engineered": trained.engineered, "strategy": trained.origin.value,
                 "prediction_profile": trained.predictions,
+                # regression predictions are clipped to this range (train.bounded)
+                "prediction_bounds": getattr(trained.model, "bounds_", None),
                 "fallback": None if trained.fallback is None else {
                     "family": trained.fallback.named_steps["model"].__class__.__name__,
                     "routing": trained.router.get_params(),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from conveyor.collect.init import (
     sniff_delimiter,
     stray_text_columns,
 )
+from conveyor.collect.init.understand import clock_columns, leaks, time_copies
 from conveyor.config import load_config
 from conveyor.errors import InputError
 
@@ -104,7 +106,9 @@ def test_sensor_csv_init_then_updates_and_inference(tmp_path):
     # and 5 windows (240 rows) reach the 200 rows of the first training
     assert config["stream"] == {"window": "12h", "initial_batches": 5}
     assert config["validate"] == {"metric": "mae"}
-    assert "train" not in config and "features" not in config  # library defaults
+    assert "train" not in config  # library defaults
+    # hourly readings over 30 days: the hour and the weekday repeat, the month does not
+    assert config["features"] == {"calendar": ["hour", "weekday"], "timezone": "UTC"}
     assert "# identifier: a different value in every row" in text
     assert "# constant: always 'plant-1'" in text
     for _ in range(2):
@@ -368,3 +372,101 @@ def test_rendered_yaml_reads_back_as_built(exclude, target):
     notes = {f"columns.exclude[{c}]": "why" for c in exclude}
     text = render_config(config, notes, "header")
     assert yaml.safe_load(text) == config
+
+
+# -- init understands the table: leaks, clock columns, copies of the time ----------------
+
+
+def counts_table(days: int = 120, seed: int = 3) -> pd.DataFrame:
+    """Hourly counts with an hour-of-day text column (12am ... 11pm), day names, a day index
+    (a numeric copy of the time) and two columns that add up exactly to the target."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2023-01-01", periods=24 * days, freq="h")
+    hour = times.hour.to_numpy()
+    temp = 10 + 8 * np.sin(np.arange(len(times)) / (24 * 365) * 2 * np.pi) \
+        + rng.normal(0, 2, len(times))
+    count = rng.poisson(5 + 40 * np.exp(-((hour - 17) ** 2) / 4) + temp.clip(0))
+    casual = rng.binomial(count, 0.3)
+    labels = np.array([f"{(h - 1) % 12 + 1}{'am' if h < 12 else 'pm'}" for h in range(24)])
+    return pd.DataFrame({
+        "when": times.strftime("%Y-%m-%d %H:%M"), "hr": labels[hour],
+        "day": times.day_name().str[:3], "temp": temp.round(1),
+        "day_index": (np.arange(len(times)) // 24).astype(float),
+        "casual": casual, "registered": count - casual, "count": count})
+
+
+def test_init_excludes_leaks_and_time_copies_and_keeps_clock_columns(tmp_path):
+    counts_table().to_csv(tmp_path / "counts.csv", index=False)
+    done = conveyor("init", "counts.csv", "--target", "count", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "conveyor.yaml").read_text(encoding="utf-8")
+    config = yaml.safe_load(text)
+    assert config["source"]["time_column"] == "when"  # "1pm" is a time of day, not a date
+    excluded = config["columns"]["exclude"]
+    assert set(excluded) == {"casual", "registered", "day_index"}
+    assert "# target leakage: casual + registered has correlation 1.0000 with count" in text
+    assert "excluded casual: target leakage" in done.stderr  # said, not only written
+    assert "# a numeric copy of the time (Spearman" in text
+    assert config["features"]["calendar"] == ["hour", "weekday", "month"]
+    assert config["features"]["derived"] == [
+        {"name": "hr_hour_of_day", "op": "time_of_day", "columns": ["hr"]},
+        {"name": "day_day_number", "op": "day_of_week", "columns": ["day"]}]
+    assert "# hr holds times of day: kept as a category, and as hours here" in text
+    assert "hgb" in load_config(tmp_path / "conveyor.yaml").train.families  # the defaults
+    update = conveyor("update", cwd=tmp_path)
+    assert update.stdout == "True\n", update.stderr
+    manifest = json.loads(next((tmp_path / "workspace" / "models").glob("*/manifest.json"))
+                          .read_text(encoding="utf-8"))
+    assert {"hr", "day", "temp"} <= set(manifest["schema"])
+    assert {"hr_hour_of_day", "day_day_number", "when_hour"} <= set(manifest["engineered"])
+    assert not {"casual", "registered", "day_index"} & set(manifest["schema"])
+    assert manifest["prediction_bounds"][0] == 0.0  # counts are never predicted negative
+
+
+def test_classification_leak_is_a_one_column_rule():
+    rng = np.random.default_rng(5)
+    n = 2000
+    frame = pd.DataFrame({"minutes_late": rng.normal(5, 20, n), "x": rng.normal(0, 1, n),
+                          "region": rng.choice(["a", "b", "c"], n)})
+    frame["late"] = np.where(frame["minutes_late"] > 15, "late", "on time")
+    frame.loc[rng.random(n) < 0.2, "x"] += 0.5 * (frame["late"] == "late")
+    found = leaks(frame, "late", "classification", set())
+    assert list(found) == ["minutes_late"]
+    assert "alone classifies 100.0% of the sample's rows right" in found["minutes_late"]
+
+
+def test_regression_leak_needs_an_almost_exact_relation():
+    rng = np.random.default_rng(6)
+    a, b = rng.normal(0, 1, 500), rng.normal(0, 1, 500)
+    frame = pd.DataFrame({"a": a, "b": b, "close": a + rng.normal(0, 0.1, 500)})
+    frame["y"] = a - b
+    assert sorted(leaks(frame, "y", "regression", set())) == ["a", "b"]
+    frame["y"] = a + rng.normal(0, 0.02, 500)  # a: r ~ 0.9998; close: r ~ 0.995, a feature
+    assert sorted(leaks(frame, "y", "regression", set())) == ["a"]
+
+
+def test_time_copies_and_clock_columns_by_hand():
+    times = pd.Series(pd.date_range("2024-01-01", periods=200, freq="h"))
+    frame = pd.DataFrame({"epoch": times.astype("int64") // 10**9,
+                          "season": np.sin(np.arange(200) / 30),
+                          "year": [2024] * 200})
+    assert list(time_copies(frame, times, set())) == ["epoch"]
+    clocks = pd.DataFrame({"at": ["07:30", "13:00", "23:15"], "code": ["7", "13", "23"],
+                           "dow": ["Monday", "Tuesday", "sunday"]})
+    assert clock_columns(clocks) == {"at": "time_of_day", "dow": "day_of_week"}
+
+
+def test_a_leak_left_in_by_hand_is_a_warning_in_update_and_summary(tmp_path):
+    counts_table(days=60).to_csv(tmp_path / "counts.csv", index=False)
+    assert conveyor("init", "counts.csv", "--target", "count", cwd=tmp_path).returncode == 0
+    config = read_config(tmp_path / "conveyor.yaml")
+    config["columns"]["exclude"] = []  # as a user who writes the config by hand
+    (tmp_path / "conveyor.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    update = conveyor("update", cwd=tmp_path)
+    assert update.stdout == "True\n", update.stderr
+    assert "is implausibly perfect: a column probably gives the target away" in update.stderr
+    summary = conveyor("summary", cwd=tmp_path)
+    assert summary.returncode == 0, summary.stderr
+    report = json.loads(Path(summary.stdout.strip()).with_suffix(".json").read_text())
+    reading = next(s["reading"] for s in report["sections"] if s["key"] == "prequential")
+    assert "WARNING: v1: hold-out R² 1.00000 is implausibly perfect" in reading

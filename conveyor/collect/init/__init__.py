@@ -90,6 +90,7 @@ from conveyor.collect.init.sample import (
     source_kind,
 )
 from conveyor.collect.init.stream_plan import StreamPlan, choose_stream
+from conveyor.collect.init.understand import calendar_parts, clock_columns, leaks, time_copies
 from conveyor.collect.init.writing import (
     Inferred,
     build_config,
@@ -151,9 +152,27 @@ def infer(sample: Sample, target: str, time: str | None = None,
     log.info("task: %s (%s)", task, task_reason)
     roles = {target, time_column}
     excluded = excluded_columns(frame, keep=roles)
+    sample_times = times.iloc[:len(frame)].reset_index(drop=True)  # the sample's rows
+    excluded.update(time_copies(frame, sample_times, skip=roles | set(excluded)))
+    excluded.update(leaks(frame, target, task, skip=roles | set(excluded)))
+    for column, why in excluded.items():
+        if why.startswith(("target leakage", "a numeric copy")):
+            log.warning("excluded %s: %s", column, why)
     categorical = stray_text_columns(frame, skip=roles | set(excluded))
+    derived = tuple(_clock_feature(column, kind) for column, kind in
+                    clock_columns(frame.drop(columns=[target])).items()
+                    if column not in excluded and column != time_column)
     return Inferred(target, time_column, task, task_reason, excluded, categorical,
-                    choose_stream(times)), times
+                    choose_stream(times), calendar_parts(times), derived), times
+
+
+def _clock_feature(column: str, kind: str) -> tuple[dict[str, Any], str]:
+    """A derived feature giving a clock column's number, with the comment init writes."""
+    if kind == "time_of_day":
+        return ({"name": f"{column}_hour_of_day", "op": kind, "columns": [column]},
+                f"{column} holds times of day: kept as a category, and as hours here")
+    return ({"name": f"{column}_day_number", "op": kind, "columns": [column]},
+            f"{column} holds day names: kept as a category, and as 0 (Monday) to 6 here")
 
 
 def init_config(data_file: Path, target: str, out: Path, time: str | None = None,

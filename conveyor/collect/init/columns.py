@@ -43,9 +43,14 @@ def time_candidates(frame: pd.DataFrame) -> list[str]:
     ...                               "code": ["12", "13"], "x": [1.0, 2.0]}))
     ['when']
     """
+    from conveyor.collect.init.understand import clock_columns
+
+    clocks = clock_columns(frame)  # "1pm" parses as a date; it is a time of day
     found = []
     for column in frame.columns:
         values = frame[column]
+        if column in clocks:
+            continue
         if pd.api.types.is_datetime64_any_dtype(values):
             if values.nunique() > 1:
                 found.append(str(column))

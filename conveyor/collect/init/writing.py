@@ -56,6 +56,8 @@ class Inferred:
     excluded: dict[str, str]  # column -> reason
     categorical: dict[str, str]  # column -> reason
     stream: StreamPlan
+    calendar: tuple[list[str], str] = ([], "")  # parts of the time column, and why
+    derived: tuple[tuple[dict[str, Any], str], ...] = ()  # derived features, each with why
 
 
 def build_config(sample: Sample, source_path: str,
@@ -93,12 +95,29 @@ def build_config(sample: Sample, source_path: str,
     config = {"workspace": "workspace", "seed": 42, "source": source,
               "target": {"column": inferred.target, "task": task}, "columns": columns,
               "stream": stream.section, "quality": {"min_rows": stream.min_rows}}
+    features = _features(inferred, notes)
+    if features:
+        config["features"] = features
     families, why = families_for(task, 42)
     if families is not None:
         config["train"] = {"families": families}
         notes["train.families"] = why
     return config, notes
 
+
+def _features(inferred: Inferred, notes: dict[str, str]) -> dict[str, Any]:
+    """The ``features`` section: calendar parts of the time column and derived columns."""
+    features: dict[str, Any] = {}
+    parts, why = inferred.calendar
+    if parts:
+        features["calendar"] = parts
+        features["timezone"] = "UTC"
+        notes["features.calendar"] = why
+        notes["features.timezone"] = "calendar parts are read in this zone; set the local one"
+    if inferred.derived:
+        features["derived"] = [spec for spec, _ in inferred.derived]
+        notes.update({f"features.derived[{spec}]": reason for spec, reason in inferred.derived})
+    return features
 
 
 COMMENT_COLUMN = 30

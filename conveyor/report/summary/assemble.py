@@ -32,6 +32,7 @@ from conveyor.report.summary.models import (
     params_table,
     prequential_section,
     registry_table,
+    suspicious_reading,
 )
 from conveyor.report.summary.page import render_html, render_json, render_markdown
 from conveyor.report.summary.performance import inference_section, timings_section
@@ -60,8 +61,10 @@ def _model_panels(store: Store, metric: str, evaluations: pd.DataFrame,
                   models: pd.DataFrame, times: dict[int, str]) -> list[Panel]:
     """Prequential quality (with champion vs challenger), candidates, importance."""
     prequential = store.frame("prequential")
-    figure, reading = prequential_section(prequential, store.frame("events"), times, metric)
+    events = store.frame("events")
+    figure, reading = prequential_section(prequential, events, times, metric)
     reading += " " + monitoring.challenger_reading(prequential, metric)
+    reading += suspicious_reading(events)
     return [
         ("prequential", "Production model quality (prequential)", (figure, reading)),
         ("candidates", "Candidates and chosen hyperparameters",

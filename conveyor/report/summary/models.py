@@ -62,6 +62,18 @@ def prequential_section(prequential: pd.DataFrame, events: pd.DataFrame,
     return figure, reading + f"; {len(promotions)} promotions."
 
 
+def suspicious_reading(events: pd.DataFrame) -> str:
+    """Say it when a version's hold-out score was implausibly perfect (a likely leak)."""
+    if events.empty:
+        return ""
+    found = events[events["kind"] == "suspicious_score"]
+    if found.empty:
+        return ""
+    newest = str(found.iloc[-1]["message"])
+    more = f" ({len(found)} versions so far)" if len(found) > 1 else ""
+    return f" WARNING{more}: {newest}."
+
+
 def candidates_section(evaluations: pd.DataFrame, times: dict[int, str],
                     metric: str) -> tuple[go.Figure, str]:
     """Each family's best validation score per update; the chosen one starred."""
