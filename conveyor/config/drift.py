@@ -29,10 +29,12 @@ class DriftSection(Section):
                                    "features that drifted.")
     bins: int = Field(20, ge=4, le=200, description="Quantile bins per numeric column, fixed "
                       "from the first batch so profiles of any batches can be merged.")
-    on_alarm: Literal["reset", "retrain", "ignore"] = Field(
-        "reset", description="On a dataset alarm: reset (refit production's configuration on "
-        "a window that starts at the drift point; the window grows again from there, and the "
-        "reference moves with the new production model), retrain (refit on the usual window "
+    on_alarm: Literal["evidence", "reset", "retrain", "ignore"] = Field(
+        "evidence", description="On a dataset alarm: evidence (refit production's "
+        "configuration on candidate windows: everything kept, the newest 2 and 4 batches, the "
+        "new batches alone; score each on the newest rows and keep the best: history is "
+        "discarded only when that is better), reset (train on the newest reset_batches "
+        "batches; the window grows again from there), retrain (refit on the usual window "
         "instead of an incremental update), or ignore (record only)."
     )
     reset_batches: int = Field(1, ge=1, description="reset: batches kept in the training "

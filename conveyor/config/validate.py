@@ -18,10 +18,12 @@ class ModelDriftConfig(Section):
         0.5, gt=0, description="Page-Hinkley: alarm when the cumulative rise exceeds this."
     )
     min_batches: int = Field(1, ge=1, description="Batches scored before an alarm may fire.")
-    policy: Literal["retrain", "widen_search", "rollback"] = Field(
-        "retrain",
-        description="On alarm: retrain on the newest retrain_batches only; widen_search: also "
-        "try every family with its default grid; rollback: return to the previous production.",
+    policy: Literal["evidence", "retrain", "widen_search", "rollback"] = Field(
+        "evidence",
+        description="On alarm: evidence: compare candidate training windows on the newest rows "
+        "and keep the best (as drift.on_alarm: evidence); retrain: retrain on the newest "
+        "retrain_batches only; widen_search: also try every family with its default grid; "
+        "rollback: return to the previous production.",
     )
     retrain_batches: int = Field(
         2, ge=1, description="retrain: how many of the newest batches the new window starts with."

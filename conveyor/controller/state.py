@@ -33,7 +33,7 @@ class UpdateState:
         """The state after production changed (a rollback by the model-drift policy)."""
         return replace(self, production=store.production())
 
-    def with_anchor(self, batch_id: int) -> UpdateState:
+    def with_anchor(self, batch_id: int | None) -> UpdateState:
         return replace(self, window_anchor=batch_id)
 
 

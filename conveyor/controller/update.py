@@ -21,13 +21,14 @@ from conveyor.config import Config
 from conveyor.controller.state import Stages, UpdateResult, UpdateState
 from conveyor.errors import ModelError
 from conveyor.meta.order import order_candidates
-from conveyor.serve.bundle import VersionCache
+from conveyor.serve.bundle import LoadedModel, VersionCache
 from conveyor.store import Store
 from conveyor.train.data import BatchFrames
 from conveyor.train.retrain import Request, retrain
 from conveyor.train.strategy import Strategy, StrategyKind, batches_since_search, choose_strategy
 from conveyor.train.trained import Origin, Trained
 from conveyor.train.update import incremental_update
+from conveyor.train.windows import choose_window
 from conveyor.validate import registry
 from conveyor.validate.checks import too_good
 from conveyor.validate.decide import Decision, decide
@@ -92,8 +93,8 @@ def learn(config: Config, store: Store, stages: Stages, frames: BatchFrames, new
         keep = config.serve.routing.evidence_batches
         evidence = past_evidence(prequential, keep)
         earlier = past_evidence(prequential, keep, before=min(b["id"] for b in new))
-    state, widen = _answer_model_alarm(config, store, state, model_alarm, new)
-    state, data_alarm = _answer_data_alarm(config, store, state, data_alarms)
+    state, widen, data_alarm = _answer_alarms(config, store, state, (frames, versions),
+                                              (model_alarm, data_alarms), new)
     strategy = _strategy(config, store, state, data_alarm, model_alarm)
     production = None if state.production is None else versions.get(state.production)
     trained: Trained | None = None
@@ -191,16 +192,58 @@ def _answer_model_alarm(config: Config, store: Store, state: UpdateState,
             log.warning("cannot roll back (%s); retraining on recent data instead", exc)
     if alarm.policy == "widen_search":
         return state, True
+    if alarm.policy == "evidence":
+        return state, False  # the caller compares candidate windows
     recent = store.accepted_batches(config.validate_.model_drift.retrain_batches)
     return _reset_window(store, state, recent[0]["id"],
                          f"retrain on recent data after {alarm.reason}"), False
 
 
+def _answer_alarms(config: Config, store: Store, state: UpdateState,
+                   loaded: tuple[BatchFrames, VersionCache],
+                   alarms: tuple[ModelAlarm | None, list[DataAlarm]],
+                   new: Batches) -> tuple[UpdateState, bool, str | None]:
+    """Answer the model-drift and data-drift alarms by their policies; where a policy is
+    ``evidence``, choose the training window by evidence once for both. Return the state,
+    whether to widen the search, and the data alarm the strategy sees."""
+    model_alarm, data_alarms = alarms
+    state, widen = _answer_model_alarm(config, store, state, model_alarm, new)
+    state, data_alarm = _answer_data_alarm(config, store, state, data_alarms)
+    suspected = [str(data_alarm)] if data_alarm and config.drift.on_alarm == "evidence" else []
+    if model_alarm is not None and model_alarm.policy == "evidence":
+        suspected.append(model_alarm.reason)
+    if suspected and state.production is not None:
+        frames, versions = loaded
+        state = _window_by_evidence(config, store, state, frames,
+                                    versions.get(state.production), new, "; ".join(suspected))
+    return state, widen, data_alarm
+
+
+def _window_by_evidence(config: Config, store: Store, state: UpdateState, frames: BatchFrames,
+                        production: LoadedModel, new: Batches, why: str) -> UpdateState:
+    """Compare candidate training windows on the newest rows and keep the best (an event
+    records the candidates, their scores and the choice)."""
+    kept = store.accepted_batches(config.train.window_batches)
+    choice = choose_window(config, frames, production, kept, {b["id"] for b in new})
+    if choice is None:
+        message = (f"after {why}: too few new rows to compare training windows; every batch "
+                   "is kept")
+        anchor = state.window_anchor
+    else:
+        message = f"after {why}: {choice.describe()}"
+        anchor = None if choice.keeps_everything else choice.start
+    log.info(message)
+    with store.transaction() as conn:
+        store.move_window_anchor(conn, anchor)
+        store.add_event(conn, "window_choice", message, batch_id=new[-1]["id"])
+    return state.with_anchor(anchor)
+
+
 def _answer_data_alarm(config: Config, store: Store, state: UpdateState,
                        alarms: list[DataAlarm]) -> tuple[UpdateState, str | None]:
-    """Apply ``drift.on_alarm`` to the new batches' data-drift alarms: ignore them, or
-    train on the newest batches only (a window reset); return the state and the reason
-    the strategy sees (None: no alarm it must answer)."""
+    """Apply ``drift.on_alarm`` to the new batches' data-drift alarms: ignore them, train
+    on the newest batches only (a window reset), or leave the window to the evidence;
+    return the state and the reason the strategy sees (None: no alarm it must answer)."""
     alarm = DataAlarm.combined(alarms)
     if alarm is None or config.drift.on_alarm == "ignore":
         return state, None

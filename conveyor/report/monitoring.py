@@ -90,6 +90,23 @@ def strategy_section(models: pd.DataFrame, timings: pd.DataFrame,
     return figure, f"Strategies: {reading}."
 
 
+def window_choice_reading(events: pd.DataFrame) -> str:
+    """How often drift handling compared training windows, what it chose, the newest
+    comparison in full."""
+    if events.empty:
+        return ""
+    choices = events[events["kind"] == "window_choice"]
+    if choices.empty:
+        return ""
+    messages = choices["message"].astype(str)
+    kept = int(messages.str.contains("window by evidence: everything kept").sum())
+    unjudged = int(messages.str.contains("too few new rows").sum())
+    shorter = len(choices) - kept - unjudged
+    return (f" Drift handling compared training windows {len(choices)} time(s): kept every "
+            f"batch {kept + unjudged} time(s), shortened the window {shorter} time(s). Newest "
+            f"(batch {int(choices.iloc[-1]['batch_id'])}): {messages.iloc[-1]}.")
+
+
 def routing_section(inference: pd.DataFrame, prequential: pd.DataFrame,
                     production: dict[str, Any] | None) -> tuple[go.Figure, str]:
     """Share of rows each route answered: per inference call or API flush when there are

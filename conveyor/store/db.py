@@ -228,6 +228,14 @@ class Store:
         conn.execute(delete(schema.meta).where(schema.meta.c.key == "window_anchor"))
         conn.execute(insert(schema.meta).values(key="window_anchor", value=str(anchor)))
 
+    def move_window_anchor(self, conn: Connection, batch_id: int | None) -> None:
+        """Start the training window at ``batch_id`` (None: no anchor, the newest
+        ``train.window_batches``), earlier or later than before, in ``conn``'s transaction:
+        drift handling by evidence may give history back."""
+        conn.execute(delete(schema.meta).where(schema.meta.c.key == "window_anchor"))
+        if batch_id is not None:
+            conn.execute(insert(schema.meta).values(key="window_anchor", value=str(batch_id)))
+
     def accepted_batches(self, limit: int, min_id: int | None = None) -> list[dict[str, Any]]:
         """Return the newest ``limit`` accepted batches (id >= ``min_id``), oldest first."""
         query = select(schema.batches).where(schema.batches.c.status == "accepted")

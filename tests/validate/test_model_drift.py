@@ -33,7 +33,7 @@ def test_no_alarm_on_a_stationary_stream():
     assert not any(alarms)
 
 
-def concept_change_stream(folder) -> None:
+def concept_change_stream(folder, policy: str = "retrain") -> None:
     rng = np.random.default_rng(7)
     days, per_day = 16, 200
     times = pd.date_range("2024-01-01", periods=days * per_day, freq=f"{24 * 60 // per_day}min",
@@ -50,12 +50,14 @@ def concept_change_stream(folder) -> None:
               "target": {"column": "y"}, "stream": {"window": "1D", "initial_batches": 2},
               "quality": {"min_rows": 20},
               "train": {"window_batches": 6, "families": {"linear": {"grid": {"alpha": [1.0]}}}},
-              "validate": {"model_drift": {"policy": "retrain", "retrain_batches": 1}}}
+              "validate": {"model_drift": {"policy": policy, "retrain_batches": 1}}}
     (folder / "conveyor.yaml").write_text(yaml.safe_dump(config))
 
 
-def test_alarm_within_two_batches_of_a_concept_change_and_recovery(tmp_path, open_store):
-    concept_change_stream(tmp_path)
+@pytest.mark.parametrize("policy", ["retrain", "evidence"])
+def test_alarm_within_two_batches_of_a_concept_change_and_recovery(tmp_path, open_store,
+                                                                    policy):
+    concept_change_stream(tmp_path, policy)
     config = load_config(tmp_path / "conveyor.yaml")
     while pipeline.update(config).ok:
         pass
@@ -68,13 +70,21 @@ def test_alarm_within_two_batches_of_a_concept_change_and_recovery(tmp_path, ope
     assert alarms, "no model-drift alarm"
     assert not [a for a in alarms if a < change_batch], "false alarm before the change"
     assert alarms[0] - change_batch <= 1  # fired on the change batch or the next one
-    assert (events["kind"] == "window_reset").any()
+    if policy == "retrain":
+        assert (events["kind"] == "window_reset").any()
+    else:  # the candidate windows, their scores and the choice are recorded
+        choices = events[events["kind"] == "window_choice"]
+        first = choices[choices["batch_id"] == alarms[0]]["message"].iloc[0]
+        assert "window by evidence: since the change (new batches only)" in first
+        assert "everything kept (6 batches)" in first and "newest 2 batches" in first
     scores = store.frame("prequential").query("role == 'production'").set_index("batch_id")
     before = scores.loc[scores.index < change_batch, "score"].mean()
     at_change = scores.loc[change_batch, "score"]
     after = scores.loc[scores.index >= change_batch + 3, "score"].mean()
     assert at_change > 4 * before  # the change hurts
     assert after < 1.5 * before  # and handling recovers
+    if policy == "evidence":  # two batches after the alarm, back near the old level
+        assert scores.loc[alarms[0] + 2, "score"] < 1.2 * before
     never_updated = store.frame("prequential").query("role == 'baseline'")
     assert never_updated[never_updated["batch_id"] >= change_batch + 3]["score"].mean() > 3 * after
 

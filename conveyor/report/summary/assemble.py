@@ -81,10 +81,16 @@ def _operation_panels(store: Store, models: pd.DataFrame, times: dict[int, str],
         ("update", "Update performance", timings_section(timings, times)),
         ("inference", "Inference performance", inference_section(inference)),
         ("strategy", "Training strategy: incremental, refit or retrain (search)",
-         monitoring.strategy_section(models, timings, times)),
+         _with(monitoring.strategy_section(models, timings, times),
+               monitoring.window_choice_reading(store.frame("events")))),
         ("routing", "Routing between champion and fallback",
          monitoring.routing_section(inference, store.frame("prequential"), production)),
     ]
+
+
+def _with(section: tuple[Any, str], more: str) -> tuple[Any, str]:
+    """A panel's figure with more said in its reading."""
+    return section[0], section[1] + more
 
 
 def _insight_panels(store: Store, config: Config, evaluations: pd.DataFrame,
