@@ -192,3 +192,21 @@ def test_a_failing_optional_explanation_never_fails_the_version(monkeypatch):
     out = explain_version(model, X, y, "regression", seed=0)
     assert "shap" not in out and "shape mismatch" in out["errors"]["shap"]
     assert max(out["importance"], key=out["importance"].get) == "x1"  # the rest is there
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+@pytest.mark.parametrize("family", ["linear", "sgd", "knn", "tree", "forest", "hgb"])
+def test_every_family_is_explained_for_binary_and_multiclass_targets(family, classes):
+    """What an update records for a classifier of each family, with the shap extra
+    installed: no explanation step fails, and the informative column comes first."""
+    pytest.importorskip("shap")
+    X, y = data()
+    labels = (np.where(y > 0, "up", "down") if classes == 2
+              else np.select([y < -2, y > 2], ["low", "high"], "middle"))
+    model = make_pipeline(Candidate(family, {}), ROLES, PrepareConfig(), "classification", 0)
+    model.fit(X, labels)
+    out = explain_version(model, X, labels, "classification", seed=0)
+    assert not out.get("errors"), out.get("errors")
+    assert max(out["importance"], key=out["importance"].get) == "x1"
+    if family in ("tree", "forest", "hgb"):
+        assert max(out["shap"], key=out["shap"].get) == "numeric__x1"
