@@ -27,12 +27,16 @@ if TYPE_CHECKING:  # each command imports the package (`--help` needs none of it
 DEFAULT_CONFIG = "conveyor.yaml"
 
 
-def _load(path: str, debug: bool, console_level: int = logging.INFO) -> Config:
+def _load(path: str, debug: bool, console_level: int = logging.INFO,
+          command: str = "") -> Config:
+    from conveyor import preflight
     from conveyor.config import load_config
 
     setup_logging(None, logging.DEBUG if debug else console_level)
     config = load_config(path)
-    setup_logging(config.workspace / "logs", logging.DEBUG if debug else console_level)
+    preflight.check(config, command)  # before the log file: a refused command leaves nothing
+    if command != "status" or config.workspace.exists():
+        setup_logging(config.workspace / "logs", logging.DEBUG if debug else console_level)
     return config
 
 
@@ -93,12 +97,63 @@ def _run_replay(config: Config, batches: int | None) -> int:
     return 0
 
 
-def _print_status(config: Config) -> int:
-    from conveyor import pipeline
+def _print_status(config: Config, as_json: bool) -> int:
+    from conveyor import pipeline, preflight
 
+    if not config.workspace.exists():  # say so; do not create it
+        missing = preflight.missing_sources(config)
+        if as_json:
+            print(json.dumps({"workspace": str(config.workspace), "exists": False,
+                              "missing": [str(path) for _, path in missing]}, indent=2))
+            return 0
+        print(f"no workspace yet at {config.workspace}: nothing ingested or trained. Next: "
+              + ("write the data the config reads (" + ", ".join(
+                  f"{key} '{path}'" for key, path in missing) + ")." + preflight.demo_hint(
+                      config) if missing else "`python run.py -mode update`."))
+        return 0
     state = pipeline.status(config)
-    print(json.dumps(state, indent=2, default=str))
+    if as_json:
+        print(json.dumps(state, indent=2, allow_nan=False))
+    else:
+        print(status_text(state))
     return 0
+
+
+def status_text(state: dict[str, Any]) -> str:
+    """The workspace's state as a person reads it: a line per subject."""
+    def version(row: dict[str, Any] | None) -> str:
+        if row is None:
+            return "none"
+        params = ", ".join(f"{k}={v}" for k, v in sorted((row["params"] or {}).items()))
+        score = "" if row["holdout"] is None else \
+            f"; hold-out {row['metric']} {row['holdout']:.4g} as served"
+        return (f"{row['version']} {row['family']} ({params or 'defaults'}){score}; trained "
+                f"on {str(row['trained_on'][0])[:10]} .. {str(row['trained_on'][1])[:10]}")
+
+    last = state["last_batch"]
+    events = state["events"]
+    lines = [
+        ("workspace", state["workspace"]),
+        ("target", state["target"]),
+        ("stream", f"{state['batches']} batch(es): {state['accepted']} accepted, "
+                   f"{state['quarantined']} quarantined; {state['rows']:,} rows; data up to "
+                   f"{state['data_until'] or '-'}"),
+        ("production", version(state["production"])),
+        ("staging", version(state["staging"])),
+        ("models", f"{state['models']} version(s); `conveyor models list` lists them"),
+        ("events", f"data-drift alarms {events['data_drift']}, model-drift alarms "
+                   f"{events['model_drift']}, window choices {events['window_choice']}, "
+                   f"implausible scores {events['suspicious_score']}"),
+    ]
+    if last is not None:
+        why = f" ({last['reason']})" if last.get("reason") else ""
+        lines.append(("last batch", f"{last['id']}: {str(last['window'][0])[:16]} .. "
+                                    f"{str(last['window'][1])[:16]}, {last['rows']:,} rows, "
+                                    f"{last['status']}{why}"))
+    lines.append(("next", f"`python run.py -mode update` ingests the window from "
+                          f"{str(state['next_window_start'] or 'the start')[:16]}"))
+    width = max(len(k) for k, _ in lines)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in lines)
 
 
 def _print_models(config: Config, args: argparse.Namespace) -> int:
@@ -166,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("summary", help="write the monitoring report; prints its path")
     rep = command("replay", help="run updates over the stream with a progress bar")
     rep.add_argument("--batches", type=int, default=None, help="stop after N updates")
-    command("status", help="show the workspace's batches and production model")
+    status = command("status", help="show the workspace's batches and production model")
+    status.add_argument("--json", action="store_true",
+                        help="print the state as strict JSON (for scripts)")
     serve = command("serve", help="start the REST API (FastAPI + uvicorn)")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--host", default=None, help="address to listen on (default: "
@@ -210,7 +267,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "init":  # there is no config to load yet
             setup_logging(None, logging.DEBUG if args.debug else logging.INFO)
             return _run_init(args)
-        config = _load(args.config, args.debug, logging.WARNING if quiet else logging.INFO)
+        config = _load(args.config, args.debug, logging.WARNING if quiet else logging.INFO,
+                       args.command)
         from conveyor import pipeline
 
         commands: dict[str, Callable[[], int]] = {
@@ -218,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "inference": lambda: _print_path(pipeline.inference(config, args.file)),
             "summary": lambda: _print_path(pipeline.summary(config)),
             "replay": lambda: _run_replay(config, args.batches),
-            "status": lambda: _print_status(config),
+            "status": lambda: _print_status(config, args.json),
             "models": lambda: _print_models(config, args),
             "explain": lambda: _print_json(pipeline.explain(config, args.file, args.row)),
             "serve": lambda: _serve(_with_address(config, args.host, args.port), args.config,

@@ -105,38 +105,69 @@ def replay(config: Config, batches: int | None,
 
 
 def status(config: Config) -> dict[str, Any]:
-    """Return a short description of the workspace's state."""
+    """Return the workspace's state as plain JSON values (no NaN, no timedeltas)."""
     workspace, store = open_workspace(config)
     try:
         batches = store.frame("batches")
-        production = store.production()
-        last = None
-        if len(batches):
-            newest = batches.sort_values("window_index").iloc[-1]
-            stats = store.frame("column_stats")
-            stats = stats[stats["batch_id"] == newest["id"]].drop(columns=["batch_id"])
-            lag = pd.Timestamp(newest["ingested_at"]) - pd.Timestamp(newest["time_max"])
-            last = {"id": int(newest["id"]), "window": [newest["window_start"],
-                                                         newest["window_end"]],
-                    "time_span": [newest["time_min"], newest["time_max"]],
-                    "arrival_lag": str(lag), "rows": int(newest["rows"]),
-                    "sha256": newest["sha256"], "status": newest["status"],
-                    "columns": {r.pop("column"): {k: v for k, v in r.items() if v is not None}
-                                for r in stats.to_dict("records")}}
+        production, staging = store.production(), registry.staging(store)
+        events = store.frame("events")
+        alarms = {kind: int((events["kind"] == kind).sum()) if len(events) else 0
+                  for kind in ("data_drift", "model_drift", "window_choice", "window_reset",
+                               "suspicious_score")}
         return {
             "workspace": str(workspace.root),
+            "target": f"{config.target.column} ({config.target.task})",
             "batches": len(batches),
             "accepted": int((batches["status"] == "accepted").sum()) if len(batches) else 0,
             "quarantined": int((batches["status"] == "quarantined").sum()) if len(batches) else 0,
-            "last_window_end": batches["window_end"].max() if len(batches) else None,
+            "rows": int(batches["rows"].sum()) if len(batches) else 0,
+            "data_until": _plain(batches["time_max"].max()) if len(batches) else None,
+            "next_window_start": _plain(batches["window_end"].max()) if len(batches) else None,
             "models": store.count("models"),
-            "production": None if production is None else {
-                "version": production["version"], "family": production["family"],
-                "params": production["params"], "metrics": production["metrics"]},
-            "last_batch": last,
+            "production": _version_state(production, config.metric),
+            "staging": _version_state(staging, config.metric),
+            "events": alarms,
+            "last_batch": _last_batch(batches),
         }
     finally:
         store.close()
+
+
+def _plain(value: Any) -> Any:
+    """A value JSON can hold: NaN and NaT become None, timestamps ISO text."""
+    if value is None or isinstance(value, list | dict | tuple | str):
+        return value
+    if pd.isna(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value.item() if hasattr(value, "item") else value
+
+
+def _version_state(row: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    holdout = ((row.get("metrics") or {}).get("holdout") or {})
+    score = holdout.get(metric)
+    return {"version": f"v{row['version']}", "family": row["family"],
+            "params": row["params"], "metric": metric,
+            "holdout": None if score is None or score != score else float(score),
+            "trained_on": [_plain(row.get("window_start")), _plain(row.get("window_end"))],
+            "created_at": _plain(row.get("created_at"))}
+
+
+def _last_batch(batches: pd.DataFrame) -> dict[str, Any] | None:
+    if batches.empty:
+        return None
+    newest = batches.sort_values("window_index").iloc[-1]
+    lag = pd.Timestamp(newest["ingested_at"]) - pd.Timestamp(newest["time_max"])
+    return {"id": int(newest["id"]), "window": [_plain(newest["window_start"]),
+                                                 _plain(newest["window_end"])],
+            "rows": int(newest["rows"]), "status": newest["status"],
+            "reason": _plain(newest.get("reason")),
+            "ingested_at": _plain(newest["ingested_at"]),
+            "arrival_lag_hours": None if pd.isna(lag) else round(lag.total_seconds() / 3600, 1),
+            "sha256": newest["sha256"]}
 
 
 def explain(config: Config, file: Path, row: int) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from conveyor.analyze.batch_drift import DataAlarm, drift_settings
 from conveyor.collect.ingest import collect
 from conveyor.config import Config
 from conveyor.controller.state import Stages, UpdateResult, UpdateState
-from conveyor.errors import ModelError
+from conveyor.errors import InputError, ModelError
 from conveyor.meta.order import order_candidates
 from conveyor.serve.bundle import LoadedModel, VersionCache
 from conveyor.store import Store
@@ -51,6 +51,7 @@ def update(config: Config) -> UpdateResult:
     with workspace.lock(config.lock.timeout_seconds), threads:
         store = Store.open(workspace.db_url)
         try:
+            _check_target(config, store, workspace)
             stages = Stages(store, uuid.uuid4().hex[:12])
             result = run(config, workspace, store, stages)
             if not result.exhausted:
@@ -58,6 +59,20 @@ def update(config: Config) -> UpdateResult:
             return result
         finally:
             store.close()
+
+
+def _check_target(config: Config, store: Store, workspace: Workspace) -> None:
+    """A workspace learns one target with one task: another is refused before anything
+    is ingested (its batches and models would mix two problems)."""
+    wanted = f"{config.target.column} ({config.target.task})"
+    built = store.meta_value("target")
+    if built is None:
+        with store.transaction() as conn:
+            store.set_meta_value(conn, "target", wanted)
+    elif built != wanted:
+        raise InputError(f"workspace '{workspace.root}' was built for target {built}; this "
+                         f"config asks for {wanted}. Point `workspace:` in the config at a new "
+                         f"folder, or delete '{workspace.root}' to start the stream over")
 
 
 def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> UpdateResult:

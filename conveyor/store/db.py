@@ -212,6 +212,18 @@ class Store:
             result = conn.execute(select(table).where(table.c.batch_id.in_(list(batch_ids))))
             return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
 
+    def meta_value(self, key: str) -> str | None:
+        """Return a workspace-wide setting kept in the ``meta`` table."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(schema.meta.c.value)
+                                 .where(schema.meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta_value(self, conn: Connection, key: str, value: str) -> None:
+        """Keep a workspace-wide setting in the ``meta`` table, in ``conn``'s transaction."""
+        conn.execute(delete(schema.meta).where(schema.meta.c.key == key))
+        conn.execute(insert(schema.meta).values(key=key, value=value))
+
     def window_anchor(self) -> int | None:
         """Return the batch id the training window starts at (set by drift handling)."""
         with self.engine.connect() as conn:

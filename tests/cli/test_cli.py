@@ -4,6 +4,7 @@ command at least once); the error cases of run.py's function also in process."""
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import os
 import subprocess
@@ -109,7 +110,16 @@ def test_conveyor_command_status_and_config_option(project, tmp_path):
                            str(project / "conveyor.yaml"), "status"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert '"production"' in done.stdout and '"batches": 1' in done.stdout
+    lines = dict(line.split(None, 1) for line in done.stdout.splitlines()
+                 if not line.startswith("last batch"))
+    assert lines["production"].startswith("v1 ") and "hold-out mae" in lines["production"]
+    assert lines["stream"].startswith("1 batch(es): 1 accepted, 0 quarantined")
+    strict = subprocess.run([sys.executable, "-m", "conveyor", "--config",
+                             str(project / "conveyor.yaml"), "status", "--json"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    state = json.loads(strict.stdout, parse_constant=lambda name: pytest.fail(name))
+    assert state["batches"] == 1 and state["production"]["version"] == "v1"
+    assert len(strict.stdout.splitlines()) < 80  # a state, not every column's statistics
 
 
 def test_models_and_explain_commands(project):
@@ -141,3 +151,24 @@ def test_help_and_argument_errors_import_no_heavy_library(argv):
     imported = set(ast.literal_eval(done.stderr.strip().splitlines()[-1]))
     assert imported & HEAVY == set()
     assert "conveyor.pipeline" not in done.stderr
+
+
+def test_a_fresh_clone_before_the_demo_data_says_what_to_run_and_creates_nothing(tmp_path):
+    """The bundled config without its data, as in a clone before `make demo`: every
+    command names the missing files and the command that writes them; no workspace, no
+    log file is left behind."""
+    (tmp_path / "conveyor.yaml").write_text((ROOT / "conveyor.yaml").read_text())
+    hint = "`make demo`"
+    update = run_py("-mode", "update", cwd=tmp_path)
+    assert (update.returncode, update.stdout) == (2, "False\n")
+    assert "source.path" in update.stderr and "flights.csv" in update.stderr
+    assert hint in update.stderr and "Nothing was created." in update.stderr
+    for args in (("-mode", "summary"), ("-mode", "inference", "-file", "x.csv")):
+        done = run_py(*args, cwd=tmp_path)
+        assert done.returncode == 2 and done.stdout == ""
+        assert "there is no workspace yet" in done.stderr and hint in done.stderr
+    status = subprocess.run([sys.executable, "-m", "conveyor", "status"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert status.returncode == 0 and "no workspace yet" in status.stdout and hint in status.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["conveyor.yaml"]

@@ -470,3 +470,19 @@ def test_a_leak_left_in_by_hand_is_a_warning_in_update_and_summary(tmp_path):
     report = json.loads(Path(summary.stdout.strip()).with_suffix(".json").read_text())
     reading = next(s["reading"] for s in report["sections"] if s["key"] == "prequential")
     assert "WARNING: v1: hold-out R² 1.00000 is implausibly perfect" in reading
+
+
+def test_a_workspace_built_for_another_target_is_refused_before_ingesting(tmp_path):
+    counts_table(days=30).to_csv(tmp_path / "counts.csv", index=False)
+    assert conveyor("init", "counts.csv", "--target", "count", cwd=tmp_path).returncode == 0
+    assert conveyor("update", cwd=tmp_path).stdout == "True\n"
+    before = json.loads(conveyor("status", "--json", cwd=tmp_path).stdout)["batches"]
+    again = conveyor("init", "counts.csv", "--target", "day", "--force", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    refused = conveyor("update", cwd=tmp_path)
+    assert (refused.returncode, refused.stdout) == (2, "False\n")
+    assert "was built for target count (regression); this config asks for day " \
+           "(classification)" in refused.stderr
+    assert "Point `workspace:` in the config at a new folder" in refused.stderr
+    after = json.loads(conveyor("status", "--json", cwd=tmp_path).stdout)["batches"]
+    assert after == before > 0  # the refused update ingested nothing
