@@ -27,6 +27,18 @@ if TYPE_CHECKING:  # each command imports the package (`--help` needs none of it
 DEFAULT_CONFIG = "conveyor.yaml"
 
 
+def version_number(text: str) -> int:
+    """A model version as a user writes it: ``11``, ``v11`` or ``v000011``.
+
+    >>> version_number("v11"), version_number("11"), version_number("V000011")
+    (11, 11, 11)
+    """
+    digits = text.strip().lower().removeprefix("v")
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"'{text}' is not a model version; write 11 or v11")
+    return int(digits)
+
+
 def _load(path: str, debug: bool, console_level: int = logging.INFO,
           command: str = "") -> Config:
     from conveyor import preflight
@@ -175,7 +187,7 @@ def _print_models(config: Config, args: argparse.Namespace) -> int:
     for row in frame.to_dict("records"):
         holdout = (row["metrics"] or {}).get("holdout") or {}
         score = holdout.get(config.metric)
-        table.add_row(f"v{row['version']:06d}", row["stage"], row["family"],
+        table.add_row(f"v{row['version']}", row["stage"], row["family"],
                       json.dumps(row["params"], sort_keys=True),
                       "" if score is None else f"{score:.4g}",
                       f"{row['window_start'][:10]} .. {row['window_end'][:10]}",
@@ -234,9 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--row", type=int, default=0, help="0-based row number")
     models = command("models", help="list model versions, or `models show VERSION`")
     models.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    models.add_argument("version", nargs="?", type=int)
+    models.add_argument("version", nargs="?", type=version_number)
     promote = command("promote", help="make a version production")
-    promote.add_argument("version", type=int)
+    promote.add_argument("version", type=version_number)
     promote.add_argument("--reason", default="promoted by hand")
     rollback = command("rollback", help="switch production back to its predecessor")
     rollback.add_argument("--reason", default="rolled back by hand")
@@ -307,7 +319,7 @@ def _run_init(args: argparse.Namespace) -> int:
     result = init_config(args.data_file, args.target, args.out or Path(args.config),
                          time=args.time, task=args.task, force=args.force)
     print(result.path)
-    print(result.summary())
+    print(f"conveyor: {result.summary()}", file=sys.stderr)
     return 0
 
 

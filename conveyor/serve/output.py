@@ -47,9 +47,13 @@ class ChunkWriter:
             self._write_csv(table)
 
     def _write_csv(self, table: pa.Table) -> None:
-        options = pacsv.WriteOptions(include_header=self.header, delimiter=self.sep,
+        # the header is written here: Arrow quotes every name, whatever quoting_style says
+        options = pacsv.WriteOptions(include_header=False, delimiter=self.sep,
                                      quoting_style="none")
         with open(self.tmp, "ab") as handle:
+            if self.header:
+                handle.write((self.sep.join(_field(n, self.sep) for n in table.column_names)
+                              + "\n").encode("utf-8"))
             try:
                 sink = pa.BufferOutputStream()
                 pacsv.write_csv(table, sink, options)
@@ -60,28 +64,10 @@ class ChunkWriter:
         self.header = False
 
     def _quoted_csv(self, table: pa.Table) -> str:
-        """The chunk as CSV text, quoting a field only when it holds the delimiter, a quote,
-        ``\n`` or ``\r`` (Python's csv module and pandas leave a lone ``\r`` unquoted, and
-        readers take it for the end of a line)."""
-        special = (self.sep, '"', "\n", "\r")
-
-        def field(value: object) -> str:
-            if value is None or isinstance(value, str):
-                text = value or ""
-            elif isinstance(value, bool):
-                text = "true" if value else "false"  # as Arrow writes the other chunks
-            else:
-                whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
-                # numbers as Arrow writes them: 4, not 4.0
-                text = str(int(value)) if whole and isinstance(value, float) else \
-                    repr(value) if isinstance(value, float) else str(value)
-            if any(c in text for c in special):
-                return '"' + text.replace('"', '""') + '"'
-            return text
-
+        """The chunk's rows as CSV text, quoting a field only where :func:`_field` must."""
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-        lines = [self.sep.join(field(n) for n in table.column_names)] if self.header else []
-        lines += [self.sep.join(field(c[i]) for c in columns) for i in range(table.num_rows)]
+        lines = [self.sep.join(_field(c[i], self.sep) for c in columns)
+                 for i in range(table.num_rows)]
         return "".join(line + "\n" for line in lines)
 
     def close(self) -> None:
@@ -90,3 +76,25 @@ class ChunkWriter:
         if self.kind == "excel":
             pd.concat(self.frames, ignore_index=True).to_excel(self.tmp, index=False,
                                                                engine="openpyxl")
+
+
+def _field(value: object, sep: str) -> str:
+    """A value as CSV text, quoted only when it holds the delimiter, a quote, ``\n`` or
+    ``\r`` (Python's csv module and pandas leave a lone ``\r`` unquoted, and readers take
+    it for the end of a line).
+
+    >>> print(_field("a,b", ","), _field(4.0, ","), _field("x", ","), _field('a "b" c', ";"))
+    "a,b" 4 x "a ""b"" c"
+    """
+    if value is None or isinstance(value, str):
+        text = value or ""
+    elif isinstance(value, bool):
+        text = "true" if value else "false"  # as Arrow writes the other chunks
+    else:
+        whole = isinstance(value, float) and value.is_integer() and abs(value) < 1e15
+        # numbers as Arrow writes them: 4, not 4.0
+        text = str(int(value)) if whole and isinstance(value, float) else \
+            repr(value) if isinstance(value, float) else str(value)
+    if any(c in text for c in (sep, '"', "\n", "\r")):
+        return '"' + text.replace('"', '""') + '"'
+    return text

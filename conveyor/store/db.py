@@ -326,12 +326,13 @@ class Store:
                                                       batch_id=batch_id))
         self.add_event(conn, kind, reason, batch_id=batch_id, version=version)
 
-    def production_history(self) -> list[int]:
-        """Every version production switched to (promotions and rollbacks), oldest first."""
+    def production_history(self) -> list[tuple[str, int]]:
+        """Every switch of production, oldest first: (kind, version), kind ``promotion`` or
+        ``rollback``."""
         with self.engine.connect() as conn:
-            return [int(v) for v in conn.execute(
-                select(schema.promotions.c.version).order_by(schema.promotions.c.id)
-            ).scalars()]
+            return [(str(kind), int(v)) for kind, v in conn.execute(
+                select(schema.promotions.c.kind, schema.promotions.c.version)
+                .order_by(schema.promotions.c.id))]
 
     # -- reading for reports --------------------------------------------------------------
 

@@ -51,15 +51,37 @@ def describe(store: Store, version: int) -> dict[str, Any]:
     return row
 
 
+def production_stack(history: list[tuple[str, int]]) -> list[int]:
+    """The versions production would return to, one rollback at a time: a promotion puts
+    its version on top, a rollback takes the top off (down to the version it restored).
+
+    >>> production_stack([("promotion", 1), ("promotion", 2), ("promotion", 3),
+    ...                   ("rollback", 2)])
+    [1, 2]
+    """
+    stack: list[int] = []
+    for kind, version in history:
+        if kind == "rollback" and version in stack:
+            while stack and stack[-1] != version:
+                stack.pop()
+        else:
+            stack.append(version)
+    return stack
+
+
 def previous_production(store: Store) -> int | None:
-    """Return the version that was production before the current one, if any."""
-    versions = store.production_history()
+    """Return the version a rollback returns to: the one production replaced, skipping
+    versions undone by earlier rollbacks (a second rollback goes further back) and
+    versions whose files retention deleted."""
     current = store.production()
-    if current is None or not versions:
+    if current is None:
         return None
-    # walk back from the newest switch to the first one that names another version
-    for version in reversed(versions[:-1]):
-        if version != current["version"] and store.model(version) is not None:
+    stack = production_stack(store.production_history())
+    while stack and stack[-1] == current["version"]:
+        stack.pop()
+    for version in reversed(stack):
+        row = store.model(version)
+        if row is not None and row["stage"] != "deleted":
             return version
     return None
 
@@ -76,7 +98,7 @@ def promote(store: Store, version: int, reason: str, batch_id: int | None = None
         raise ConveyorError(f"v{version} is already production")
     with store.transaction() as conn:
         store.promote(conn, version, reason, batch_id=batch_id, kind=kind)
-    log.info("v%d is production (%s): %s", version, kind, reason)
+    log.debug("v%d is production (%s): %s", version, kind, reason)
 
 
 def rollback(store: Store, reason: str) -> int:
@@ -231,5 +253,5 @@ def settle(store: Store, workspace: Workspace, version: int, decision: Decision,
         with store.transaction() as conn:
             store.add_event(conn, "kept", decision.reason, batch_id=batch_id, version=version)
     apply_retention(store, workspace, keep_versions)
-    log.info("v%d %s: %s", version, "promoted" if decision.promoted else "kept as candidate",
-             decision.reason)
+    log.debug("v%d %s: %s", version, "promoted" if decision.promoted else "kept as candidate",
+              decision.reason)

@@ -91,7 +91,9 @@ def test_sensor_csv_init_then_updates_and_inference(tmp_path):
     frame.to_csv(tmp_path / "sensors.csv", sep=";", index=False)
     done = conveyor("init", "sensors.csv", "--target", "load", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    path, summary = done.stdout.splitlines()
+    (path,) = done.stdout.splitlines()  # stdout carries only the result
+    summary = next(line for line in done.stderr.splitlines() if line.startswith(
+        "conveyor: sampled "))
     assert Path(path) == tmp_path / "conveyor.yaml"
     assert "task: regression (numeric target with" in done.stderr
     assert "time column 'time'" in summary and "excluded: id (identifier), site (constant)" \

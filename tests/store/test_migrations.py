@@ -47,7 +47,7 @@ def _check_upgraded(url: str) -> None:
         version = store.frame("meta").set_index("key").loc["schema_version", "value"]
         assert int(version) == SCHEMA_VERSION == 4
         assert store.window_anchor() == 3  # carried over from the window_reset events
-        assert store.production_history() == [1]  # and production's history from promotions
+        assert store.production_history() == [("promotion", 1)]  # history from promotions
         assert store.first_production()["version"] == 1
         model = store.model(1)
         assert model["family"] == "linear" and model["params"] == {"alpha": 1.0}

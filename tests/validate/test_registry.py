@@ -45,6 +45,22 @@ def test_promote_and_rollback_switch_production(trained, open_store):
     events = store.frame("events")
     assert events["kind"].tolist()[-2:] == ["promotion", "rollback"]
     assert events["message"].tolist()[-1] == "test rollback"
+    # a second rollback goes further back: to what `current` had replaced when promoted
+    history = [v for kind, v in store.production_history() if kind == "promotion"]
+    before = history[history.index(current) - 1] if history.index(current) > 0 else None
+    if before is None or store.model(before)["stage"] == "deleted":
+        with pytest.raises(ModelError, match="nothing to roll back to"):
+            pipeline.rollback(trained, "again")
+    else:
+        assert pipeline.rollback(trained, "again") == before
+
+
+def test_rollback_stack_by_hand():
+    assert registry.production_stack([("promotion", 1), ("promotion", 2), ("promotion", 3),
+                                      ("rollback", 2), ("rollback", 1)]) == [1]
+    # a promotion after a rollback starts a new top; rolling back returns below it
+    assert registry.production_stack([("promotion", 1), ("promotion", 2), ("rollback", 1),
+                                      ("promotion", 3)]) == [1, 3]
 
 
 def test_promoting_an_unknown_or_current_version_is_refused(trained, open_store):

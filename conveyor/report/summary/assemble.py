@@ -116,7 +116,7 @@ def _cards(config: Config, batches: pd.DataFrame, models: pd.DataFrame,
         "batches": len(batches),
         "rows": int(batches["rows"].sum()) if not batches.empty else 0,
         "model versions": len(models),
-        "production": f"v{production['version']:06d} {production['family']}"
+        "production": f"v{production['version']} {production['family']}"
         if production else "none",
         "target": f"{config.target.column} ({config.target.task})",
     }

@@ -40,7 +40,7 @@ def interpretation_html(production: dict[str, Any] | None,
         return "<p>No production model yet.</p>"
     if data is None:
         return "<p>No interpretation stored for this version.</p>"
-    parts = [f"<p>v{production['version']:06d}: {html.escape(data['family'])}</p>"]
+    parts = [f"<p>v{production['version']}: {html.escape(data['family'])}</p>"]
     if "coefficients" in data:
         top = sorted(data["coefficients"].items(), key=lambda kv: -abs(kv[1]))[:15]
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:+.4g}</td></tr>" for k, v in top)
@@ -90,7 +90,7 @@ def tree_section(version: int, tree: dict[str, Any]) -> tuple[go.Figure, str]:
         hovertemplate="%{label}<br>%{value} training rows<br>prediction %{customdata}"
                       "<extra></extra>"))
     complete = len(nodes) == 2 * tree["leaves"] - 1
-    figure.update_layout(title=f"v{version:06d}: depth {tree['depth']}, {tree['leaves']} "
+    figure.update_layout(title=f"v{version}: depth {tree['depth']}, {tree['leaves']} "
                          "leaves" + ("" if complete else f", first {len(nodes)} nodes"),
                          height=480)
     root = tree["nodes"][0]

@@ -152,7 +152,7 @@ def registry_table(models: pd.DataFrame) -> pd.DataFrame:
     if models.empty:
         return models
     return pd.DataFrame({
-        "version": models["version"].map(lambda v: f"v{v:06d}"),
+        "version": models["version"].map(lambda v: f"v{v}"),
         "stage": models["stage"],
         "family": models["family"] + models.get("variant", pd.Series("", index=models.index))
         .fillna("").map(lambda v: f"/{v}" if v else ""),
