@@ -181,7 +181,8 @@ def fit_meta(table: pd.DataFrame, seed: int = 0) -> MetaModel:
     n_rows, n_batches = len(rows), len(batches)
     if n_batches < MIN_BATCHES or n_rows < MIN_ROWS:
         return MetaModel(False, f"needs at least {MIN_BATCHES} batches and {MIN_ROWS} scored "
-                         f"candidates, has {n_batches} batches and {n_rows}", n_rows, n_batches)
+                         f"candidates from searches, has {n_batches} and {n_rows} (each "
+                         "train.retrain_every-th update searches)", n_rows, n_batches)
     inputs = [c for c in rows.columns if c not in ("batch_id", "quality")
               and rows[c].nunique(dropna=False) > 1]
     if not inputs:

@@ -55,9 +55,11 @@ def drift_section(drift: pd.DataFrame, events: pd.DataFrame,
     share = features[features["role"] == "feature"].groupby("column")["drifted"].mean()
     reading = (f"{len(alarms)} dataset-level alarm(s) over {drift['batch_id'].nunique()} "
                f"batches")
-    if not share.empty:
+    if not share.empty and share.max() > 0:
         reading += (f"; most often drifted: {share.idxmax()} "
                     f"({share.max():.0%} of batches)")
+    elif not share.empty:
+        reading += "; no feature drifted"
     prediction = features[features["role"] == "prediction"]
     if not prediction.empty:
         reading += f"; production's predictions drifted on {int(prediction['drifted'].sum())}"

@@ -41,6 +41,7 @@ from conveyor.train.search import full_rows
 from conveyor.workspace import Workspace
 
 Panel = tuple[str, str, tuple[Any, str]]  # key, title, (figure, reading)
+KEEP_REPORTS = 5  # summaries kept in the reports folder; older ones are deleted
 
 
 def _data_panels(store: Store, config: Config, batches: pd.DataFrame,
@@ -158,4 +159,17 @@ def write_summary(store: Store, reports_dir: Path, config: Config) -> Path:
     stem = reports_dir / f"summary-{stamp}"
     atomic_write_text(stem.with_suffix(".md"), render_markdown(report))
     atomic_write_text(stem.with_suffix(".json"), render_json(report))
-    return atomic_write_text(stem.with_suffix(".html"), render_html(report))
+    path = atomic_write_text(stem.with_suffix(".html"), render_html(report))
+    _keep_newest(reports_dir, KEEP_REPORTS)
+    return path
+
+
+def _keep_newest(reports_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` reports (each an .html with its .md and .json):
+    a report is ~5 MB and each one is complete, so older ones only fill the disk."""
+    stems = sorted({p.with_suffix("") for p in reports_dir.glob("summary-*T*Z.*")
+                    if p.suffix in (".html", ".md", ".json") and p.is_file()
+                    and not p.is_symlink()})
+    for stem in stems[:-keep]:
+        for suffix in (".html", ".md", ".json"):
+            stem.with_suffix(suffix).unlink(missing_ok=True)

@@ -14,6 +14,18 @@ def batch_times(batches: pd.DataFrame) -> dict[int, str]:
     return dict(zip(batches["id"], batches["window_start"], strict=True))
 
 
+MISSING_BARS = 15
+
+
+def plural(count: int, one: str, many: str) -> str:
+    """``1 batch``, ``2 batches``.
+
+    >>> plural(1, "batch", "batches"), plural(3, "call", "calls")
+    ('1 batch', '3 calls')
+    """
+    return f"{count:,} {one if count == 1 else many}"
+
+
 def stream_section(batches: pd.DataFrame) -> tuple[go.Figure, str]:
     """Rows per batch, accepted and quarantined stacked."""
     figure = go.Figure()
@@ -23,9 +35,11 @@ def stream_section(batches: pd.DataFrame) -> tuple[go.Figure, str]:
     figure.update_layout(title="Rows per batch", xaxis_title="window start",
                          yaxis_title="rows", barmode="stack")
     quarantined = int((batches["status"] == "quarantined").sum())
-    reading = (f"{len(batches)} batches, {int(batches['rows'].sum()):,} rows from "
-               f"{batches['window_start'].min()[:10]} to {batches['window_end'].max()[:10]}; "
-               f"{quarantined} quarantined.")
+    first = batches["time_min"].min() if "time_min" in batches else batches["window_start"].min()
+    last = batches["time_max"].max() if "time_max" in batches else batches["window_end"].max()
+    reading = (f"{plural(len(batches), 'batch', 'batches')}, {int(batches['rows'].sum()):,} "
+               f"rows with times from {str(first)[:16]} to {str(last)[:16]}; {quarantined} "
+               "quarantined.")
     return figure, reading
 
 
@@ -60,14 +74,18 @@ def quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.Fi
                        hovertemplate="%{x}<br>%{y} " + verdict + " checks:<br>%{customdata}"
                                      "<extra></extra>")
     figure.update_layout(title="Data quality per batch: shares of rows, and checks that "
-                         "warned or failed", xaxis_title="window start", yaxis_title="share",
+                         "warned or failed", xaxis_title="window start",
+                         yaxis={"title": "share of rows", "tickformat": ".1%"},
                          yaxis2={"title": "checks", "overlaying": "y", "side": "right",
                                  "range": [0, 1.1 * most], "dtick": max(1, round(most / 5)),
                                  "showgrid": False}, barmode="stack")
     reading = (f"{len(failed)} failed and {len(warned)} warned checks over "
-               f"{quality['batch_id'].nunique()} batches"
-               + (f"; most warned column: {warned['column'].mode().iloc[0]}."
-                  if not warned.empty else "."))
+               f"{plural(quality['batch_id'].nunique(), 'batch', 'batches')}"
+               + (f"; most warned column: {warned['column'].mode().iloc[0]}"
+                  if not warned.empty else "")
+               + (". A failed check on a column leaves that column out of the batch's "
+                  "training rows; only the checks in quality.quarantine_on quarantine a whole "
+                  "batch." if not failed.empty else "."))
     return figure, reading
 
 
@@ -77,8 +95,9 @@ def eda_section(store: Store, batches: pd.DataFrame,
     ``hidden`` columns (target, time, excluded ones) stay out of the missingness plot."""
     from plotly.subplots import make_subplots
 
-    figure = make_subplots(rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.18,
-                           subplot_titles=("Missing share per feature", "Target distribution",
+    figure = make_subplots(rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.3,
+                           subplot_titles=(f"Missing share (the {MISSING_BARS} most missing "
+                                           "features)", "Target distribution",
                                            "Correlation with the target (Pearson)",
                                            "Correlations among numeric features (newest)"))
     accepted = batches[batches["status"] == "accepted"]
@@ -92,11 +111,18 @@ def eda_section(store: Store, batches: pd.DataFrame,
     stats = stats[~stats["column"].isin(hidden)]
     latest_stats = stats[stats["batch_id"] == newest].set_index("column")["missing_share"]
     ref_stats = stats[stats["batch_id"].isin(reference)].groupby("column")["missing_share"].mean()
-    figure.add_bar(x=latest_stats.index, y=latest_stats.values, name="newest batch",
+    # the columns with the most missing values only: a bar of zeros per column says
+    # nothing and pushes the labels over the plot below
+    worst = pd.concat([latest_stats, ref_stats], axis=1).max(axis=1)
+    shown = worst[worst > 0].sort_values(ascending=False).index[:MISSING_BARS]
+    figure.add_bar(x=list(shown), y=latest_stats.reindex(shown).values, name="newest batch",
                    marker_color="#e6550d", row=1, col=1)
     if not ref_stats.empty:
-        figure.add_bar(x=ref_stats.index, y=ref_stats.values, name="reference",
+        figure.add_bar(x=list(shown), y=ref_stats.reindex(shown).values, name="reference",
                        marker_color="#3182bd", row=1, col=1)
+    figure.update_yaxes(tickformat=".0%", row=1, col=1)
+    for row in (1, 2):
+        figure.update_xaxes(tickangle=-40, automargin=True, row=row, col=1)
     data = eda.set_index("batch_id")["data"]
     for batch_ids, name, color in (([newest], "newest batch", "#e6550d"),
                                    (reference, "reference", "#3182bd")):
@@ -124,9 +150,11 @@ def eda_section(store: Store, batches: pd.DataFrame,
         figure.add_heatmap(z=matrix["values"], x=matrix["columns"], y=matrix["columns"],
                            zmin=-1, zmax=1, colorscale="RdBu",
                            colorbar={"len": 0.4, "y": 0.2, "title": "r"}, row=2, col=2)
-    figure.update_layout(height=760, barmode="group")
+    figure.update_layout(height=860, barmode="group")
     moved = (latest_stats - ref_stats).abs().dropna().sort_values(ascending=False)
-    reading = f"Batch {newest} against reference batches {reference or 'none yet'}"
+    reading = (f"Batch {newest} against reference batches {reference}" if reference else
+               f"Batch {newest}: no reference yet (the reference is production's training "
+               "window, so it starts with the first model)")
     if not moved.empty:
         reading += (f"; the largest change in missingness: {moved.index[0]} "
                     f"({ref_stats[moved.index[0]]:.1%} -> {latest_stats[moved.index[0]]:.1%})")

@@ -33,6 +33,24 @@ def production_explanation(store: Store, workspace: Workspace | None
         return production, None
 
 
+def readable(name: str, columns: list[str]) -> str:
+    """A model input as a person names it: ``categorical__tailnum_N809JB`` is
+    ``tailnum = N809JB``, ``numeric__dep_delay`` is ``dep_delay``.
+
+    >>> readable("categorical__tailnum_N809JB", ["tailnum", "dep_delay"])
+    'tailnum = N809JB'
+    >>> readable("numeric__dep_delay", ["tailnum", "dep_delay"])
+    'dep_delay'
+    """
+    bare = name.split("__", 1)[1] if "__" in name else name
+    if bare in columns:
+        return bare
+    for column in sorted(columns, key=len, reverse=True):
+        if bare.startswith(f"{column}_"):
+            return f"{column} = {bare[len(column) + 1:]}"
+    return bare
+
+
 def interpretation_html(production: dict[str, Any] | None,
                          data: dict[str, Any] | None) -> str:
     """The production model's coefficients, tree rules and SHAP, from its explain.json."""
@@ -41,9 +59,11 @@ def interpretation_html(production: dict[str, Any] | None,
     if data is None:
         return "<p>No interpretation stored for this version.</p>"
     parts = [f"<p>v{production['version']}: {html.escape(data['family'])}</p>"]
+    columns = list(data.get("importance") or {})
     if "coefficients" in data:
         top = sorted(data["coefficients"].items(), key=lambda kv: -abs(kv[1]))[:15]
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:+.4g}</td></tr>" for k, v in top)
+        rows = "".join(f"<tr><td>{html.escape(readable(k, columns))}</td><td>{v:+.4g}</td></tr>"
+                       for k, v in top)
         parts.append("<h3>Largest coefficients (scaled features)</h3><table class='table'>"
                      f"<tr><th>feature</th><th>coefficient</th></tr>{rows}</table>")
     if "tree" in data:
@@ -52,7 +72,8 @@ def interpretation_html(production: dict[str, Any] | None,
                      f"drawn in the tree section)</h3><pre>{html.escape(tree['text'])}</pre>")
     if "shap" in data:
         top = sorted(data["shap"].items(), key=lambda kv: -kv[1])[:15]
-        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.4g}</td></tr>" for k, v in top)
+        rows = "".join(f"<tr><td>{html.escape(readable(k, columns))}</td><td>{v:.4g}</td></tr>"
+                       for k, v in top)
         parts.append("<h3>Mean |SHAP| on held-out rows (target units)</h3><table class='table'>"
                      f"<tr><th>feature</th><th>mean |SHAP|</th></tr>{rows}</table>")
     return "".join(parts)

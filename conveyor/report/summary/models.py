@@ -88,8 +88,11 @@ def candidates_section(evaluations: pd.DataFrame, times: dict[int, str],
     best = (evaluations.sort_values("score", ascending=metric in LOWER_IS_BETTER)
             .groupby(["time", "family"], as_index=False).first())
     for family, part in best.groupby("family"):
-        figure.add_scatter(x=part["time"], y=part["score"], mode="lines+markers",
-                           name=f"{family} (best of its grid)",
+        if part["score"].notna().sum() == 0:
+            continue  # nothing to draw: no legend entry either
+        name = ("naive baseline (training mean or majority class)" if family == "baseline"
+                else f"{family} (best of its grid)")
+        figure.add_scatter(x=part["time"], y=part["score"], mode="lines+markers", name=name,
                            customdata=part["params"].map(json.dumps),
                            hovertemplate="%{x}<br>%{y:.4g}<br>%{customdata}")
     chosen = evaluations[evaluations["chosen"] == 1].sort_values("time")

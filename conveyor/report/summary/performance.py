@@ -13,16 +13,19 @@ def inference_section(inference: pd.DataFrame) -> tuple[go.Figure, str]:
     if inference.empty:
         return figure, "No inference calls yet."
     inference = inference.sort_values("at")
+    # memory as faint bars behind, throughput as the line in front: both stay visible
+    figure.add_bar(x=inference["at"], y=inference["peak_mb"], name="peak memory (MiB)",
+                   yaxis="y2", opacity=0.3, marker_color="#9e9e9e")
     figure.add_scatter(x=inference["at"], y=inference["rows_per_second"], name="rows/s",
                        mode="lines+markers", customdata=inference["version"],
+                       line={"width": 3, "color": "#1f77b4"},
                        hovertemplate="%{x}<br>%{y:.0f} rows/s<br>v%{customdata}")
-    figure.add_scatter(x=inference["at"], y=inference["peak_mb"], name="peak memory (MiB)",
-                       yaxis="y2", mode="lines+markers")
     figure.update_layout(title="Inference calls: throughput and peak memory",
                          yaxis={"title": "rows/s"},
                          yaxis2={"title": "MiB", "overlaying": "y", "side": "right"})
     last = inference.iloc[-1]
-    reading = (f"{len(inference)} calls; the last predicted {int(last['rows']):,} rows in "
+    calls = f"{len(inference)} call{'' if len(inference) == 1 else 's'}"
+    reading = (f"{calls}; the last predicted {int(last['rows']):,} rows in "
                f"{last['seconds']:.2f} s ({last['rows_per_second']:,.0f} rows/s) with v"
                f"{int(last['version'])}, peak {last['peak_mb']:.0f} MiB.")
     return figure, reading
