@@ -88,7 +88,15 @@ def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> U
         reasons = "; ".join(f"batch {b['id']}: {b['reason']}" for b in batches)
         return UpdateResult(False, f"quarantined (kept in the raw store): {reasons}", ids, rows)
     alarms = [b["drift_alarm"] for b in accepted if b.get("drift_alarm") is not None]
-    result = learn(config, store, stages, frames, accepted, alarms)
+    try:
+        result = learn(config, store, stages, frames, accepted, alarms)
+    except Exception:
+        # the batches are stored for good: say what that means before the error itself
+        log.error("batch(es) %s are stored (accepted, %d rows) and stay in the training "
+                  "window; nothing needs repair. Fix the cause below and run update again: "
+                  "it ingests the next window and trains on these batches too",
+                  ", ".join(map(str, ids)), rows)
+        raise
     result.batch_ids, result.rows = ids, rows
     return result
 

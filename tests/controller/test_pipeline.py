@@ -281,3 +281,24 @@ def test_a_feature_missing_from_a_new_batch_is_scored_as_missing(tmp_path, open_
     scored = store.frame("prequential")
     on_dark = scored[(scored["batch_id"] == 3) & (scored["role"] == "production")]
     assert len(on_dark) == 1 and np.isfinite(on_dark["score"].iloc[0])
+
+
+def test_a_failed_update_keeps_its_batch_and_the_next_one_trains_on_it(tmp_path, open_store,
+                                                                         monkeypatch, caplog):
+    write_flights_slice(tmp_path)
+    config = load_config(write_config(tmp_path))
+    import conveyor.controller.update as controller
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full while training")
+
+    monkeypatch.setattr(controller, "retrain", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        pipeline.update(config)
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    assert "batch(es) 1 are stored (accepted" in said and "run update again" in said
+    monkeypatch.undo()
+    result = pipeline.update(config)
+    assert result.ok and result.batch_ids == [2]
+    store = open_store(config)
+    assert store.production()["batch_ids"] == [1, 2]  # the failed update's batch is in it
