@@ -23,6 +23,7 @@ from conveyor.analyze.measures import (
     Reference,
     duplicate_share,
     judge,
+    longest_run,
     outlier_share,
     present_numbers,
     type_violations,
@@ -70,6 +71,33 @@ class Check:
 def _rows(b: Batch, _: str | None) -> QualityCheck:
     rows, least = len(b.frame), b.config.min_rows
     return QualityCheck("rows", float(rows), float(least), "pass" if rows >= least else "fail")
+
+
+SHORT_BATCH = 0.5  # of a reference batch's median rows: fewer warns
+STUCK_ROWS = 12  # a run of one value this long (and 5% of the batch) outside the range
+
+
+def _short(b: Batch, _: str | None) -> QualityCheck | None:
+    typical = b.reference.rows if b.reference else None
+    if not typical:
+        return None
+    share = len(b.frame) / typical
+    return QualityCheck("short_batch", share, SHORT_BATCH,
+                        "warn" if share < SHORT_BATCH else "pass",
+                        note=f"{len(b.frame)} rows; a reference batch has {typical:.0f}")
+
+
+def _stuck(b: Batch, column: str | None) -> QualityCheck | None:
+    ref = b.ref_columns.get(str(column))
+    if ref is None or ref.min is None or ref.max is None:
+        return None
+    numbers = pd.to_numeric(b.frame[column], errors="coerce")
+    length, value = longest_run(numbers)
+    outside = value is not None and not (ref.min <= value <= ref.max)
+    stuck = outside and length >= max(STUCK_ROWS, 0.05 * len(b.frame))
+    return QualityCheck("stuck_value", float(length), float(STUCK_ROWS),
+                        "warn" if stuck else "pass", column,
+                        note=f"{float(value):g} in {length} consecutive rows" if stuck else None)
 
 
 def _duplicates(b: Batch, _: str | None) -> QualityCheck:
@@ -140,6 +168,11 @@ def _unseen(b: Batch, column: str | None) -> QualityCheck | None:
 CHECKS: dict[str, Check] = {c.name: c for c in (
     Check("rows", "rows in the batch; fewer than quality.min_rows fails", "batch", _rows,
           quarantines=True, empty_ok=True),
+    Check("short_batch", "rows as a share of a reference batch's median (under 0.5 warns)",
+          "batch", _short, can_fail=False),
+    Check("stuck_value", "longest run of one value; a value the reference never reached "
+          "(outside its min..max) held for 12+ rows and 5% of the batch warns: a stuck "
+          "sensor or a placeholder", "numeric", _stuck, can_fail=False),
     Check("duplicate_share", "share of rows repeating an earlier row", "batch", _duplicates,
           quarantines=True),
     Check("missing_target_share", "share of rows without a target", "batch", _missing_target,

@@ -31,6 +31,7 @@ class Reference:
 
     columns: dict[str, ColumnReference]  # ranges, quartiles, levels: column stats merged
     batch_ids: tuple[int, ...] = ()
+    rows: float | None = None  # median rows of a reference batch
     # drift profiles (conveyor.analyze.drift.Profile) per column, merged over the batches
     profiles: dict[str, Any] = field(default_factory=dict)
 
@@ -138,3 +139,18 @@ def outlier_share(values: pd.Series, ref: ColumnReference, k: float) -> float | 
 def present_numbers(values: pd.Series) -> pd.Series:
     """The values as floats, those that are not numbers dropped."""
     return pd.to_numeric(values, errors="coerce").astype("float64").dropna()
+
+
+def longest_run(values: pd.Series) -> tuple[int, Any]:
+    """The longest run of one repeated present value, in row order: (length, value).
+
+    >>> longest_run(pd.Series([1.0, 0.0, 0.0, 0.0, 2.0, None, 0.0]))
+    (3, 0.0)
+    """
+    present = values.dropna()
+    if present.empty:
+        return 0, None
+    changes = present.ne(present.shift()).cumsum()
+    lengths = changes.value_counts()
+    label = lengths.idxmax()
+    return int(lengths.max()), present[changes == label].iloc[0]

@@ -202,4 +202,6 @@ def reference_from_stats(stats: pd.DataFrame,
             columns[str(column)] = ColumnReference(
                 kind, levels=frozenset(known) if known is not None else None)
     ids = tuple(int(i) for i in stats["batch_id"].unique()) if "batch_id" in stats else ()
-    return Reference(columns, ids)
+    rows = (float(stats.groupby("batch_id")["rows"].max().median())
+            if {"batch_id", "rows"} <= set(stats.columns) and len(stats) else None)
+    return Reference(columns, ids, rows=rows)

@@ -158,3 +158,45 @@ def test_quality_report_names_problems_and_actions():
     assert "`unseen_category_share` on `c`" in text
     assert "- coerce_type: 1" in text
     assert json.loads(json.dumps(doc, default=str))["reference_batches"] == [1, 2]
+
+
+def _hours(rows: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"humid": rng.uniform(40, 90, rows).round(0),
+                         "precip": np.where(rng.random(rows) < 0.9, 0.0, 0.3),
+                         "y": rng.normal(size=rows)})
+
+
+HOURLY = Reference({"humid": ColumnReference("numeric", min=20.0, max=100.0, q25=55.0,
+                                             q75=80.0),
+                    "precip": ColumnReference("numeric", min=0.0, max=2.0, q25=0.0, q75=0.0)},
+                   (1, 2, 3), rows=160.0)
+
+
+def test_a_short_batch_and_a_stuck_reading_are_named():
+    frame = _hours(72)
+    frame.loc[10:33, "humid"] = 0.0  # a day of impossible zeros from a stuck sensor
+    found = checks_by_name(assess(frame, ["humid", "precip"], "y", QualityConfig(),
+                                  reference=HOURLY))
+    short = found[("short_batch", None)]
+    assert short.verdict == "warn" and short.value == pytest.approx(72 / 160)
+    assert short.note == "72 rows; a reference batch has 160"
+    stuck = found[("stuck_value", "humid")]
+    assert stuck.verdict == "warn" and stuck.value == 24 and stuck.note == \
+        "0 in 24 consecutive rows"
+    # long runs of a usual value (no rain) are not a stuck sensor
+    assert found[("stuck_value", "precip")].verdict == "pass"
+
+
+def test_an_ordinary_batch_passes_both():
+    found = checks_by_name(assess(_hours(150), ["humid", "precip"], "y", QualityConfig(),
+                                  reference=HOURLY))
+    assert found[("short_batch", None)].verdict == "pass"
+    assert found[("stuck_value", "humid")].verdict == "pass"
+
+
+def test_the_reference_knows_a_typical_batch_size():
+    stats = pd.DataFrame({"batch_id": [1, 1, 2, 2, 3, 3], "column": ["a", "b"] * 3,
+                          "dtype": "numeric", "rows": [100, 100, 160, 160, 170, 170],
+                          "min": 0.0, "max": 1.0, "q25": 0.2, "q75": 0.8})
+    assert reference_from_stats(stats).rows == 160.0
