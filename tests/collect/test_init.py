@@ -25,6 +25,7 @@ from conveyor.collect.init import (
     render_config,
     sniff_delimiter,
     stray_text_columns,
+    time_candidates,
 )
 from conveyor.collect.init.understand import clock_columns, leaks, time_copies
 from conveyor.config import load_config
@@ -155,8 +156,9 @@ def test_small_excel_falls_back_to_row_batches(tmp_path, capsys):
     frame.to_excel(tmp_path / "small.xlsx", index=False)
     assert main(["init", str(tmp_path / "small.xlsx"), "--target", "tier",
                  "--out", str(tmp_path / "small.yaml")]) == 0
-    out = capsys.readouterr().out
-    assert "sampled 150 of 150 rows" in out and "batches of 20 rows" in out
+    said = capsys.readouterr()
+    assert said.out == f"{tmp_path / 'small.yaml'}\n"  # the result only; the summary on stderr
+    assert "sampled 150 of 150 rows" in said.err and "batches of 20 rows" in said.err
     config = read_config(tmp_path / "small.yaml")
     assert config["source"]["kind"] == "excel"
     # no window gives 20+ batches of 20+ rows: 150 rows in batches of max(20, 150/50) rows;
@@ -488,3 +490,20 @@ def test_a_workspace_built_for_another_target_is_refused_before_ingesting(tmp_pa
     assert "Point `workspace:` in the config at a new folder" in refused.stderr
     after = json.loads(conveyor("status", "--json", cwd=tmp_path).stdout)["batches"]
     assert after == before > 0  # the refused update ingested nothing
+
+
+def test_codes_are_not_dates_and_free_text_is_not_a_category():
+    rng = np.random.default_rng(8)
+    n = 200
+    frame = pd.DataFrame({
+        "when": pd.date_range("2024-01-01", periods=n, freq="h").astype(str),
+        "station": [f"ST{i:04d}" for i in rng.integers(0, 60, n)],  # "ST0012": 0001-01-12
+        "tweet": [f"words {i} and more words {rng.integers(0, 10**6)}" for i in range(n)],
+        "rownames": rng.permutation(n) + 5000,
+        "y": rng.normal(size=n)})
+    frame.loc[[3, 9], "tweet"] = frame.loc[4, "tweet"]  # a few repeats: not unique per row
+    assert time_candidates(frame) == ["when"]
+    excluded = excluded_columns(frame, keep={"when", "y"})
+    assert "station" not in excluded
+    assert excluded["tweet"].startswith("nearly unique text (99% of values distinct)")
+    assert excluded["rownames"] == "identifier: a different value in every row"

@@ -161,3 +161,22 @@ def test_prequential_scores_production_as_it_serves(replayed, open_store):
     metrics = rows.loc["production", "metrics"]
     assert metrics["routed_share"] == pytest.approx(to_fallback.mean())
     assert sum(route["rows"] for route in metrics["routes"].values()) == len(y)
+
+
+def test_a_class_the_model_never_saw_is_scored_not_a_crash():
+    """A batch (or a fold) may bring a class the model was not trained on (a new weather
+    type, a new tweet source): every metric is still computed."""
+    from sklearn import metrics as skm
+
+    from conveyor.validate.metrics import classification_metrics
+
+    classes = np.array(["rain", "sun"])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+    known = classification_metrics(np.array(["rain", "sun", "sun"]),
+                                   np.array(["rain", "sun", "rain"]), proba, classes)
+    assert known["log_loss"] == pytest.approx(
+        skm.log_loss(["rain", "sun", "sun"], proba, labels=classes))
+    new = classification_metrics(np.array(["rain", "sun", "fog"]),
+                                 np.array(["rain", "sun", "rain"]), proba, classes)
+    assert new["accuracy"] == pytest.approx(2 / 3)
+    assert new["log_loss"] == pytest.approx((-np.log(0.8) - np.log(0.7) - np.log(1e-15)) / 3)

@@ -17,7 +17,10 @@ from conveyor.errors import InputError
 TIME_SHARE = 0.95
 MISSING_SHARE = 0.95
 TIME_WORDS = ("time", "date", "timestamp", "datetime")
-ID_WORDS = {"id", "uuid", "guid", "key", "index", "idx", "no", "nr", "number"}
+ID_WORDS = {"id", "uuid", "guid", "key", "index", "idx", "no", "nr", "number", "row",
+            "rownames", "rowname", "rownum"}
+PLAUSIBLE_YEARS = (1700, 2300)
+UNIQUE_TEXT = 0.5  # a text column with more distinct values than this share of rows
 MIN_ID_ROWS = 20
 MAX_CLASS_CODES = 10
 
@@ -62,7 +65,9 @@ def time_candidates(frame: pd.DataFrame) -> list[str]:
         if present.nunique() < 2 or pd.to_numeric(present, errors="coerce").notna().mean() > 0.5:
             continue
         parsed = pd.to_datetime(present, errors="coerce", utc=True, format="mixed")
-        if parsed.notna().mean() >= TIME_SHARE:
+        # "ST0012" parses as 0001-01-12: a code, not a date
+        plausible = parsed.notna() & parsed.dt.year.between(*PLAUSIBLE_YEARS)
+        if plausible.mean() >= TIME_SHARE:
             found.append(str(column))
     return found
 
@@ -167,6 +172,11 @@ def excluded_columns(frame: pd.DataFrame, keep: set[str]) -> dict[str, str]:
             out[column] = f"constant: always {_show(present.iloc[0])}"
         elif _identifier(values):
             out[column] = "identifier: a different value in every row"
+        elif _is_text(values) and len(present) >= MIN_ID_ROWS \
+                and present.nunique() > UNIQUE_TEXT * len(present):
+            out[column] = (f"nearly unique text ({present.nunique() / len(present):.0%} of "
+                           "values distinct): an identifier or free text, a category with a "
+                           "level for most rows")
         elif column in times:
             out[column] = ("another date/time column: as text it would be a category with a "
                            "level per value")
