@@ -51,8 +51,9 @@ BENCHES = [
     Bench("routing", "Routing on rows from the future: train through May, predict June",
           ("bench/routing_check.py", "--updates", "20"),
           ("bench/routing_check.py", "--updates", "3")),
-    Bench("generality", "Generality: streams nobody tuned conveyor for, against strong baselines",
-          ("bench/generality_bench.py",), ("bench/generality_bench.py", "--quick")),
+    Bench("generality", "Generality: `conveyor init` alone on real and synthetic streams, "
+          "against strong baselines", ("bench/generality.py",),
+          ("bench/generality.py", "--quick", "--streams", "sea,births")),
     Bench("training_choices", "Training choices (refit cadence, halving samples)",
           ("bench/training_choices.py",),
           ("bench/training_choices.py", "--batches", "5", "--halving-every", "3")),
