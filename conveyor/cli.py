@@ -101,6 +101,10 @@ def _run_replay(config: Config, batches: int | None) -> int:
             ids = ",".join(map(str, result.batch_ids)) or "-"
             progress.console.print(f"batch {ids}: {mark} {result.message}", highlight=False)
             progress.update(task, advance=1, rows=rows)
+            if progress.tasks[0].total is None:  # known once the source's cache exists
+                left = pipeline.batches_left(config)
+                if left is not None:
+                    progress.update(task, total=progress.tasks[0].completed + left)
 
         results = pipeline.replay(config, batches, advance)
     ok = sum(r.ok for r in results)

@@ -104,6 +104,20 @@ def replay(config: Config, batches: int | None,
     return results
 
 
+def batches_left(config: Config) -> int | None:
+    """Updates a replay still has to run: the source's windows after the cursor (None when
+    the source cannot say, e.g. an inbox folder)."""
+    from conveyor.collect.registry import open_source
+
+    workspace, store = open_workspace(config)
+    try:
+        source = open_source(config, workspace, store)
+        counter = getattr(source, "windows_left", None)
+        return None if counter is None else int(counter(store.next_window_index()))
+    finally:
+        store.close()
+
+
 def status(config: Config) -> dict[str, Any]:
     """Return the workspace's state as plain JSON values (no NaN, no timedeltas)."""
     workspace, store = open_workspace(config)

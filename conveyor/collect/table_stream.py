@@ -55,6 +55,21 @@ class TableStream:
         window, frame = found
         return Batch(window, frame, str(self.config.source.path or "sql"))
 
+    def windows_left(self, cursor: int) -> int:
+        """How many non-empty windows (or row batches) start at or after ``cursor``."""
+        import pyarrow.parquet as pq
+
+        if self.config.stream.rows is not None:
+            total = pq.ParquetFile(self.cache).metadata.num_rows
+            return max(0, -(-total // self.config.stream.rows) - cursor)
+        time_column = self.config.source.time_column
+        times = pd.Series(pq.read_table(self.cache, columns=[time_column]).column(0)
+                          .to_pandas())
+        origin = times.min()
+        width = stream.window_width(self.config.stream.window)
+        indexes = ((times - origin) // width).astype("int64")
+        return int(indexes[indexes >= cursor].nunique())
+
     def message(self, ingested: int) -> str:
         if not ingested:
             return "stream exhausted: no new data after the last window; nothing to update"

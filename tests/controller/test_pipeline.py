@@ -302,3 +302,14 @@ def test_a_failed_update_keeps_its_batch_and_the_next_one_trains_on_it(tmp_path,
     assert result.ok and result.batch_ids == [2]
     store = open_store(config)
     assert store.production()["batch_ids"] == [1, 2]  # the failed update's batch is in it
+
+
+def test_a_replay_knows_how_many_batches_are_left(tmp_path):
+    from tests.validate.test_model_drift import concept_change_stream
+
+    concept_change_stream(tmp_path)  # 16 daily windows, the first update ingests 2
+    config = load_config(tmp_path / "conveyor.yaml")
+    assert pipeline.update(config).ok
+    assert pipeline.batches_left(config) == 14
+    assert pipeline.update(config).ok
+    assert pipeline.batches_left(config) == 13

@@ -111,8 +111,11 @@ def _insight_panels(store: Store, config: Config, evaluations: pd.DataFrame,
 
 
 def _cards(config: Config, batches: pd.DataFrame, models: pd.DataFrame,
-           production: dict[str, Any] | None) -> dict[str, Any]:
+           production: dict[str, Any] | None, events: pd.DataFrame) -> dict[str, Any]:
     """The headline numbers above the panels."""
+    def count(kind: str) -> int:
+        return int((events["kind"] == kind).sum()) if not events.empty else 0
+
     return {
         "batches": len(batches),
         "rows": int(batches["rows"].sum()) if not batches.empty else 0,
@@ -120,6 +123,9 @@ def _cards(config: Config, batches: pd.DataFrame, models: pd.DataFrame,
         "production": f"v{production['version']} {production['family']}"
         if production else "none",
         "target": f"{config.target.column} ({config.target.task})",
+        "alarms": f"data drift {count('data_drift')}, model drift {count('model_drift')}"
+                  + (f", implausible scores {count('suspicious_score')}"
+                     if count("suspicious_score") else ""),
     }
 
 
@@ -146,7 +152,8 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
     }
     return {"sections": [{"key": key, "title": title, "figure": figure, "reading": reading}
                          for key, title, (figure, reading) in panels],
-            "tables": tables, "cards": _cards(config, batches, models, production),
+            "tables": tables, "cards": _cards(config, batches, models, production,
+                                              store.frame("events")),
             "metric": config.metric,
             "interpretation": interpretation_html(production, explanation),
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds")}
