@@ -144,7 +144,8 @@ def present_numbers(values: pd.Series) -> pd.Series:
 def longest_run(values: pd.Series) -> tuple[int, Any]:
     """The longest run of one repeated present value, in row order: (length, value).
 
-    >>> longest_run(pd.Series([1.0, 0.0, 0.0, 0.0, 2.0, None, 0.0]))
+    >>> length, value = longest_run(pd.Series([1.0, 0.0, 0.0, 0.0, 2.0, None, 0.0]))
+    >>> length, float(value)
     (3, 0.0)
     """
     present = values.dropna()

@@ -106,7 +106,7 @@ TOO_GOOD = 0.999  # hold-out R² or accuracy at or above this is rarely honest
 def too_good(holdout: dict[str, Any], task: str) -> str | None:
     """Return a warning when a hold-out score is implausibly perfect (a leak, usually).
 
-    >>> too_good({"r2": 0.99999, "mae": 0.01}, "regression")[:33]
+    >>> too_good({"r2": 0.99999, "mae": 0.01}, "regression")[:34]
     'hold-out R² 0.99999 is implausibly'
     >>> too_good({"r2": 0.93}, "regression") is None
     True

@@ -193,6 +193,6 @@ def test_update_and_inference_with_raw_batches_and_models_outside_the_workspace(
     assert answer.status_code == 200, answer.text
     page = pipeline.summary(config).read_text(encoding="utf-8")
     interpretation = page[page.index('<section id="interpretation">'):]
-    assert f"v{production['version']:06d}: " in interpretation
+    assert f"v{production['version']}: " in interpretation
     assert "No interpretation stored" not in interpretation
 

@@ -19,7 +19,7 @@ import yaml
 from conveyor.config import load_config
 from conveyor.errors import ConfigError, ConveyorError
 from conveyor.workspace import Workspace
-from tests.e2e_helpers import write_config
+from tests.e2e_helpers import write_config, write_flights_slice
 
 ALIAS_BOMB = """\
 source: {kind: csv, path: flights.csv, time_column: time_hour}
@@ -40,6 +40,12 @@ def status(folder: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "conveyor", "--config",
                            str(folder / "conveyor.yaml"), "status"], cwd=folder,
                           capture_output=True, text=True, timeout=120)
+
+
+def conveyor_update(folder: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "conveyor", "--config",
+                           str(folder / "conveyor.yaml"), "update"], cwd=folder,
+                          capture_output=True, text=True, timeout=300)
 
 
 def one_error_line(result: subprocess.CompletedProcess[str], says: str) -> None:
@@ -82,7 +88,8 @@ def test_a_workspace_outside_the_config_s_folder_is_said_before_it_is_made(tmp_p
     folder = tmp_path / "project"
     folder.mkdir()
     write_config(folder, workspace="../state")
-    result = status(folder)
+    write_flights_slice(folder)
+    result = conveyor_update(folder)
     assert result.returncode == 0, result.stderr
     assert "outside the config's folder" in result.stderr
     assert (tmp_path / "state").is_dir()

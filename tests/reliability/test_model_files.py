@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -152,7 +153,7 @@ def test_a_pickle_dropped_into_the_models_folder_is_never_listed_or_promoted(wor
     (stray / "model.skops").write_bytes(pickle.dumps(Trap(marker)))
     (stray / "manifest.json").write_text(json.dumps({"version": 99}))
     listed = run(tmp_path, "models")
-    assert listed.returncode == 0 and "v000002" in listed.stdout
+    assert listed.returncode == 0 and re.search(r"\bv2\b", listed.stdout)
     assert "99" not in listed.stdout
     refused(run(tmp_path, "promote", "99"), "no model version 99")
     result = pipeline.update(config)  # later updates run beside it, numbering past it

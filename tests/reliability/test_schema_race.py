@@ -32,15 +32,27 @@ WORKSPACES = 6
 
 # each process imports conveyor, says it is ready (a file), then blocks reading its stdin
 # until the parent releases all of them with one line each, and runs `status`
+# (``status`` itself no longer creates a missing workspace: the children open each one as
+# every writing command does, through ``pipeline.open_workspace``)
 CHILD = """
-import json, sys
+import json, logging, sys
 from pathlib import Path
-from conveyor.cli import main
+from conveyor import pipeline
+from conveyor.config import load_config
+from conveyor.logs import setup_logging
 folder, me, configs = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+setup_logging(None, logging.INFO)
 for k, config in enumerate(configs):
     (folder / f"ready-{k}-{me}").touch()
     sys.stdin.readline()
-    code = main(["--config", config, "status"])
+    code = 0
+    try:
+        _, store = pipeline.open_workspace(load_config(config))
+        print(json.dumps({"opened": k, "production": store.production()}), flush=True)
+        store.close()
+    except Exception as exc:
+        code = 1
+        print(f"error: {exc!r}", file=sys.stderr, flush=True)
     print(json.dumps({"workspace": k, "code": code}), file=sys.stderr, flush=True)
 """
 
@@ -91,7 +103,7 @@ def _check(configs: list[Path], done: list[subprocess.CompletedProcess[str]],
         for k, (_, lines) in enumerate(per_workspace):
             logged[k] += sum("upgraded the metadata database schema 1 -> "
                              f"{SCHEMA_VERSION}" in line for line in lines)
-        assert len(_json_documents(process.stdout)) == len(configs)  # one status each
+        assert len(_json_documents(process.stdout)) == len(configs)  # one opening each
     assert logged == upgrades
     for config, upgraded in zip(configs, upgrades, strict=True):
         store = Store.open(store_url(config.parent / "ws"))

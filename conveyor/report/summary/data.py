@@ -89,6 +89,21 @@ def quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.Fi
     return figure, reading
 
 
+def _missing_bars(figure: go.Figure, latest: pd.Series, reference: pd.Series) -> None:
+    """The columns with the most missing values only: a bar of zeros per column says
+    nothing and pushes the labels over the plot below."""
+    worst = pd.concat([latest, reference], axis=1).max(axis=1)
+    shown = worst[worst > 0].sort_values(ascending=False).index[:MISSING_BARS]
+    figure.add_bar(x=list(shown), y=latest.reindex(shown).values, name="newest batch",
+                   marker_color="#e6550d", row=1, col=1)
+    if not reference.empty:
+        figure.add_bar(x=list(shown), y=reference.reindex(shown).values, name="reference",
+                       marker_color="#3182bd", row=1, col=1)
+    figure.update_yaxes(tickformat=".0%", row=1, col=1)
+    for row in (1, 2):
+        figure.update_xaxes(tickangle=-40, automargin=True, row=row, col=1)
+
+
 def eda_section(store: Store, batches: pd.DataFrame,
                  hidden: set[str]) -> tuple[go.Figure, str]:
     """The newest batch against the reference (the production model's training batches);
@@ -111,18 +126,7 @@ def eda_section(store: Store, batches: pd.DataFrame,
     stats = stats[~stats["column"].isin(hidden)]
     latest_stats = stats[stats["batch_id"] == newest].set_index("column")["missing_share"]
     ref_stats = stats[stats["batch_id"].isin(reference)].groupby("column")["missing_share"].mean()
-    # the columns with the most missing values only: a bar of zeros per column says
-    # nothing and pushes the labels over the plot below
-    worst = pd.concat([latest_stats, ref_stats], axis=1).max(axis=1)
-    shown = worst[worst > 0].sort_values(ascending=False).index[:MISSING_BARS]
-    figure.add_bar(x=list(shown), y=latest_stats.reindex(shown).values, name="newest batch",
-                   marker_color="#e6550d", row=1, col=1)
-    if not ref_stats.empty:
-        figure.add_bar(x=list(shown), y=ref_stats.reindex(shown).values, name="reference",
-                       marker_color="#3182bd", row=1, col=1)
-    figure.update_yaxes(tickformat=".0%", row=1, col=1)
-    for row in (1, 2):
-        figure.update_xaxes(tickangle=-40, automargin=True, row=row, col=1)
+    _missing_bars(figure, latest_stats, ref_stats)
     data = eda.set_index("batch_id")["data"]
     for batch_ids, name, color in (([newest], "newest batch", "#e6550d"),
                                    (reference, "reference", "#3182bd")):
