@@ -461,7 +461,7 @@ def test_time_copies_and_clock_columns_by_hand():
 
 
 def test_a_leak_left_in_by_hand_is_a_warning_in_update_and_summary(tmp_path):
-    counts_table(days=60).to_csv(tmp_path / "counts.csv", index=False)
+    counts_table(days=20).to_csv(tmp_path / "counts.csv", index=False)
     assert conveyor("init", "counts.csv", "--target", "count", cwd=tmp_path).returncode == 0
     config = read_config(tmp_path / "conveyor.yaml")
     config["columns"]["exclude"] = []  # as a user who writes the config by hand
@@ -477,7 +477,7 @@ def test_a_leak_left_in_by_hand_is_a_warning_in_update_and_summary(tmp_path):
 
 
 def test_a_workspace_built_for_another_target_is_refused_before_ingesting(tmp_path):
-    counts_table(days=30).to_csv(tmp_path / "counts.csv", index=False)
+    counts_table(days=10).to_csv(tmp_path / "counts.csv", index=False)
     assert conveyor("init", "counts.csv", "--target", "count", cwd=tmp_path).returncode == 0
     assert conveyor("update", cwd=tmp_path).stdout == "True\n"
     before = json.loads(conveyor("status", "--json", cwd=tmp_path).stdout)["batches"]
