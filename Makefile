@@ -5,9 +5,14 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test lint reset
 
+# what the demo needs (the package); the test tools on top of it (the dev extra)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
@@ -17,11 +22,11 @@ demo: $(VENV)/.installed
 
 ## test: install with the test tools and run the whole suite: two workers, then the tests
 ## that bound wall time or throughput (load, soak, hostile files) alone
-test: $(VENV)/.installed
+test: $(VENV)/.installed-dev
 	$(PY) -m pytest -n 2 --dist loadfile -m "not serial"
 	$(PY) -m pytest -m serial
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check conveyor tests bench
 	$(VENV)/bin/mypy
 
