@@ -161,6 +161,14 @@ def status_text(state: dict[str, Any]) -> str:
                    f"{events['model_drift']}, window choices {events['window_choice']}, "
                    f"implausible scores {events['suspicious_score']}"),
     ]
+    newest = state.get("last_version")
+    if newest is not None:
+        lines.append(("last update", f"made {newest['version']} ({newest['strategy'] or 'retrain'}"
+                                     f", {newest['stage']}) at {newest['created_at']}: "
+                                     f"{newest['reason'] or ''}".rstrip(": ")))
+    disk = state.get("disk_mb") or {}
+    lines.append(("disk", f"{sum(disk.values()):,.1f} MB: " + ", ".join(
+        f"{k} {v:,.1f}" for k, v in disk.items())))
     if last is not None:
         why = f" ({last['reason']})" if last.get("reason") else ""
         lines.append(("last batch", f"{last['id']}: {str(last['window'][0])[:16]} .. "

@@ -142,6 +142,8 @@ def status(config: Config) -> dict[str, Any]:
             "staging": _version_state(staging, config.metric),
             "events": alarms,
             "last_batch": _last_batch(batches),
+            "last_version": _last_version(store),
+            "disk_mb": _disk_mb(workspace.root),
         }
     finally:
         store.close()
@@ -156,6 +158,30 @@ def _plain(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
     return value.item() if hasattr(value, "item") else value
+
+
+def _last_version(store: Store) -> dict[str, Any] | None:
+    """The newest version: what the last training update made of it."""
+    models = store.frame("models")
+    if models.empty:
+        return None
+    row = models.sort_values("version").iloc[-1]
+    return {"version": f"v{int(row['version'])}", "stage": row["stage"],
+            "strategy": _plain(row.get("strategy")), "created_at": _plain(row["created_at"]),
+            "reason": _plain(row.get("reason"))}
+
+
+def _disk_mb(root: Path) -> dict[str, float]:
+    """Megabytes under each top folder of the workspace (and the files beside them)."""
+    sizes: dict[str, float] = {}
+    for entry in root.iterdir():
+        if entry.is_symlink():
+            continue
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*")
+                                                  if p.is_file() and not p.is_symlink()]
+        key = entry.name if entry.is_dir() else "other files"
+        sizes[key] = sizes.get(key, 0.0) + sum(p.stat().st_size for p in files) / 2**20
+    return {k: round(v, 1) for k, v in sorted(sizes.items())}
 
 
 def _version_state(row: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:

@@ -115,6 +115,8 @@ def test_conveyor_command_status_and_config_option(project, tmp_path):
                  if not line.startswith("last batch"))
     assert lines["production"].startswith("v1 ") and "hold-out mae" in lines["production"]
     assert lines["stream"].startswith("1 batch(es): 1 accepted, 0 quarantined")
+    assert "raw" in lines["disk"] and "models" in lines["disk"]  # where the space goes
+    assert len(done.stdout.splitlines()) < 40
     strict = subprocess.run([sys.executable, "-m", "conveyor", "--config",
                              str(project / "conveyor.yaml"), "status", "--json"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)
