@@ -61,3 +61,7 @@ class RegistryConfig(Section):
         description="Model files kept besides production, its predecessor and staging; older "
         "candidate/archived versions lose their files (rows and lineage stay).",
     )
+    keep_reports: int = Field(
+        5, ge=1, description="Summaries (HTML with its Markdown and JSON) kept in the "
+        "workspace's reports folder; older ones are deleted when a new one is written.",
+    )

@@ -313,3 +313,12 @@ def test_a_replay_knows_how_many_batches_are_left(tmp_path):
     assert pipeline.batches_left(config) == 14
     assert pipeline.update(config).ok
     assert pipeline.batches_left(config) == 13
+
+
+def test_summaries_beyond_registry_keep_reports_are_deleted(replayed):
+    _, config, _ = replayed
+    kept = config.model_copy(update={"registry": config.registry.model_copy(
+        update={"keep_reports": 2})})
+    paths = [pipeline.summary(kept) for _ in range(3)]
+    left = sorted(p.name for p in paths[-1].parent.glob("summary-*.html"))
+    assert left == sorted({p.name for p in paths[-2:]})  # the newest two, nothing else

@@ -41,7 +41,6 @@ from conveyor.train.search import full_rows
 from conveyor.workspace import Workspace
 
 Panel = tuple[str, str, tuple[Any, str]]  # key, title, (figure, reading)
-KEEP_REPORTS = 5  # summaries kept in the reports folder; older ones are deleted
 
 
 def _data_panels(store: Store, config: Config, batches: pd.DataFrame,
@@ -167,7 +166,7 @@ def write_summary(store: Store, reports_dir: Path, config: Config) -> Path:
     atomic_write_text(stem.with_suffix(".md"), render_markdown(report))
     atomic_write_text(stem.with_suffix(".json"), render_json(report))
     path = atomic_write_text(stem.with_suffix(".html"), render_html(report))
-    _keep_newest(reports_dir, KEEP_REPORTS)
+    _keep_newest(reports_dir, config.registry.keep_reports)
     return path
 
 
