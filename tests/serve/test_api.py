@@ -201,3 +201,20 @@ def test_not_ready_before_a_model_and_admin_disabled_without_a_token(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_the_dashboard_is_served_live_and_follows_the_store(server, open_store):
+    url, config, _ = server
+    reports = config.workspace / "reports"
+    written = sorted(reports.glob("summary-*")) if reports.exists() else []
+    versions = int(open_store(config).count("models"))
+    first = httpx.get(f"{url}/dashboard", timeout=120)
+    assert first.status_code == 200 and "<title>conveyor summary</title>" in first.text
+    assert "Production model quality (prequential)" in first.text
+    assert f"model versions<b>{versions}</b>" in first.text
+    again = httpx.get(f"{url}/dashboard", timeout=120)
+    assert again.text == first.text  # nothing changed in the store: the same page
+    assert (sorted(reports.glob("summary-*")) if reports.exists() else []) == written
+    assert pipeline.update(config).ok  # a new batch and version: a new page
+    newer = httpx.get(f"{url}/dashboard", timeout=120)
+    assert newer.status_code == 200 and f"model versions<b>{versions + 1}</b>" in newer.text

@@ -4,7 +4,8 @@ the Prometheus figures of one app, and the admin token check."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -45,6 +46,15 @@ class ApiMetrics:
 
 
 @dataclass
+class DashboardCache:
+    """The newest live dashboard page and the store's row counts it was built from."""
+
+    key: tuple[int, ...] | None = None
+    html: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class ApiState:
     """One app's workspace config, served models, request log and figures."""
 
@@ -52,6 +62,7 @@ class ApiState:
     holder: ModelHolder
     requests: RequestLog
     metrics: ApiMetrics
+    dashboard: DashboardCache = field(default_factory=DashboardCache)
 
     @classmethod
     def open(cls, config: Config) -> ApiState:

@@ -4,11 +4,12 @@
 - :mod:`~conveyor.serve.api.routes.predict`: ``POST /predict``;
 - :mod:`~conveyor.serve.api.routes.views`: ``GET /models``, ``GET /metrics``;
 - :mod:`~conveyor.serve.api.routes.admin`: ``POST /update``, ``/promote/{version}``,
-  ``/rollback`` (admin token).
+  ``/rollback`` (admin token);
+- :mod:`~conveyor.serve.api.routes.dashboard`: ``GET /dashboard`` (the summary, live).
 """
 
-from conveyor.serve.api.routes import admin, health, predict, views
+from conveyor.serve.api.routes import admin, dashboard, health, predict, views
 
-ROUTERS = (health.router, predict.router, views.router, admin.router)
+ROUTERS = (health.router, predict.router, views.router, admin.router, dashboard.router)
 
 __all__ = ["ROUTERS"]
