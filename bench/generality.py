@@ -88,11 +88,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import realdata  # noqa: E402
+from bench.replay_bench import accepted_batches, cleaned_batch  # noqa: E402
 from bench.streams import streams  # noqa: E402
 from conveyor import pipeline  # noqa: E402
-from conveyor.analyze.clean import apply_plan  # noqa: E402
-from conveyor.analyze.quality import CleanPlan  # noqa: E402
-from conveyor.collect import rawstore  # noqa: E402
 from conveyor.collect.init import init_config  # noqa: E402
 from conveyor.config import Config, load_config  # noqa: E402
 from conveyor.logs import setup_logging  # noqa: E402
@@ -270,11 +268,9 @@ def run_stream(spec: Spec, root: Path) -> dict[str, Any]:
 # -- baselines ---------------------------------------------------------------------------
 
 
-def cleaned_batch(config: Config, workspace: Workspace, batch: dict[str, Any]) -> pd.DataFrame:
-    """An accepted batch's rows as conveyor scores and trains on them."""
-    raw = rawstore.read_batch(workspace.root / batch["path"], batch["sha256"])
-    plan = CleanPlan.from_dict(batch.get("clean_plan"))
-    frame = apply_plan(raw, plan, config.target.column).frame
+def labelled_batch(config: Config, workspace: Workspace, batch: dict[str, Any]) -> pd.DataFrame:
+    """An accepted batch's rows as conveyor scores and trains on them, with a target."""
+    frame = cleaned_batch(config, workspace, batch)
     return frame[frame[config.target.column].notna()].reset_index(drop=True)
 
 
@@ -380,12 +376,8 @@ def oracle_ids(spec: Spec, past: list[int], starts: dict[int, pd.Timestamp],
 def accepted_frames(config: Config) -> tuple[list[int], dict[int, pd.DataFrame],
                                              dict[int, pd.Timestamp]]:
     workspace = Workspace.of(config)
-    store = Store.open(workspace.db_url)
-    try:
-        accepted = store.accepted_batches(10**9)
-    finally:
-        store.close()
-    frames = {b["id"]: cleaned_batch(config, workspace, b) for b in accepted}
+    accepted = accepted_batches(config)
+    frames = {b["id"]: labelled_batch(config, workspace, b) for b in accepted}
     starts = {b["id"]: pd.Timestamp(b["window_start"]) for b in accepted}
     starts = {i: s.tz_localize("UTC") if s.tz is None else s.tz_convert("UTC")
               for i, s in starts.items()}

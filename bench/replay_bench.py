@@ -132,6 +132,15 @@ def cleaned_batch(config: Config, workspace: Workspace, batch: dict[str, Any]) -
     return apply_plan(raw, plan, config.target.column).frame
 
 
+def accepted_batches(config: Config) -> list[dict[str, Any]]:
+    """Every accepted batch of the replayed workspace, oldest first."""
+    store = Store.open(Workspace.of(config).db_url)
+    try:
+        return store.accepted_batches(10**9)
+    finally:
+        store.close()
+
+
 def feature_columns(config: Config, frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     """All columns but target, time and exclusions; split into numeric and text."""
     never = {config.target.column, config.source.time_column, *config.columns.exclude}

@@ -55,13 +55,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from replay_bench import cleaned_batch, copy_config, environment, log  # noqa: E402
+from replay_bench import (  # noqa: E402
+    accepted_batches,
+    cleaned_batch,
+    copy_config,
+    environment,
+    log,
+)
 from replay_variants import apply_overrides  # noqa: E402
 
 from conveyor import pipeline  # noqa: E402
 from conveyor.config import Config, load_config  # noqa: E402
 from conveyor.logs import setup_logging  # noqa: E402
-from conveyor.store import Store  # noqa: E402
 from conveyor.train import data as learn  # noqa: E402
 from conveyor.train.families import loss_params  # noqa: E402
 from conveyor.train.search import Candidate, make_pipeline, spread  # noqa: E402
@@ -91,11 +96,7 @@ class Lab:
     def __init__(self, config: Config) -> None:
         self.config = config
         workspace = Workspace.of(config)
-        store = Store.open(workspace.db_url)
-        try:
-            batches = store.accepted_batches(10**9)
-        finally:
-            store.close()
+        batches = accepted_batches(config)
         self.ids = [int(b["id"]) for b in batches]
         self.frames = [cleaned_batch(config, workspace, b).assign(
             **{learn.BATCH_COLUMN: b["id"]}) for b in batches]

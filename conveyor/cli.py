@@ -123,9 +123,8 @@ def _print_status(config: Config, as_json: bool) -> int:
                               "missing": [str(path) for _, path in missing]}, indent=2))
             return 0
         print(f"no workspace yet at {config.workspace}: nothing ingested or trained. Next: "
-              + ("write the data the config reads (" + ", ".join(
-                  f"{key} '{path}'" for key, path in missing) + ")." + preflight.demo_hint(
-                      config) if missing else "`python run.py -mode update`."))
+              + (f"write the data the config reads ({preflight.listed(missing)})."
+                 + preflight.demo_hint(config) if missing else "`python run.py -mode update`."))
         return 0
     state = pipeline.status(config)
     if as_json:

@@ -26,6 +26,11 @@ def missing_sources(config: Config) -> list[tuple[str, Path]]:
     return missing
 
 
+def listed(missing: list[tuple[str, Path]]) -> str:
+    """The missing files as a person reads them: ``source.path '/x/flights.csv'; ...``."""
+    return "; ".join(f"{key} '{path}'" for key, path in missing)
+
+
 def demo_hint(config: Config) -> str:
     if config.source.path is not None and config.source.path.name == DEMO_SOURCE:
         return (" This is the bundled demo config: write its data with `make demo` (which "
@@ -38,9 +43,8 @@ def check(config: Config, command: str) -> None:
     if command in NEEDS_SOURCE:
         missing = missing_sources(config)
         if missing:
-            listed = "; ".join(f"{key} '{path}'" for key, path in missing)
             raise InputError(f"cannot run {command}: the data the config reads does not exist "
-                             f"({listed}).{demo_hint(config)} Nothing was created.")
+                             f"({listed(missing)}).{demo_hint(config)} Nothing was created.")
     elif command in NEEDS_WORKSPACE and not config.workspace.exists():
         first = "" if not missing_sources(config) else demo_hint(config)
         raise InputError(f"cannot run {command}: there is no workspace yet at '{config.workspace}' "

@@ -215,38 +215,32 @@ class Store:
     def meta_value(self, key: str) -> str | None:
         """Return a workspace-wide setting kept in the ``meta`` table."""
         with self.engine.connect() as conn:
-            value = conn.execute(select(schema.meta.c.value)
-                                 .where(schema.meta.c.key == key)).scalar()
-        return None if value is None else str(value)
+            return _meta_in(conn, key)
 
-    def set_meta_value(self, conn: Connection, key: str, value: str) -> None:
-        """Keep a workspace-wide setting in the ``meta`` table, in ``conn``'s transaction."""
+    def set_meta_value(self, conn: Connection, key: str, value: str | None) -> None:
+        """Keep a workspace-wide setting in the ``meta`` table (None: remove it), in
+        ``conn``'s transaction."""
         conn.execute(delete(schema.meta).where(schema.meta.c.key == key))
-        conn.execute(insert(schema.meta).values(key=key, value=value))
+        if value is not None:
+            conn.execute(insert(schema.meta).values(key=key, value=value))
 
     def window_anchor(self) -> int | None:
         """Return the batch id the training window starts at (set by drift handling)."""
-        with self.engine.connect() as conn:
-            value = conn.execute(select(schema.meta.c.value)
-                                 .where(schema.meta.c.key == "window_anchor")).scalar()
+        value = self.meta_value("window_anchor")
         return None if value is None else int(value)
 
     def set_window_anchor(self, conn: Connection, batch_id: int) -> None:
         """Start the training window at ``batch_id`` from now on (never before an earlier
         anchor), in ``conn``'s transaction."""
-        current = conn.execute(select(schema.meta.c.value)
-                               .where(schema.meta.c.key == "window_anchor")).scalar()
-        anchor = batch_id if current is None else max(int(current), batch_id)
-        conn.execute(delete(schema.meta).where(schema.meta.c.key == "window_anchor"))
-        conn.execute(insert(schema.meta).values(key="window_anchor", value=str(anchor)))
+        current = _meta_in(conn, "window_anchor")
+        self.move_window_anchor(conn, batch_id if current is None else
+                                max(int(current), batch_id))
 
     def move_window_anchor(self, conn: Connection, batch_id: int | None) -> None:
         """Start the training window at ``batch_id`` (None: no anchor, the newest
         ``train.window_batches``), earlier or later than before, in ``conn``'s transaction:
         drift handling by evidence may give history back."""
-        conn.execute(delete(schema.meta).where(schema.meta.c.key == "window_anchor"))
-        if batch_id is not None:
-            conn.execute(insert(schema.meta).values(key="window_anchor", value=str(batch_id)))
+        self.set_meta_value(conn, "window_anchor", None if batch_id is None else str(batch_id))
 
     def accepted_batches(self, limit: int, min_id: int | None = None) -> list[dict[str, Any]]:
         """Return the newest ``limit`` accepted batches (id >= ``min_id``), oldest first."""
@@ -384,3 +378,9 @@ _SCHEMA_LOCK_KEY = 0x636F6E76  # "conv": the advisory lock id of schema creation
 def dumps(value: Any) -> str:
     """JSON text for values that may hold numpy scalars."""
     return json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+
+
+def _meta_in(conn: Connection, key: str) -> str | None:
+    """A ``meta`` value as ``conn`` sees it (inside its transaction, if any)."""
+    value = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == key)).scalar()
+    return None if value is None else str(value)

@@ -35,7 +35,7 @@ def _named_like_time(name: str) -> bool:
                or w.startswith(("time", "date")) for w in _words(name))
 
 
-def _is_text(values: pd.Series) -> bool:
+def is_text(values: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(values) or values.dtype == object
 
 
@@ -58,7 +58,7 @@ def time_candidates(frame: pd.DataFrame) -> list[str]:
             if values.nunique() > 1:
                 found.append(str(column))
             continue
-        if not _is_text(values):
+        if not is_text(values):
             continue
         present = values.dropna().astype(str).str.strip()
         present = present[present != ""].head(1000)
@@ -141,7 +141,7 @@ def _identifier(values: pd.Series) -> bool:
         return False
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_float_dtype(values):
         return False
-    if _is_text(values):
+    if is_text(values):
         return True
     if not pd.api.types.is_integer_dtype(values):
         return False
@@ -172,7 +172,7 @@ def excluded_columns(frame: pd.DataFrame, keep: set[str]) -> dict[str, str]:
             out[column] = f"constant: always {_show(present.iloc[0])}"
         elif _identifier(values):
             out[column] = "identifier: a different value in every row"
-        elif _is_text(values) and len(present) >= MIN_ID_ROWS \
+        elif is_text(values) and len(present) >= MIN_ID_ROWS \
                 and present.nunique() > UNIQUE_TEXT * len(present):
             out[column] = (f"nearly unique text ({present.nunique() / len(present):.0%} of "
                            "values distinct): an identifier or free text, a category with a "
@@ -192,7 +192,7 @@ def stray_text_columns(frame: pd.DataFrame, skip: set[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for column in frame.columns:
         values = frame[column]
-        if column in skip or not _is_text(values):
+        if column in skip or not is_text(values):
             continue
         present = values.dropna().astype(str).str.strip()
         present = present[present != ""]

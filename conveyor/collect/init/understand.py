@@ -19,6 +19,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from conveyor.collect.init.columns import is_text
 from conveyor.prepare.features import DAY_NAMES, clock_hours
 
 CLOCK_SHARE = 0.95  # of present values that must read as a time of day or a day name
@@ -27,10 +28,6 @@ LEAK_R = 0.999  # |Pearson| of a column (or a sum or difference of two) with the
 LEAK_ACCURACY = 0.995  # a one-column rule that classifies this well gives the label away
 LEAK_ROWS = 20_000  # rows of the sample the leak checks read (spread over it)
 MAX_PAIR_COLUMNS = 200
-
-
-def _text(values: pd.Series) -> bool:
-    return pd.api.types.is_string_dtype(values) or values.dtype == object
 
 
 def clock_columns(frame: pd.DataFrame) -> dict[str, str]:
@@ -44,7 +41,7 @@ def clock_columns(frame: pd.DataFrame) -> dict[str, str]:
     out: dict[str, str] = {}
     for column in frame.columns:
         values = frame[column]
-        if not _text(values):
+        if not is_text(values):
             continue
         present = values.dropna().astype(str).str.strip()
         present = present[present != ""].head(5000)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
+from conveyor.report.summary.data import plural
+
 
 def inference_section(inference: pd.DataFrame) -> tuple[go.Figure, str]:
     """Throughput and peak memory of each inference call."""
@@ -24,8 +26,8 @@ def inference_section(inference: pd.DataFrame) -> tuple[go.Figure, str]:
                          yaxis={"title": "rows/s"},
                          yaxis2={"title": "MiB", "overlaying": "y", "side": "right"})
     last = inference.iloc[-1]
-    calls = f"{len(inference)} call{'' if len(inference) == 1 else 's'}"
-    reading = (f"{calls}; the last predicted {int(last['rows']):,} rows in "
+    reading = (f"{plural(len(inference), 'call', 'calls')}; the last predicted "
+               f"{int(last['rows']):,} rows in "
                f"{last['seconds']:.2f} s ({last['rows_per_second']:,.0f} rows/s) with v"
                f"{int(last['version'])}, peak {last['peak_mb']:.0f} MiB.")
     return figure, reading
