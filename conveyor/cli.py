@@ -248,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true",
                         help="print the state as strict JSON (for scripts)")
     serve = command("serve", help="start the REST API (FastAPI + uvicorn)")
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--workers", type=_workers, default=1, metavar="N|auto",
+                       help="uvicorn worker processes; auto: one per core (default 1)")
     serve.add_argument("--host", default=None, help="address to listen on (default: "
                        "serve.host; 0.0.0.0 inside a container)")
     serve.add_argument("--port", type=int, default=None, help="port (default: serve.port)")
@@ -338,6 +339,15 @@ def _with_address(config: Config, host: str | None, port: int | None) -> Config:
     serve = config.serve.model_copy(update={k: v for k, v in (("host", host), ("port", port))
                                             if v is not None})
     return config.model_copy(update={"serve": serve})
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a positive count, or ``auto`` for one per core."""
+    if text == "auto":
+        return os.cpu_count() or 1
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
+    return int(text)
 
 
 def _serve(config: Config, path: str, workers: int) -> int:

@@ -27,7 +27,7 @@ from conveyor.config.root import (
     Config,
     config_model,
 )
-from conveyor.config.serve import LockConfig, RoutingConfig, ServeConfig, StoreConfig
+from conveyor.config.serve import BatchConfig, LockConfig, RoutingConfig, ServeConfig, StoreConfig
 from conveyor.config.source import (
     CsvOptions,
     EnrichConfig,
@@ -49,9 +49,10 @@ from conveyor.config.validate import ModelDriftConfig, RegistryConfig, ValidateC
 
 __all__ = [
     "CLASSIFICATION_METRICS", "MAX_CONFIG_BYTES", "REGRESSION_METRICS",
-    "CleanConfig", "ColumnsConfig", "ComputeConfig", "Config", "CsvOptions", "DerivedFeature",
-    "DriftConfig", "DriftSection", "EnrichConfig", "FamilyConfig", "FeaturesConfig", "LockConfig",
-    "ModelDriftConfig", "PrepareConfig", "QualityConfig", "RegistryConfig", "RoutingConfig",
+    "BatchConfig", "CleanConfig", "ColumnsConfig", "ComputeConfig", "Config", "CsvOptions",
+    "DerivedFeature", "DriftConfig", "DriftSection", "EnrichConfig", "FamilyConfig",
+    "FeaturesConfig", "LockConfig", "ModelDriftConfig", "PrepareConfig", "QualityConfig",
+    "RegistryConfig", "RoutingConfig",
     "SearchConfig", "Section", "ServeConfig", "SourceConfig", "StoreConfig", "StreamConfig",
     "TableConfig", "TargetConfig", "TargetDerive", "Threshold", "TrainConfig", "ValidateConfig",
     "VariantConfig", "config_model", "default_families", "default_variants", "drift_section",

@@ -35,10 +35,22 @@ class RoutingConfig(Section):
                                   "prequential evidence a new version's rules are decided on.")
 
 
+class BatchConfig(Section):
+    max_rows: int = Field(1000, ge=1, description="API: most rows predicted in one call; "
+                          "concurrent requests are gathered up to this many rows (a larger "
+                          "request is predicted alone). 1: no batching.")
+    max_wait_ms: float = Field(5.0, ge=0, le=1000, description="API: longest wait for "
+                               "concurrent requests to join a batch, taken only while recent "
+                               "batches held several requests (a lone client never waits); 0: "
+                               "batch only what arrived during the previous prediction.")
+
+
 class ServeConfig(Section):
     output_dir: Path | None = Field(
         None, description="Where inference writes; null means <workspace>/predictions."
     )
+    batch: BatchConfig = Field(default_factory=BatchConfig, description="API: adaptive "
+                               "micro-batching of concurrent requests.")
     routing: RoutingConfig = Field(default_factory=RoutingConfig,
                                    description="Flexible prediction: champion or fallback per row.")
     route_columns: bool = Field(False, description="Add `route` (champion or fallback) and "

@@ -7,6 +7,8 @@ training, refusing values it cannot convert with their column and row.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,64 @@ def features_frame(frame: pd.DataFrame, schema: dict[str, dict[str, Any]],
             absent = categories.isna() | categories.isin(MISSING_MARKERS)
             out[column] = categories.where(~absent, np.nan)
     return pd.DataFrame(out, index=frame.index)
+
+
+# ISO 8601 as datetime.fromisoformat reads it: a date, a time to the microsecond, an offset
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?"
+                       r"(?:Z|[+-]\d\d:\d\d)?)?")
+
+
+def _iso_times(values: list[Any], index: pd.Index) -> pd.Series | None:
+    """ISO 8601 text (or missing values) as UTC times, read by the standard library; None
+    for anything else, or a mix of times with and without an offset (features_frame
+    reads those or names the problem)."""
+    stamps: list[dt.datetime | None] = []
+    naive: set[bool] = set()
+    for value in values:
+        text = value.strip() if isinstance(value, str) else value
+        if text is None or text in MISSING_MARKERS:
+            stamps.append(None)
+            continue
+        if not isinstance(text, str) or ISO_TIME.fullmatch(text) is None:
+            return None
+        stamp = dt.datetime.fromisoformat(text)
+        naive.add(stamp.tzinfo is None)
+        stamps.append(stamp if stamp.tzinfo is None
+                      else stamp.astimezone(dt.UTC).replace(tzinfo=None))
+    if len(naive) != 1:  # a mix, or no time at all
+        return None
+    times = pd.to_datetime(pd.Series(stamps, dtype=object, index=index))
+    return times.dt.tz_localize("UTC")
+
+
+def records_features(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
+                     source: str = "request") -> pd.DataFrame:
+    """:func:`features_frame` of JSON records that hold every column of ``schema``, built
+    from the Python values: numbers already numbers and text in category columns need no
+    pandas pass per column (for one API row that pass costs more than the prediction).
+    Any other column (numbers as text, times) goes through :func:`features_frame`, so
+    the frame is the same either way (a test compares them).
+    """
+    out: dict[str, Any] = {}
+    rest: list[str] = []
+    index = pd.RangeIndex(len(records))
+    for column, spec in schema.items():
+        values = [record[column] for record in records]
+        kinds = {type(v) for v in values}
+        if spec["kind"] == "numeric" and kinds <= {int, float, type(None)}:
+            out[column] = np.array([np.nan if v is None else v for v in values], dtype=float)
+        elif spec["kind"] == "categorical" and kinds <= {str, type(None)}:
+            out[column] = pd.Series([np.nan if v is None or v in MISSING_MARKERS else v
+                                     for v in values], index=index, dtype=object)
+        elif spec["kind"] != "datetime" or (times := _iso_times(values, index)) is None:
+            rest.append(column)
+        else:
+            out[column] = times
+    if rest:
+        converted = features_frame(pd.DataFrame({c: [r[c] for r in records] for c in rest}),
+                                   {c: schema[c] for c in rest}, source)
+        out.update({c: converted[c] for c in rest})
+    return pd.DataFrame({c: out[c] for c in schema}, index=index)
 
 
 def _csv_chunks(path: Path, csv: CsvOptions, block_bytes: int = 1 << 20

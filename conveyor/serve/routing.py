@@ -34,6 +34,7 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import IsolationForest
 
 from conveyor.analyze.quality import USABLE_LIMIT
+from conveyor.serve.forest import PackedForest
 
 MAX_LEVELS = 10_000
 TIME_LIKE_RANK_CORRELATION = 0.9  # |Spearman| of a number with the rows' time order
@@ -144,9 +145,9 @@ class Router(BaseEstimator):
             # each tree reads 256 rows; fit scores every row it is given to place the
             # contamination threshold, and a spread sample of rows places it as well
             rows = X.iloc[np.linspace(0, len(X) - 1, min(len(X), FOREST_ROWS)).astype(int)]
-            self.forest_ = IsolationForest(n_estimators=100, max_samples=min(256, len(X)),
-                                           contamination=self.contamination,
-                                           random_state=self.seed).fit(self._numbers(rows))
+            self.forest_ = IsolationForest(
+                n_estimators=100, max_samples=min(256, len(X)), contamination=self.contamination,
+                random_state=self.seed).fit(self._numbers(number_matrix(rows, self.numeric_)))
         self.rules_: dict[str, bool] | None = None
         return self
 
@@ -163,13 +164,12 @@ class Router(BaseEstimator):
         routed.rules_ = {key: bool(rules.get(key, False)) for key in self.rules()}
         return routed
 
-    def _numbers(self, X: pd.DataFrame) -> np.ndarray:
+    def _numbers(self, numbers: np.ndarray) -> np.ndarray:
         """Numeric features for the anomaly forest: missing as the median, and limited to
         the widened range (rows beyond it are flagged before the forest is asked, and the
         forest works in float32, where 1e308 or inf would be refused)."""
-        numbers = X[self.numeric_].apply(pd.to_numeric, errors="coerce").astype(float)
-        numbers = numbers.fillna(dict(zip(self.numeric_, self.medians_, strict=True)))
-        return np.clip(numbers.to_numpy(), self.low_, self.high_)
+        numbers = np.where(np.isnan(numbers), np.asarray(self.medians_, dtype=float), numbers)
+        return np.clip(numbers, self.low_, self.high_)
 
     def bounded(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return ``X`` with each numeric feature limited to its widened training range.
@@ -195,29 +195,32 @@ class Router(BaseEstimator):
         flagged."""
         n, keys = len(X), self.rules()
         flagged = np.zeros((n, len(keys)), dtype=bool)
-        present = [c for c in self.columns_ if c in X.columns]
-        missing = X[present].isna().mean(axis=1).to_numpy() if present else np.zeros(n)
-        flagged[:, 0] = missing > self.max_missing_share
+        numbers = number_matrix(X, self.numeric_)  # once: for the range rules and the forest
+        numeric = set(self.numeric_)
+        others = [c for c in self.columns_ if c in X.columns and c not in numeric]
+        if self.numeric_ or others:
+            absent = np.isnan(numbers).sum(axis=1) + sum(
+                (X[c].isna().to_numpy() for c in others), np.zeros(n))
+            flagged[:, 0] = absent / (len(self.numeric_) + len(others)) > self.max_missing_share
         at = 1
         if self.numeric_:
-            numbers = X[self.numeric_].apply(pd.to_numeric, errors="coerce").to_numpy(float)
             width = len(self.numeric_)
             flagged[:, at:at + width] = (numbers < np.asarray(self.low_)) | (
                 numbers > np.asarray(self.high_))
             at += width
         if self.unseen_categories:
             for column, known in self._level_sets().items():
-                values = X[column]
+                values = X[column].to_numpy(dtype=object)
                 # a set lookup per value: pandas' isin re-reads the level list every call
                 # (1.3 ms per column for a single API row with a few thousand levels)
                 seen = np.fromiter((str(v) in known for v in values), bool, count=n)
-                flagged[:, at] = values.notna().to_numpy() & ~seen
+                flagged[:, at] = ~pd.isna(values) & ~seen
                 at += 1
         if self.forest_ is not None:
             todo = ~flagged.any(axis=1)  # rows already flagged need no anomaly score
             if todo.any():
-                rows = X.iloc[np.flatnonzero(todo)]
-                flagged[todo, at] = self.forest_.predict(self._numbers(rows)) == -1
+                usual = self._numbers(numbers[todo])
+                flagged[todo, at] = self._packed_forest().predict(usual) == -1
         return keys, flagged
 
     def route(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -238,10 +241,29 @@ class Router(BaseEstimator):
             self.__dict__["_sets"] = sets
         return sets
 
+    def _packed_forest(self) -> PackedForest:
+        """The anomaly forest packed for fast scoring, built once per loaded router."""
+        packed = self.__dict__.get("_packed")
+        if packed is None:
+            packed = self.__dict__["_packed"] = PackedForest(self.forest_)
+        return packed
+
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_sets", None)  # a cache: rebuilt after loading
+        for cache in ("_sets", "_packed"):  # rebuilt after loading
+            state.pop(cache, None)
         return state
+
+
+def number_matrix(X: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """``columns`` of ``X`` as a float matrix, anything not a number missing (NaN);
+    columns that are numbers already are taken as they are (one row costs microseconds,
+    not a pandas conversion per column)."""
+    part = X[columns]
+    if all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+           for t in part.dtypes):
+        return part.to_numpy(dtype=float, na_value=np.nan)
+    return part.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def choose_routes(rules: list[str], flagged: np.ndarray, on: dict[str, bool] | None
@@ -275,7 +297,7 @@ def within_float32(X: pd.DataFrame) -> pd.DataFrame:
     >>> within_float32(pd.DataFrame({"x": [np.inf, -1e308, 1.5, None]}))["x"].tolist()
     [3.4028234663852886e+38, -3.4028234663852886e+38, 1.5, nan]
     """
-    numeric = [c for c in X.columns if pd.api.types.is_float_dtype(X[c])]
+    numeric = [str(c) for c, kind in X.dtypes.items() if pd.api.types.is_float_dtype(kind)]
     if not numeric or not (np.abs(X[numeric].to_numpy()) > USABLE_LIMIT).any():
         return X
     out = X.copy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -15,9 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 
 from conveyor.config import Config
+from conveyor.serve.api.batching import MicroBatcher
 from conveyor.serve.api.checks import BodyLimit, as_of_column, validation_problem
 from conveyor.serve.api.deps import TOKEN_ENV, ApiState
 from conveyor.serve.api.routes import ROUTERS
+from conveyor.serve.api.routes.predict import predict_jobs
 from conveyor.serve.api.schemas import record_schema
 from conveyor.serve.api.state import ModelHolder
 
@@ -30,6 +33,7 @@ __all__ = ["TOKEN_ENV", "app_from_env", "create_app", "serve"]
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Write the buffered request figures when the server stops."""
     yield
+    app.state.conveyor.batcher.close()
     app.state.conveyor.requests.flush()
 
 
@@ -101,6 +105,9 @@ def create_app(config: Config) -> FastAPI:
                   redoc_url=None, description="Predictions from the conveyor's production "
                   "model.")
     _offline_docs(app)
+    batch = config.serve.batch
+    state.batcher = MicroBatcher(functools.partial(predict_jobs, state), batch.max_rows,
+                                 batch.max_wait_ms)
     app.state.conveyor = state  # what the routes' dependencies read (deps.api_state)
     app.add_middleware(BodyLimit, limit=config.serve.max_body_bytes)
     app.add_exception_handler(RequestValidationError, validation_problem)

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.collect.enrich import Enricher
 from conveyor.serve.api.schemas import MAX_PROBLEMS, value_problem
+from conveyor.serve.inputs import ISO_TIME
 
 
 def _safe(value: Any) -> Any:
@@ -91,38 +92,56 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
-def check_times(frame: pd.DataFrame, columns: list[str], joined: str | None) -> None:
+def check_times(records: list[dict[str, Any]], columns: list[str], joined: str | None) -> None:
     """Raise 422 naming the row of a time that is not text or a number, or that falls
     outside the years pandas' nanosecond timestamps hold (1677-2262), which the as-of
     join and the calendar features need; or that is missing in ``joined``, the column an
-    as-of join of enrichment tables needs. Unparseable text is named later."""
+    as-of join of enrichment tables needs. Unparseable text is named later. ISO 8601
+    text with a year well inside the range needs no parse."""
     low, high = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
     for column in dict.fromkeys([*columns, *([joined] if joined else [])]):
-        if column not in frame.columns:
+        if not any(column in record for record in records):
             continue
-        values = frame[column].astype(object)
-        if column == joined and values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise HTTPException(status_code=422, detail=[{
-                "loc": ["body", "records", row, column], "type": "missing",
-                "msg": f"'{column}' is needed to join the enrichment tables; record {row} "
-                       "has none (or give the joined columns yourself)"}])
+        values = [record.get(column) for record in records]
+        if column == joined:
+            absent = [row for row, v in enumerate(values) if v is None or v != v]
+            if absent:
+                raise HTTPException(status_code=422, detail=[{
+                    "loc": ["body", "records", absent[0], column], "type": "missing",
+                    "msg": f"'{column}' is needed to join the enrichment tables; record "
+                           f"{absent[0]} has none (or give the joined columns yourself)"}])
+        unsure: list[tuple[int, Any]] = []
         for row, value in enumerate(values):
-            if value is not None and (isinstance(value, bool) or not isinstance(
-                    value, str | int | float)):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
                 _refuse_time(row, column, value)
-        text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
-        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-        bad = ((parsed < low) | (parsed > high)).to_numpy()
-        if bad.any():
-            row = int(np.flatnonzero(bad)[0])
-            _refuse_time(row, column, values.iloc[row])
+            if not (isinstance(value, str) and _inside_years(value.strip())):
+                unsure.append((row, value))
+        if unsure:
+            text = pd.Series([v.strip() if isinstance(v, str) else v for _, v in unsure],
+                             dtype=object)
+            parsed = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
+            bad = ((parsed < low) | (parsed > high)).to_numpy()
+            if bad.any():
+                row, value = unsure[int(np.flatnonzero(bad)[0])]
+                _refuse_time(row, column, value)
 
 
-def as_of_column(enricher: Enricher | None, frame: pd.DataFrame | None = None) -> str | None:
-    """The time column the enricher joins on as of time (if it joins ``frame``), or None."""
-    if enricher is None or (frame is not None and all(c in frame.columns
-                                                      for c in enricher.features)):
+_YEARS = range(pd.Timestamp.min.year + 1, pd.Timestamp.max.year)
+
+
+def _inside_years(text: str) -> bool:
+    """ISO 8601 text whose year is inside pandas' range with a year to spare."""
+    return ISO_TIME.fullmatch(text) is not None and int(text[:4]) in _YEARS
+
+
+def as_of_column(enricher: Enricher | None, records: list[dict[str, Any]] | None = None
+                 ) -> str | None:
+    """The time column the enricher joins on as of time (if it joins ``records``: some
+    record lacks a column it adds), or None."""
+    if enricher is None or (records is not None and all(
+            c in record for record in records for c in enricher.features)):
         return None
     as_of = any(spec.time_column for spec, _ in enricher.tables)
     return enricher.time_column if as_of else None
@@ -137,10 +156,49 @@ def _refuse_time(row: int, column: str, value: Any) -> None:
 
 def records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
                    optional: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """Check records against the schema (:func:`check_records`); return them as a frame."""
+    check_records(records, schema, optional)
+    present = [c for c in schema if any(c in r for r in records)]
+    extra_time = [c for c in records[0] if c not in schema]
+    return pd.DataFrame.from_records(records, columns=present + extra_time)
+
+
+_NONE = type(None)
+
+
+def _plainly_valid(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
+                   optional: frozenset[str]) -> bool:
+    """Whether :func:`check_records` would pass the records, decided a column at a time
+    for the usual case (every column present, finite JSON numbers in numeric columns);
+    False means "look value by value", not "invalid"."""
+    required = {c for c in schema if c not in optional}
+    if not all(record.keys() >= required for record in records):
+        return False
+    for column, spec in schema.items():
+        values = [record.get(column) for record in records]
+        kinds = set(map(type, values))
+        if spec["kind"] == "numeric":
+            if not kinds <= {int, float, _NONE}:
+                return False
+            try:
+                numbers = np.array([v for v in values if v is not None], dtype=float)
+            except OverflowError:  # an integer beyond any float
+                return False
+            if not np.isfinite(numbers).all():
+                return False
+        elif not kinds <= {str, int, float, _NONE}:
+            return False
+    return True
+
+
+def check_records(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
+                  optional: frozenset[str] = frozenset()) -> None:
     """Check records against the schema; raise 422 naming the row and column.
 
     ``optional`` columns (joined from enrichment tables) may be left out.
     """
+    if _plainly_valid(records, schema, optional):
+        return
     errors: list[dict[str, Any]] = []
     for i, record in enumerate(records):
         if len(errors) >= MAX_PROBLEMS:
@@ -164,6 +222,3 @@ def records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, Any
                                "msg": f"'{column}' {message}, got {shown}"})
     if errors:
         raise HTTPException(status_code=422, detail=errors[:MAX_PROBLEMS])
-    present = [c for c in schema if any(c in r for r in records)]
-    extra_time = [c for c in records[0] if c not in schema]
-    return pd.DataFrame.from_records(records, columns=present + extra_time)

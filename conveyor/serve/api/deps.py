@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from conveyor.config import Config
+from conveyor.serve.api.batching import MicroBatcher
 from conveyor.serve.api.checks import tokens_match
-from conveyor.serve.api.state import ModelHolder, RequestLog
+from conveyor.serve.api.state import ModelHolder, RequestLog, Served
 
 TOKEN_ENV = "CONVEYOR_ADMIN_TOKEN"
 
@@ -34,6 +36,9 @@ class ApiMetrics:
                                  registry=self.registry,
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5, 1, 2.5, 5))
+        self.batch = Histogram("conveyor_batch_requests", "Requests predicted together in "
+                               "one call (adaptive micro-batching)", registry=self.registry,
+                               buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 
     def record(self, version: int, variant: str, rows: int, seconds: float,
                routes: dict[str, int]) -> None:
@@ -63,6 +68,14 @@ class ApiState:
     requests: RequestLog
     metrics: ApiMetrics
     dashboard: DashboardCache = field(default_factory=DashboardCache)
+    batcher: MicroBatcher = field(init=False)  # set by create_app: its run needs the routes
+
+    async def served(self) -> Served | None:
+        """The served models; the registry is read (in a worker thread, never blocking the
+        event loop) once the reload period has passed."""
+        if self.holder.due():
+            return await run_in_threadpool(self.holder.refresh)
+        return self.holder.served
 
     @classmethod
     def open(cls, config: Config) -> ApiState:

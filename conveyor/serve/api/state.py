@@ -53,13 +53,18 @@ class ModelHolder:
             return None
         return load_version(self.workspace, row)
 
+    def due(self) -> bool:
+        """Whether the reload period has passed since the registry was last read."""
+        return time.monotonic() - self._checked >= self.config.serve.reload_seconds
+
     def refresh(self, force: bool = False) -> Served | None:
         """Reload when production or staging changed; at most once per reload period."""
-        now = time.monotonic()
-        if not force and now - self._checked < self.config.serve.reload_seconds:
+        if not force and not self.due():
             return self.served
         with self._lock:
-            self._checked = now
+            if not force and not self.due():  # another thread has just looked
+                return self.served
+            self._checked = time.monotonic()
             production, staging = self.store.production(), registry.staging(self.store)
             current = self.served
             same = current is not None and production is not None and \
@@ -90,14 +95,25 @@ class RequestLog:
         self._buffer: dict[tuple[int, str], list[tuple[int, float]]] = defaultdict(list)
         self._routes: dict[tuple[int, str], Counter_[str]] = defaultdict(Counter_)
         self._last = time.monotonic()
+        self._flushing = False
 
     def add(self, version: int, variant: str, rows: int, seconds: float,
             routes: dict[str, int] | None = None) -> None:
         with self._lock:
             self._buffer[(version, variant)].append((rows, seconds))
             self._routes[(version, variant)].update(routes or {})
-        if time.monotonic() - self._last >= self.period:
+            due = time.monotonic() - self._last >= self.period and not self._flushing
+            if due:
+                self._flushing = True
+        if due:  # written beside the requests: a slow database write never holds one up
+            threading.Thread(target=self._flush_once, name="conveyor-request-log",
+                             daemon=True).start()
+
+    def _flush_once(self) -> None:
+        try:
             self.flush()
+        finally:
+            self._flushing = False
 
     def flush(self) -> None:
         with self._lock:
