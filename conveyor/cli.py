@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConveyorError
@@ -114,7 +115,8 @@ def _run_replay(config: Config, batches: int | None) -> int:
 
 
 def _print_status(config: Config, as_json: bool) -> int:
-    from conveyor import pipeline, preflight
+    from conveyor import preflight
+    from conveyor.status import read_status
 
     if not config.workspace.exists():  # say so; do not create it
         missing = preflight.missing_sources(config)
@@ -126,7 +128,7 @@ def _print_status(config: Config, as_json: bool) -> int:
               + (f"write the data the config reads ({preflight.listed(missing)})."
                  + preflight.demo_hint(config) if missing else "`python run.py -mode update`."))
         return 0
-    state = pipeline.status(config)
+    state = read_status(config)
     if as_json:
         print(json.dumps(state, indent=2, allow_nan=False))
     else:
@@ -283,6 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _pipeline() -> ModuleType:
+    """:mod:`conveyor.pipeline`, imported on first use (it loads scikit-learn and pandas)."""
+    import conveyor.pipeline
+
+    return conveyor.pipeline
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``conveyor`` command."""
     args = build_parser().parse_args(argv)
@@ -293,20 +302,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_init(args)
         config = _load(args.config, args.debug, logging.WARNING if quiet else logging.INFO,
                        args.command)
-        from conveyor import pipeline
-
+        pipeline = _pipeline  # imported by the commands that use it (not status)
         commands: dict[str, Callable[[], int]] = {
             "update": lambda: _run_update(config),
-            "inference": lambda: _print_path(pipeline.inference(config, args.file)),
-            "summary": lambda: _print_path(pipeline.summary(config)),
+            "inference": lambda: _print_path(pipeline().inference(config, args.file)),
+            "summary": lambda: _print_path(pipeline().summary(config)),
             "replay": lambda: _run_replay(config, args.batches),
             "status": lambda: _print_status(config, args.json),
             "models": lambda: _print_models(config, args),
-            "explain": lambda: _print_json(pipeline.explain(config, args.file, args.row)),
+            "explain": lambda: _print_json(pipeline().explain(config, args.file, args.row)),
             "serve": lambda: _serve(_with_address(config, args.host, args.port), args.config,
                                     args.workers),
             "promote": lambda: _promote(config, args.version, args.reason),
-            "rollback": lambda: _done(f"v{pipeline.rollback(config, args.reason)} "
+            "rollback": lambda: _done(f"v{pipeline().rollback(config, args.reason)} "
                                       "is production"),
             "demo": lambda: _run_demo(config, args.batches, args.prepare_only),
         }

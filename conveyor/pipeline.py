@@ -33,7 +33,7 @@ from conveyor.workspace import Workspace
 log = logging.getLogger(__name__)
 
 __all__ = ["BATCH_COLUMN", "Stages", "UpdateResult", "update", "inference", "summary",
-           "replay", "status", "explain", "models", "promote", "rollback"]
+           "replay", "explain", "models", "promote", "rollback"]
 
 def open_workspace(config: Config) -> tuple[Workspace, Store]:
     workspace = Workspace.of(config).create()
@@ -116,98 +116,6 @@ def batches_left(config: Config) -> int | None:
         return None if counter is None else int(counter(store.next_window_index()))
     finally:
         store.close()
-
-
-def status(config: Config) -> dict[str, Any]:
-    """Return the workspace's state as plain JSON values (no NaN, no timedeltas)."""
-    workspace, store = open_workspace(config)
-    try:
-        batches = store.frame("batches")
-        production, staging = store.production(), registry.staging(store)
-        events = store.frame("events")
-        alarms = {kind: int((events["kind"] == kind).sum()) if len(events) else 0
-                  for kind in ("data_drift", "model_drift", "window_choice", "window_reset",
-                               "suspicious_score")}
-        return {
-            "workspace": str(workspace.root),
-            "target": f"{config.target.column} ({config.target.task})",
-            "batches": len(batches),
-            "accepted": int((batches["status"] == "accepted").sum()) if len(batches) else 0,
-            "quarantined": int((batches["status"] == "quarantined").sum()) if len(batches) else 0,
-            "rows": int(batches["rows"].sum()) if len(batches) else 0,
-            "data_until": _plain(batches["time_max"].max()) if len(batches) else None,
-            "next_window_start": _plain(batches["window_end"].max()) if len(batches) else None,
-            "models": store.count("models"),
-            "production": _version_state(production, config.metric),
-            "staging": _version_state(staging, config.metric),
-            "events": alarms,
-            "last_batch": _last_batch(batches),
-            "last_version": _last_version(store),
-            "disk_mb": _disk_mb(workspace.root),
-        }
-    finally:
-        store.close()
-
-
-def _plain(value: Any) -> Any:
-    """A value JSON can hold: NaN and NaT become None, timestamps ISO text."""
-    if value is None or isinstance(value, list | dict | tuple | str):
-        return value
-    if pd.isna(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    return value.item() if hasattr(value, "item") else value
-
-
-def _last_version(store: Store) -> dict[str, Any] | None:
-    """The newest version: what the last training update made of it."""
-    models = store.frame("models")
-    if models.empty:
-        return None
-    row = models.sort_values("version").iloc[-1]
-    return {"version": f"v{int(row['version'])}", "stage": row["stage"],
-            "strategy": _plain(row.get("strategy")), "created_at": _plain(row["created_at"]),
-            "reason": _plain(row.get("reason"))}
-
-
-def _disk_mb(root: Path) -> dict[str, float]:
-    """Megabytes under each top folder of the workspace (and the files beside them)."""
-    sizes: dict[str, float] = {}
-    for entry in root.iterdir():
-        if entry.is_symlink():
-            continue
-        files = [entry] if entry.is_file() else [p for p in entry.rglob("*")
-                                                  if p.is_file() and not p.is_symlink()]
-        key = entry.name if entry.is_dir() else "other files"
-        sizes[key] = sizes.get(key, 0.0) + sum(p.stat().st_size for p in files) / 2**20
-    return {k: round(v, 1) for k, v in sorted(sizes.items())}
-
-
-def _version_state(row: dict[str, Any] | None, metric: str) -> dict[str, Any] | None:
-    if row is None:
-        return None
-    holdout = ((row.get("metrics") or {}).get("holdout") or {})
-    score = holdout.get(metric)
-    return {"version": f"v{row['version']}", "family": row["family"],
-            "params": row["params"], "metric": metric,
-            "holdout": None if score is None or score != score else float(score),
-            "trained_on": [_plain(row.get("window_start")), _plain(row.get("window_end"))],
-            "created_at": _plain(row.get("created_at"))}
-
-
-def _last_batch(batches: pd.DataFrame) -> dict[str, Any] | None:
-    if batches.empty:
-        return None
-    newest = batches.sort_values("window_index").iloc[-1]
-    lag = pd.Timestamp(newest["ingested_at"]) - pd.Timestamp(newest["time_max"])
-    return {"id": int(newest["id"]), "window": [_plain(newest["window_start"]),
-                                                 _plain(newest["window_end"])],
-            "rows": int(newest["rows"]), "status": newest["status"],
-            "reason": _plain(newest.get("reason")),
-            "ingested_at": _plain(newest["ingested_at"]),
-            "arrival_lag_hours": None if pd.isna(lag) else round(lag.total_seconds() / 3600, 1),
-            "sha256": newest["sha256"]}
 
 
 def explain(config: Config, file: Path, row: int) -> dict[str, Any]:

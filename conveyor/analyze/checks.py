@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Literal
 
 from conveyor.analyze.measures import (
     ColumnReference,
@@ -30,6 +28,9 @@ from conveyor.analyze.measures import (
     valid_range,
 )
 from conveyor.config import QualityConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,8 @@ def _stuck(b: Batch, column: str | None) -> QualityCheck | None:
     ref = b.ref_columns.get(str(column))
     if ref is None or ref.min is None or ref.max is None:
         return None
+    import pandas as pd
+
     numbers = pd.to_numeric(b.frame[column], errors="coerce")
     length, value = longest_run(numbers)
     outside = value is not None and not (ref.min <= value <= ref.max)

@@ -4,12 +4,16 @@ values, valid ranges, and the verdict of a value against warn/fail limits."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from conveyor.config import QualityConfig, Threshold
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# numpy and pandas are imported by the functions that measure: the config reads the check
+# registry (conveyor.analyze.checks) built on this module, and `conveyor status` must not
+# wait for pandas.
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ def duplicate_share(frame: pd.DataFrame) -> float:
 
 
 # the largest number a model can use: scikit-learn's trees and forests work in float32
-USABLE_LIMIT = float(np.finfo(np.float32).max)
+USABLE_LIMIT = 3.4028234663852886e38  # float(np.finfo(np.float32).max)
 
 
 def usable_numbers(numbers: pd.Series) -> pd.Series:
@@ -84,6 +88,9 @@ def usable_numbers(numbers: pd.Series) -> pd.Series:
     >>> usable_numbers(pd.Series([1.0, np.inf, -1e308, np.nan])).tolist()
     [True, False, False, False]
     """
+    import numpy as np
+    import pandas as pd
+
     return pd.Series(np.abs(numbers.to_numpy(dtype=float)) <= USABLE_LIMIT, index=numbers.index)
 
 
@@ -98,6 +105,8 @@ def type_violations(values: pd.Series) -> pd.Series:
     >>> type_violations(pd.Series([1.0, np.nan, np.inf, 1e308])).tolist()
     [False, False, True, True]
     """
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.notna() & ~usable_numbers(values)
     text = values.astype("string").str.strip()
@@ -138,6 +147,8 @@ def outlier_share(values: pd.Series, ref: ColumnReference, k: float) -> float | 
 
 def present_numbers(values: pd.Series) -> pd.Series:
     """The values as floats, those that are not numbers dropped."""
+    import pandas as pd
+
     return pd.to_numeric(values, errors="coerce").astype("float64").dropna()
 
 

@@ -9,20 +9,57 @@ own columns are never changed and its row order is kept.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from conveyor.collect.sources import parse_time, read_table
+from conveyor.collect.sources import file_sha256, parse_time, read_table
 from conveyor.config import Config, EnrichConfig
 from conveyor.errors import InputError, SourceError
+from conveyor.io.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
 
-def load_enrichment(spec: EnrichConfig) -> pd.DataFrame:
-    """Read a secondary table and keep its keys, time and the columns to add."""
+def load_enrichment(spec: EnrichConfig, cache_dir: Path | None = None) -> pd.DataFrame:
+    """Read a secondary table and keep its keys, time and the columns to add.
+
+    With ``cache_dir``, a table read from a file (a CSV, a spreadsheet, a SQLite file)
+    is kept there as Parquet, keyed by the file's sha256 and the table's settings:
+    a spreadsheet takes a second to parse, and inference, the API and every update
+    read the same table again.
+    """
+    cache = _cache_path(spec, cache_dir)
+    if cache is not None and cache.exists():
+        try:
+            return pq.read_table(cache).to_pandas()
+        except (OSError, pa.ArrowException) as exc:  # rebuilt below
+            log.warning("ignoring unreadable enrichment cache %s: %s", cache, exc)
+    table = _load(spec)
+    if cache is not None:
+        try:
+            arrow = pa.Table.from_pandas(table, preserve_index=False)
+            atomic_write(cache, lambda tmp: pq.write_table(arrow, tmp))
+        except (OSError, pa.ArrowException) as exc:  # a cache is optional
+            log.debug("enrichment '%s' not cached: %s", spec.name, exc)
+    return table
+
+
+def _cache_path(spec: EnrichConfig, cache_dir: Path | None) -> Path | None:
+    """Where a file table's cache lives, or None (no cache folder, a server database)."""
+    if cache_dir is None or spec.path is None or not spec.path.is_file():
+        return None
+    settings = spec.model_dump_json(exclude={"path"})
+    key = hashlib.sha256((file_sha256(spec.path) + settings).encode()).hexdigest()[:16]
+    return cache_dir / f"enrich-{key}.parquet"
+
+
+def _load(spec: EnrichConfig) -> pd.DataFrame:
     table = read_table(spec)
     where = f"enrichment '{spec.name}'"
     missing = [c for c in [*spec.keys, *([spec.time_column] if spec.time_column else [])]
@@ -151,7 +188,8 @@ def make_enricher(config: Config, features: list[str]) -> Enricher | None:
     """Return the enricher for a model's input columns, or None without enrichment."""
     if not config.enrich:
         return None
-    tables = [(spec, load_enrichment(spec)) for spec in config.enrich]
+    cache = config.workspace / "cache" if config.workspace.exists() else None
+    tables = [(spec, load_enrichment(spec, cache)) for spec in config.enrich]
     added = frozenset(c for spec, table in tables for c in table.columns
                       if c not in spec.keys and c != spec.time_column)
     return Enricher(tables, added, tuple(features), config.source.time_column)

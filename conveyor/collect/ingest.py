@@ -47,7 +47,7 @@ def collect(config: Config, workspace: Workspace, store: Store, keep: Keep | Non
 
     ``keep`` receives each accepted batch with its cleaned rows, so that the update's
     later steps need not read and clean it again."""
-    enrichments = [(spec, load_enrichment(spec)) for spec in config.enrich]
+    enrichments = [(spec, load_enrichment(spec, workspace.cache)) for spec in config.enrich]
     first_update = store.next_window_index() == 0
     wanted = config.stream.initial_batches if first_update else 1
     source = open_source(config, workspace, store)

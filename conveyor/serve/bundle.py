@@ -10,20 +10,22 @@ lets skops rebuild only the exact types conveyor's own pipelines hold
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib
 import json
+import sys
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import skops.io as sio
 from sklearn.pipeline import Pipeline
-from skops.io.exceptions import UntrustedTypesFoundException
 
 from conveyor.errors import ModelError
 from conveyor.prepare.roles import Roles
@@ -41,12 +43,58 @@ COMMON_TYPES = frozenset({
     "conveyor.prepare.features.FeatureMaker", "conveyor.prepare.preprocess.AsCategories",
     "conveyor.prepare.preprocess.RareLevels", "conveyor.serve.routing.Router",
     "conveyor.train.bounded.BoundedPipeline",
-    "numpy.dtype", "sklearn.tree._tree.Tree", "sklearn.model_selection._split.KFold"})
+    "numpy.dtype", "sklearn.tree._tree.Tree", "sklearn.model_selection._split.KFold",
+    # the scikit-learn estimators of the steps above (the families name their own)
+    "sklearn.pipeline.Pipeline", "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer", "sklearn.impute._base.MissingIndicator",
+    "sklearn.preprocessing._data.StandardScaler", "sklearn.preprocessing._data.RobustScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._encoders.OrdinalEncoder",
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
+    "sklearn.preprocessing._label.LabelEncoder",
+    "sklearn.preprocessing._target_encoder.TargetEncoder",
+    "sklearn.ensemble._iforest.IsolationForest", "sklearn.tree._classes.ExtraTreeRegressor"})
 # exact, fully qualified names, never a module prefix: ``builtins.`` or ``numpy.`` would
 # admit ``exec``, ``eval`` or ``numpy.load``, which skops calls with the file's arguments
 def allowed_types() -> frozenset[str]:
     """The types a model file may hold: the common steps and each registered family's."""
     return COMMON_TYPES.union(*(family.types for family in FAMILIES.values()))
+
+
+def _estimators_conveyor_builds(type_filter: Any = None) -> list[tuple[str, type]]:
+    """scikit-learn's ``all_estimators`` narrowed to the estimators :func:`allowed_types`
+    names (what skops asks for while it is imported, see :func:`skops_io`)."""
+    found = []
+    for name in sorted(allowed_types()):
+        module, _, cls = name.rpartition(".")
+        if module.startswith("sklearn."):
+            kind = getattr(importlib.import_module(module), cls)
+            if isinstance(kind, type) and hasattr(kind, "get_params"):
+                found.append((cls, kind))
+    return found
+
+
+@functools.cache
+def skops_io() -> ModuleType:
+    """``skops.io``, imported with scikit-learn's estimator list narrowed to conveyor's.
+
+    On import, skops lists every scikit-learn estimator to trust them by default, and
+    listing them imports all of scikit-learn: 1.7 s here, more than a whole inference
+    call on 1,000 rows needs. conveyor passes the exact types it builds
+    (:func:`allowed_types`) to every load, so narrowing the list while skops is
+    imported only narrows its default trust. When skops is already imported, it is
+    used as it is.
+    """
+    if "skops.io" not in sys.modules:
+        import sklearn.utils
+
+        everything = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = _estimators_conveyor_builds
+        try:
+            importlib.import_module("skops.io")
+        finally:
+            sklearn.utils.all_estimators = everything
+    return importlib.import_module("skops.io")
 LIBRARIES = ("conveyor", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
 CATEGORY_LEVELS = 1000
 
@@ -102,7 +150,7 @@ def save_model(models: Storage, version_number: int, model: Pipeline,
     """
     bundle = model if fallback is None else {"champion": model, "fallback": fallback,
                                              "router": router}
-    data = sio.dumps(bundle, compression=zipfile.ZIP_DEFLATED)
+    data = skops_io().dumps(bundle, compression=zipfile.ZIP_DEFLATED)
     sha = hashlib.sha256(data).hexdigest()
     manifest = {**manifest, "version": version_number, "model_file": MODEL_FILE,
                 "sha256": sha, "size_bytes": len(data)}
@@ -163,9 +211,10 @@ def load_version(workspace: Workspace, row: Mapping[str, Any]) -> LoadedModel:
 
 def _loads(data: bytes, model_path: str) -> Any:
     """Rebuild a verified file's objects, letting skops build only the allowed types."""
+    sio = skops_io()
     try:
         return sio.loads(data, trusted=sorted(allowed_types()))
-    except UntrustedTypesFoundException:
+    except sio.exceptions.UntrustedTypesFoundException:
         pass  # named below
     except Exception as exc:  # noqa: BLE001 - any parse failure means "not our file"
         raise ModelError(f"model file '{model_path}' is not a readable skops file: {exc}") from None

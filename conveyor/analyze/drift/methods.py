@@ -3,7 +3,7 @@ calls a column drifted.
 
 A method is one :class:`DriftMethod` in :data:`METHODS`. Its thresholds are
 :class:`Setting` s; each becomes a key of the config's ``drift`` section and a
-field of :class:`~conveyor.analyze.drift.compare.DriftSettings`, with its
+field of :class:`~conveyor.analyze.drift.decide.DriftSettings`, with its
 default, so a new method needs no other edit. Every method applicable to a
 column's kind is scored (all scores are stored); the configured one decides.
 """
@@ -12,21 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+if TYPE_CHECKING:
+    from conveyor.analyze.drift.profiles import CategoricalProfile, NumericProfile, Profile
 
-from conveyor.analyze.drift.profiles import CategoricalProfile, NumericProfile, Profile
-from conveyor.analyze.drift.stats import (
-    align,
-    chi_square,
-    cramers_v,
-    jensen_shannon,
-    ks_from_counts,
-    psi,
-    wasserstein_from_counts,
-    wasserstein_normalised,
-)
+# The statistics (numpy, scipy) are imported by the functions that compute them: the
+# config reads this registry's names and settings, and `conveyor status` or `--help`
+# must not wait for scipy.
 
 Kind = Literal["numeric", "categorical"]
 
@@ -78,26 +71,49 @@ class DriftMethod:
 
 def counts(ref: Profile, cur: Profile) -> tuple[Any, Any]:
     """Both profiles' counts over shared bins (numbers) or the union of levels."""
+    from conveyor.analyze.drift.profiles import CategoricalProfile
+    from conveyor.analyze.drift.stats import align
+
     if isinstance(ref, CategoricalProfile) and isinstance(cur, CategoricalProfile):
         return align(ref.counts, cur.counts)
     return ref.counts, cur.counts
 
 
 def _ks(ref: NumericProfile, cur: NumericProfile) -> dict[str, float]:
+    from conveyor.analyze.drift.stats import ks_from_counts
+
     ks = ks_from_counts(ref.counts, cur.counts)
     return {"ks": ks.statistic, "ks_p": ks.p_value}
 
 
 def _wasserstein(ref: NumericProfile, cur: NumericProfile) -> dict[str, float]:
+    from conveyor.analyze.drift.stats import wasserstein_from_counts, wasserstein_normalised
+
     return {"wasserstein": wasserstein_from_counts(ref.edges, ref.counts, cur.counts),
             "wasserstein_norm": wasserstein_normalised(ref.edges, ref.counts, cur.counts)}
 
 
 def _chi2(ref: CategoricalProfile, cur: CategoricalProfile) -> dict[str, float]:
+    import numpy as np
+
+    from conveyor.analyze.drift.stats import align, chi_square, cramers_v
+
     chi = chi_square(ref.counts, cur.counts)
     r, c = align(ref.counts, cur.counts)
     v = cramers_v(chi.statistic, int(r.sum() + c.sum()), int(np.count_nonzero(r + c)))
     return {"chi2": chi.statistic, "chi2_p": chi.p_value, "cramers_v": v}
+
+
+def _psi(ref: Profile, cur: Profile) -> dict[str, float]:
+    from conveyor.analyze.drift.stats import psi
+
+    return {"psi": psi(*counts(ref, cur))}
+
+
+def _js(ref: Profile, cur: Profile) -> dict[str, float]:
+    from conveyor.analyze.drift.stats import jensen_shannon
+
+    return {"js": jensen_shannon(*counts(ref, cur))}
 
 
 ALPHA = Setting("alpha", 0.01, "below", "ks/chi2: p-value below which a column may have "
@@ -116,11 +132,11 @@ METHODS: dict[str, DriftMethod] = {m.name: m for m in (
     DriftMethod("chi2", "chi-square", ("categorical",), _chi2, "chi2",
                 (("chi2_p", ALPHA), ("cramers_v", MIN_EFFECT)), p_value="chi2_p"),
     DriftMethod("psi", "population stability index", ("numeric", "categorical"),
-                lambda ref, cur: {"psi": psi(*counts(ref, cur))}, "psi",
+                _psi, "psi",
                 (("psi", Setting("psi_threshold", 0.2, "above", "psi: drifted above this.",
                                  gt=0)),)),
     DriftMethod("js", "Jensen-Shannon distance", ("numeric", "categorical"),
-                lambda ref, cur: {"js": jensen_shannon(*counts(ref, cur))}, "js",
+                _js, "js",
                 (("js", Setting("js_threshold", 0.1, "above", "js: drifted above this.",
                                 gt=0, le=1)),)),
 )}

@@ -40,7 +40,7 @@ def features_of(model: LoadedModel, enricher: Enricher | None,
     """The model's input for checked records: built straight from the values when every
     record holds every column, else as a frame enriched with the joined columns."""
     schema = model.manifest["schema"]
-    if all(column in record for record in records for column in schema):
+    if all(record.keys() >= schema.keys() for record in records):
         return records_features(records, schema)
     frame = records_frame(records, schema, enricher.added if enricher else frozenset())
     if enricher is not None:
