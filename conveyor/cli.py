@@ -8,6 +8,7 @@ on stderr and a non-zero exit code (a traceback only with ``--debug``).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -198,8 +199,7 @@ def _print_models(config: Config, args: argparse.Namespace) -> int:
                    "trained on", "rows", "created"):
         table.add_column(column)
     for row in frame.to_dict("records"):
-        holdout = (row["metrics"] or {}).get("holdout") or {}
-        score = holdout.get(config.metric)
+        score = ((row["metrics"] or {}).get("holdout") or {}).get(config.metric)
         table.add_row(f"v{row['version']}", row["stage"], row["family"],
                       json.dumps(row["params"], sort_keys=True),
                       "" if score is None else f"{score:.4g}",
@@ -287,9 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _pipeline() -> ModuleType:
     """:mod:`conveyor.pipeline`, imported on first use (it loads scikit-learn and pandas)."""
-    import conveyor.pipeline
-
-    return conveyor.pipeline
+    return importlib.import_module("conveyor.pipeline")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -351,11 +349,9 @@ def _with_address(config: Config, host: str | None, port: int | None) -> Config:
 
 def _workers(text: str) -> int:
     """``--workers``: a positive count, or ``auto`` for one per core."""
-    if text == "auto":
-        return os.cpu_count() or 1
-    if not text.isdigit() or int(text) < 1:
+    if text != "auto" and not (text.isdigit() and int(text) >= 1):
         raise argparse.ArgumentTypeError(f"expected a positive number or auto, got {text!r}")
-    return int(text)
+    return (os.cpu_count() or 1) if text == "auto" else int(text)
 
 
 def _serve(config: Config, path: str, workers: int) -> int:

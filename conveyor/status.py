@@ -48,7 +48,11 @@ def catalog(workspace: Workspace) -> Iterator[Query]:
 
 def read_status(config: Config) -> dict[str, Any]:
     """The workspace's state as plain JSON values."""
-    workspace = Workspace.of(config)
+    workspace = Workspace.of(config).create()  # refuses a hostile layout (links out of it)
+    if workspace.database_url is None and not workspace.db_path.exists():
+        from conveyor.store import Store  # an empty catalog: nothing ingested yet
+
+        Store.open(workspace.db_url).close()
     with catalog(workspace) as query:
         counts = query(
             "SELECT count(*) AS batches,"

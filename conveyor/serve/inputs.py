@@ -148,7 +148,10 @@ def _iso_times(values: list[Any], index: pd.Index) -> pd.Series | None:
             continue
         if not isinstance(text, str) or ISO_TIME.fullmatch(text) is None:
             return None
-        stamp = dt.datetime.fromisoformat(text)
+        try:
+            stamp = dt.datetime.fromisoformat(text)
+        except ValueError:  # shaped like a time but not one (minute 99): pandas says why
+            return None
         naive.add(stamp.tzinfo is None)
         stamps.append(stamp if stamp.tzinfo is None
                       else stamp.astimezone(dt.UTC).replace(tzinfo=None))

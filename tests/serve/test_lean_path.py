@@ -63,6 +63,14 @@ def test_records_convert_as_features_frame_converts_them(records):
     pd.testing.assert_frame_equal(records_features(records, SCHEMA), expected)
 
 
+def test_a_time_shaped_like_iso_but_impossible_is_named_not_crashed():
+    from conveyor.errors import InputError
+
+    records = [{"n": 1, "m": 2, "c": "a", "t": "2024-01-01T12:99:00Z"}]
+    with pytest.raises(InputError, match="must hold timestamps"):
+        records_features(records, SCHEMA)
+
+
 def test_a_mix_of_times_with_and_without_an_offset_is_still_refused():
     from conveyor.errors import InputError
 

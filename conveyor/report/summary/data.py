@@ -3,6 +3,8 @@ tables of batches and of the newest batch's columns."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -15,6 +17,7 @@ def batch_times(batches: pd.DataFrame) -> dict[int, str]:
 
 
 MISSING_BARS = 15
+HEATMAP = 10  # features in the correlation heatmap
 
 
 def plural(count: int, one: str, many: str) -> str:
@@ -90,18 +93,37 @@ def quality_section(quality: pd.DataFrame, times: dict[int, str]) -> tuple[go.Fi
 
 
 def _missing_bars(figure: go.Figure, latest: pd.Series, reference: pd.Series) -> None:
-    """The columns with the most missing values only: a bar of zeros per column says
-    nothing and pushes the labels over the plot below."""
+    """The columns with the most missing values only, as horizontal bars (a column's name
+    reads along its bar however long it is): a bar of zeros per column says nothing."""
     worst = pd.concat([latest, reference], axis=1).max(axis=1)
-    shown = worst[worst > 0].sort_values(ascending=False).index[:MISSING_BARS]
-    figure.add_bar(x=list(shown), y=latest.reindex(shown).values, name="newest batch",
-                   marker_color="#e6550d", row=1, col=1)
+    shown = worst[worst > 0].sort_values().index[-MISSING_BARS:]  # the most missing on top
+    figure.add_bar(y=list(shown), x=latest.reindex(shown).values, name="newest batch",
+                   orientation="h", marker_color="#e6550d", row=1, col=1)
     if not reference.empty:
-        figure.add_bar(x=list(shown), y=reference.reindex(shown).values, name="reference",
-                       marker_color="#3182bd", row=1, col=1)
-    figure.update_yaxes(tickformat=".0%", row=1, col=1)
-    for row in (1, 2):
-        figure.update_xaxes(tickangle=-40, automargin=True, row=row, col=1)
+        figure.add_bar(y=list(shown), x=reference.reindex(shown).values, name="reference",
+                       orientation="h", marker_color="#3182bd", row=1, col=1)
+    figure.update_xaxes(tickformat=".2~%", row=1, col=1)  # 0.25%, not four "0%" ticks
+
+
+def _strongest(doc: dict[str, Any]) -> list[str]:
+    """The features most correlated with the target in a batch's EDA (by |r|), at most
+    MISSING_BARS: forty bars or a forty-row heatmap have labels no one can read."""
+    pearson = pd.Series(doc.get("target_correlations", {}).get("pearson", {}), dtype=float)
+    return pearson.abs().sort_values(ascending=False).index[:MISSING_BARS].tolist()
+
+
+def _correlation_heatmap(figure: go.Figure, matrix: dict[str, Any] | None,
+                         strongest: list[str]) -> None:
+    """The correlations among the numeric features the batch's EDA paired, at most the
+    HEATMAP most correlated with the target."""
+    if not matrix or not matrix["values"]:
+        return
+    keep = [i for i, c in enumerate(matrix["columns"]) if c in strongest[:HEATMAP]] or \
+        list(range(min(HEATMAP, len(matrix["columns"]))))
+    names = [matrix["columns"][i] for i in keep]
+    figure.add_heatmap(z=[[matrix["values"][i][j] for j in keep] for i in keep], x=names,
+                       y=names, zmin=-1, zmax=1, colorscale="RdBu", row=4, col=1,
+                       colorbar={"len": 0.22, "y": 0.11, "title": {"text": "r", "side": "right"}})
 
 
 def eda_section(store: Store, batches: pd.DataFrame,
@@ -110,11 +132,13 @@ def eda_section(store: Store, batches: pd.DataFrame,
     ``hidden`` columns (target, time, excluded ones) stay out of the missingness plot."""
     from plotly.subplots import make_subplots
 
-    figure = make_subplots(rows=2, cols=2, horizontal_spacing=0.12, vertical_spacing=0.3,
-                           subplot_titles=(f"Missing share (the {MISSING_BARS} most missing "
-                                           "features)", "Target distribution",
-                                           "Correlation with the target (Pearson)",
-                                           "Correlations among numeric features (newest)"))
+    # one panel per row: feature names are long, and side by side they have no room
+    figure = make_subplots(
+        rows=4, cols=1, vertical_spacing=0.07, row_heights=[0.3, 0.15, 0.3, 0.25],
+        subplot_titles=(f"Missing share (the {MISSING_BARS} most missing features)",
+                        "Target distribution",
+                        f"Correlation with the target (the {MISSING_BARS} strongest)",
+                        "Correlations among numeric features (newest batch)"))
     accepted = batches[batches["status"] == "accepted"]
     eda = store.frame("eda")
     if accepted.empty or eda.empty:
@@ -128,6 +152,7 @@ def eda_section(store: Store, batches: pd.DataFrame,
     ref_stats = stats[stats["batch_id"].isin(reference)].groupby("column")["missing_share"].mean()
     _missing_bars(figure, latest_stats, ref_stats)
     data = eda.set_index("batch_id")["data"]
+    strongest = _strongest(data[newest] if newest in data.index else {})
     for batch_ids, name, color in (([newest], "newest batch", "#e6550d"),
                                    (reference, "reference", "#3182bd")):
         docs = [data[b] for b in batch_ids if b in data.index]
@@ -140,21 +165,19 @@ def eda_section(store: Store, batches: pd.DataFrame,
             total = max(sum(target["counts"]), 1)
             figure.add_scatter(x=centers, y=[c / total for c in target["counts"]],
                                mode="lines", name=f"target, {name}", line={"color": color},
-                               showlegend=False, row=1, col=2)
+                               showlegend=False, row=2, col=1)
         elif target["kind"] == "classes":
             figure.add_bar(x=list(target["shares"]), y=list(target["shares"].values()),
-                           marker_color=color, showlegend=False, row=1, col=2)
+                           marker_color=color, showlegend=False, row=2, col=1)
         correlations = [d.get("target_correlations", {}).get("pearson", {}) for d in docs]
         if correlations and correlations[0]:
             frame = pd.DataFrame(correlations).astype(float).mean()
-            figure.add_bar(x=frame.index, y=frame.values, marker_color=color,
-                           showlegend=False, row=2, col=1)
-    matrix = data[newest]["correlation_matrix"] if newest in data.index else None
-    if matrix and matrix["values"]:
-        figure.add_heatmap(z=matrix["values"], x=matrix["columns"], y=matrix["columns"],
-                           zmin=-1, zmax=1, colorscale="RdBu",
-                           colorbar={"len": 0.4, "y": 0.2, "title": "r"}, row=2, col=2)
-    figure.update_layout(height=860, barmode="group")
+            frame = frame[[c for c in reversed(strongest) if c in frame.index]]
+            figure.add_bar(y=frame.index, x=frame.values, orientation="h", marker_color=color,
+                           showlegend=False, row=3, col=1)
+    if newest in data.index:
+        _correlation_heatmap(figure, data[newest].get("correlation_matrix"), strongest)
+    figure.update_layout(height=1500, barmode="group")
     moved = (latest_stats - ref_stats).abs().dropna().sort_values(ascending=False)
     reading = (f"Batch {newest} against reference batches {reference}" if reference else
                f"Batch {newest}: no reference yet (the reference is production's training "

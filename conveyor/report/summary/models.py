@@ -139,15 +139,16 @@ def importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, s
     figure.add_heatmap(z=share.values, x=[f"v{v} ({when.get(v, '')})" for v in table.columns],
                        y=list(table.index), colorscale="Viridis", zmin=0,
                        zmax=cap,
-                       customdata=table.values, colorbar={"title": "share"},
+                       customdata=table.values, colorbar={"title": "share", "tickformat": ".0%"},
                        hovertemplate="%{y}, %{x}<br>%{z:.1%} of the version's importance"
                                      "<br>score drop %{customdata:.4g}<extra></extra>")
-    figure.update_layout(title="Permutation importance on held-out rows: each column's share "
-                         "of its version's total (the leading column saturates the colours)",
+    figure.update_layout(title="Permutation importance: each column's share of the total",
                          height=max(360, 22 * len(top) + 120))
     latest = table.columns[-1]
     leaders = table[latest].sort_values(ascending=False).index[:3].tolist()
-    return figure, f"For v{latest} the most important columns are {', '.join(leaders)}."
+    return figure, (f"For v{latest} the most important columns are {', '.join(leaders)}. "
+                    "Importance is measured on held-out rows; the colours stop at the second "
+                    "column's share, so the leading column does not wash out the rest.")
 
 
 def registry_table(models: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,14 @@ from plotly.offline import get_plotlyjs
 def figure_html(figure: go.Figure) -> str:
     """A figure as an HTML fragment (plotly.js is embedded once by the page)."""
     figure.update_layout(template="plotly_white", height=figure.layout.height or 380,
-                         margin={"l": 60, "r": 20, "t": 40, "b": 90},
+                         margin={"l": 60, "r": 45, "t": 40, "b": 90},
                          legend={"orientation": "h", "y": -0.32})
+    # labels never run off the figure or into each other (the browser test checks this at
+    # 1,400 and 900 px): margins grow to fit them, x labels keep clear of the y labels at
+    # the corner, and a colour bar's title stands beside it, not above its top value
+    figure.update_xaxes(automargin=True, ticklabelstandoff=8)
+    figure.update_yaxes(automargin=True)
+    figure.update_traces(colorbar_title_side="right", selector={"type": "heatmap"})
     if not figure.data:  # an empty grid reads as a broken plot: say why it is empty
         figure.update_layout(height=160, xaxis={"visible": False}, yaxis={"visible": False},
                              annotations=[{"text": "nothing to plot yet (see the line above)",
@@ -25,17 +31,23 @@ def figure_html(figure: go.Figure) -> str:
                           config={"displaylogo": False, "responsive": True})
 
 
+def _shown(frame: pd.DataFrame) -> pd.DataFrame:
+    """The cells as a person reads them: a missing value is an empty cell, not None/NaN."""
+    return frame.astype(object).where(frame.notna(), "")
+
+
 def html_table(frame: pd.DataFrame) -> str:
     """A table as escaped HTML."""
     if frame.empty:
-        return "<p>None yet.</p>"
-    return frame.to_html(index=False, classes="table", border=0, escape=True)
+        return "<p>Nothing yet.</p>"
+    return _shown(frame).to_html(index=False, classes="table", border=0, escape=True)
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
     """A table as Markdown ('|' in cells replaced)."""
     if frame.empty:
-        return "None yet.\n"
+        return "Nothing yet.\n"
+    frame = _shown(frame)
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "---|" * len(frame.columns)
     rows = ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
