@@ -7,13 +7,16 @@ model. The output is written atomically in the input's format.
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,13 +94,54 @@ def predict_rows(loaded: LoadedModel, features: pd.DataFrame, path: Path | str,
     return predictions, to_fallback, reasons
 
 
+@dataclass(frozen=True)
+class ChunkPredictor:
+    """Predicts one chunk of an input file: the chunk with its added columns, and its
+    rows per route (called on the worker threads of :func:`predict_file`)."""
+
+    loaded: LoadedModel
+    path: Path
+    augment: Callable[[pd.DataFrame], pd.DataFrame] | None
+    route_columns: bool
+    version_column: bool
+
+    def __call__(self, chunk: pa.RecordBatch | pa.Table, offset: int
+                 ) -> tuple[Any, Counter[str]]:
+        frame = chunk.to_pandas()
+        model_input = self.augment(frame) if self.augment is not None else frame
+        features = features_frame(model_input, self.loaded.manifest["schema"], str(self.path),
+                                  offset=offset)
+        predictions, to_fallback, reasons = predict_rows(self.loaded, features, self.path,
+                                                         offset)
+        table = chunk.append_column(
+            PREDICT_COLUMN, pa.array(predictions if predictions.dtype != object
+                                     else predictions.tolist()))
+        if self.route_columns:
+            table = table.append_column("route", pa.array(answered_by(to_fallback).tolist()))
+            table = table.append_column("route_reason", pa.array(reasons.tolist()))
+        if self.version_column:
+            table = table.append_column("model_version", pa.array(
+                [self.loaded.version] * len(frame), pa.int64()))
+        return table, Counter(route_counts(to_fallback, reasons))
+
+
+def inference_threads(loaded: LoadedModel) -> int:
+    """Chunks predicted at once: one per core (at most 4), or one when the model's own
+    predict already spreads over the cores (gradient boosting's OpenMP threads)."""
+    family = loaded.manifest.get("family")
+    return 1 if family == "hgb" else max(1, min(4, os.cpu_count() or 1))
+
+
 def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions,
                  augment: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                  chunk_rows: int = 50_000, route_columns: bool = False,
                  version_column: bool = False) -> InferenceResult:
     """Predict every row of ``path`` chunk by chunk; return where the output was written.
 
-    Memory stays bounded by the chunk size whatever the file's size. The input's
+    Memory stays bounded by the chunk size whatever the file's size: a few chunks
+    (:func:`inference_threads`) are predicted at once on worker
+    threads while the next is read (pyarrow and the numeric code release the GIL
+    for much of their work), and written in the input's order. The input's
     columns and row order are kept and ``predict`` is appended; ``augment`` adds
     derived columns (e.g. enrichment joins) to what the model sees only. The
     output appears atomically: all of it, or nothing.
@@ -105,42 +149,40 @@ def predict_file(path: Path, loaded: LoadedModel, out_dir: Path, csv: CsvOptions
     start = time.perf_counter()
     check_input_file(path)
     kind = file_format(path)
-    schema = loaded.manifest["schema"]
     target = output_path(path, out_dir, loaded.version)
     rows = 0
     routes: Counter[str] = Counter()
     added = [PREDICT_COLUMN] + (["route", "route_reason"] if route_columns else []) + (
         ["model_version"] if version_column else [])
+    predicted = ChunkPredictor(loaded, path, augment, route_columns, version_column)
 
     def write(tmp: Path) -> None:
         nonlocal rows
         writer = ChunkWriter(tmp, kind, csv, path.suffix.lower() == ".tsv")
+        workers = inference_threads(loaded)
+        pending: deque[Future[tuple[Any, Counter[str]]]] = deque()
+
+        def drain(keep: int) -> None:
+            while len(pending) > keep:
+                table, counted = pending.popleft().result()
+                routes.update(counted)
+                writer.write(table)
+
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="conveyor-infer")
         try:
             for chunk in chunks(path, kind, csv, chunk_rows):
                 clash = [c for c in added if c in chunk.schema.names]
                 if clash:
                     raise InputError(f"input file '{path}' already has column(s) {clash} that "
                                      "inference adds; rename or drop them")
-                frame = chunk.to_pandas()
-                model_input = augment(frame) if augment is not None else frame
-                features = features_frame(model_input, schema, str(path), offset=rows)
-                predictions, to_fallback, reasons = predict_rows(loaded, features, path, rows)
-                routes.update(route_counts(to_fallback, reasons))
-                table = chunk.append_column(
-                    PREDICT_COLUMN, pa.array(predictions if predictions.dtype != object
-                                             else predictions.tolist()))
-                if route_columns:
-                    table = table.append_column("route", pa.array(
-                        answered_by(to_fallback).tolist()))
-                    table = table.append_column("route_reason", pa.array(reasons.tolist()))
-                if version_column:
-                    table = table.append_column("model_version", pa.array(
-                        [loaded.version] * len(frame), pa.int64()))
-                writer.write(table)
-                rows += len(frame)
+                pending.append(pool.submit(predicted, chunk, rows))
+                rows += chunk.num_rows
+                drain(workers)  # at most this many chunks wait in memory
+            drain(0)
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read input file '{path}' as {kind}: {exc}") from None
-        finally:
+        finally:  # a failure: the chunks not started are dropped, the output discarded
+            pool.shutdown(wait=True, cancel_futures=True)
             writer.close()
         if rows == 0:
             raise InputError(f"input file '{path}' has no rows to predict")

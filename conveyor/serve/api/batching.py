@@ -87,7 +87,13 @@ class MicroBatcher:
             self.batches += 1
             self.usual += SMOOTHING * (len(batch) - self.usual)
             loop = asyncio.get_running_loop()
-            answers = await loop.run_in_executor(self._thread, self._answer, batch)
+            try:
+                answers = await loop.run_in_executor(self._thread, self._answer, batch)
+            except BaseException as exc:  # the worker itself failed (shut down, cancelled):
+                for job in batch:  # no request of this batch may wait forever
+                    if not job.future.done():
+                        job.future.set_exception(RuntimeError(f"prediction stopped: {exc!r}"))
+                raise
             for job, answer in zip(batch, answers, strict=True):
                 if job.future.done():  # the client went away
                     continue
