@@ -49,12 +49,12 @@ def drift_section(drift: pd.DataFrame, events: pd.DataFrame,
     figure.add_scatter(x=[t for t in alarm_times if t], y=[z.index[-1]] * len(alarms),
                        mode="markers", name="dataset alarm",
                        marker={"symbol": "triangle-down", "size": 12, "color": "#b30000"})
-    figure.update_layout(title="Drift per batch and column (● drifted; effect of the "
-                               "deciding method: KS D, Cramer's V, PSI or JS)",
+    figure.update_layout(title="Drift per batch and column (● drifted)",
                          height=max(360, 22 * len(z) + 120), xaxis_title="window start")
     share = features[features["role"] == "feature"].groupby("column")["drifted"].mean()
-    reading = (f"{len(alarms)} dataset-level alarm(s) over {drift['batch_id'].nunique()} "
-               f"batches")
+    reading = (f"Each cell is the effect of the deciding method (KS D, Cramer's V, PSI or "
+               f"JS). {len(alarms)} dataset-level alarm(s) over "
+               f"{drift['batch_id'].nunique()} batches")
     if not share.empty and share.max() > 0:
         reading += (f"; most often drifted: {share.idxmax()} "
                     f"({share.max():.0%} of batches)")
