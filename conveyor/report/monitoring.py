@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from scipy import stats
 
 from conveyor.meta import findings, fit_meta, meta_table
+from conveyor.report.summary.data import plural
 from conveyor.serve.routing import is_fallback_route
 from conveyor.validate.metrics import LOWER_IS_BETTER
 
@@ -53,8 +54,8 @@ def drift_section(drift: pd.DataFrame, events: pd.DataFrame,
                          height=max(360, 22 * len(z) + 120), xaxis_title="window start")
     share = features[features["role"] == "feature"].groupby("column")["drifted"].mean()
     reading = (f"Each cell is the effect of the deciding method (KS D, Cramer's V, PSI or "
-               f"JS). {len(alarms)} dataset-level alarm(s) over "
-               f"{drift['batch_id'].nunique()} batches")
+               f"JS). {plural(len(alarms), 'dataset-level alarm', 'dataset-level alarms')} "
+               f"over {plural(drift['batch_id'].nunique(), 'batch', 'batches')}")
     if not share.empty and share.max() > 0:
         reading += (f"; most often drifted: {share.idxmax()} "
                     f"({share.max():.0%} of batches)")
@@ -199,7 +200,8 @@ def challenger_reading(prequential: pd.DataFrame, metric: str) -> str:
     pivot = prequential.pivot_table(index="batch_id", columns="role", values="score")
     pairs = pivot[["production", "staging"]].dropna()
     if len(pairs) < 5:
-        return f"Champion vs challenger: {len(pairs)} shared batch(es), too few for a test."
+        return (f"Champion vs challenger: {plural(len(pairs), 'shared batch', 'shared batches')}"
+                ", too few for a test.")
     difference = pairs["staging"] - pairs["production"]
     test = stats.wilcoxon(difference)
     lower = metric in LOWER_IS_BETTER
