@@ -176,3 +176,25 @@ def test_a_fresh_clone_before_the_demo_data_says_what_to_run_and_creates_nothing
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert status.returncode == 0 and "no workspace yet" in status.stdout and hint in status.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["conveyor.yaml"]
+
+
+def test_the_documented_exit_codes_of_a_false_update_and_of_inference(tmp_path):
+    """README's table: update prints False and exits 1 when its stages did not pass (here
+    every batch is quarantined); inference exits 1 while no model is in production and 2
+    for an input lacking a column the model needs, writing nothing either way."""
+    write_flights_slice(tmp_path)
+    write_config(tmp_path, quality={"min_rows": 10**9})  # no batch is ever big enough
+    update = run_py("-mode", "update", cwd=tmp_path)
+    assert (update.returncode, update.stdout) == (1, "False\n"), update.stderr
+    assert "quarantined" in update.stderr
+    sample = inference_sample(tmp_path)
+    early = run_py("-mode", "inference", "-file", str(sample), cwd=tmp_path)
+    assert (early.returncode, early.stdout) == (1, ""), early.stderr
+    assert "no production model" in early.stderr
+    write_config(tmp_path)  # the usual thresholds: the next update trains
+    assert run_py("-mode", "update", cwd=tmp_path).stdout == "True\n"
+    pd.read_csv(sample).drop(columns=["carrier"]).to_csv(tmp_path / "short.csv", index=False)
+    short = run_py("-mode", "inference", "-file", "short.csv", cwd=tmp_path)
+    assert (short.returncode, short.stdout) == (2, ""), short.stderr
+    assert "carrier" in short.stderr
+    assert not list((tmp_path / "ws" / "predictions").glob("short-*"))
