@@ -300,19 +300,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run_init(args)
         config = _load(args.config, args.debug, logging.WARNING if quiet else logging.INFO,
                        args.command)
-        pipeline = _pipeline  # imported by the commands that use it (not status)
         commands: dict[str, Callable[[], int]] = {
             "update": lambda: _run_update(config),
-            "inference": lambda: _print_path(pipeline().inference(config, args.file)),
-            "summary": lambda: _print_path(pipeline().summary(config)),
+            "inference": lambda: _print_path(_pipeline().inference(config, args.file)),
+            "summary": lambda: _print_path(_pipeline().summary(config)),
             "replay": lambda: _run_replay(config, args.batches),
             "status": lambda: _print_status(config, args.json),
             "models": lambda: _print_models(config, args),
-            "explain": lambda: _print_json(pipeline().explain(config, args.file, args.row)),
+            "explain": lambda: _print_json(_pipeline().explain(config, args.file, args.row)),
             "serve": lambda: _serve(_with_address(config, args.host, args.port), args.config,
                                     args.workers),
             "promote": lambda: _promote(config, args.version, args.reason),
-            "rollback": lambda: _done(f"v{pipeline().rollback(config, args.reason)} "
+            "rollback": lambda: _done(f"v{_pipeline().rollback(config, args.reason)} "
                                       "is production"),
             "demo": lambda: _run_demo(config, args.batches, args.prepare_only),
         }

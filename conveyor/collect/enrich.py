@@ -9,7 +9,6 @@ own columns are never changed and its row order is kept.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conveyor.collect.sources import file_sha256, parse_time, read_table
+from conveyor.collect.sources import cache_key, file_sha256, parse_time, read_table
 from conveyor.config import Config, EnrichConfig
 from conveyor.errors import InputError, SourceError
 from conveyor.io.atomic import atomic_write
+from conveyor.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +54,7 @@ def _cache_path(spec: EnrichConfig, cache_dir: Path | None) -> Path | None:
     """Where a file table's cache lives, or None (no cache folder, a server database)."""
     if cache_dir is None or spec.path is None or not spec.path.is_file():
         return None
-    settings = spec.model_dump_json(exclude={"path"})
-    key = hashlib.sha256((file_sha256(spec.path) + settings).encode()).hexdigest()[:16]
-    return cache_dir / f"enrich-{key}.parquet"
+    return cache_dir / f"enrich-{cache_key(file_sha256(spec.path), spec)}.parquet"
 
 
 def _load(spec: EnrichConfig) -> pd.DataFrame:
@@ -188,7 +186,8 @@ def make_enricher(config: Config, features: list[str]) -> Enricher | None:
     """Return the enricher for a model's input columns, or None without enrichment."""
     if not config.enrich:
         return None
-    cache = config.workspace / "cache" if config.workspace.exists() else None
+    workspace = Workspace.of(config)
+    cache = workspace.cache if workspace.root.exists() else None
     tables = [(spec, load_enrichment(spec, cache)) for spec in config.enrich]
     added = frozenset(c for spec, table in tables for c in table.columns
                       if c not in spec.keys and c != spec.time_column)

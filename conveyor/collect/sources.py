@@ -202,13 +202,19 @@ def check_columns(frame: pd.DataFrame, time_column: str, target: str, where: str
     return frame
 
 
+def cache_key(content: str, table: TableConfig) -> str:
+    """The name part of a Parquet cache of ``table``: its content's sha256 and its read
+    settings (where the file lies is not part of it)."""
+    settings = table.model_dump_json(exclude={"path"})
+    return hashlib.sha256((content + settings).encode()).hexdigest()[:16]
+
+
 def build_cache(source: SourceConfig, target: str, cache_dir: Path,
                 declared_text: set[str] | None = None) -> Path:
     """Return the time-sorted Parquet cache of the source, building it on first use.
 
     Files are keyed by their sha256; a SQL source is read and keyed by its content.
     """
-    options = source.model_dump_json(exclude={"path"})
     if source.kind == "sql":
         table = read_table(source)
         content = pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes()
@@ -220,8 +226,7 @@ def build_cache(source: SourceConfig, target: str, cache_dir: Path,
             " (source.path in the config); for the bundled demo data run `conveyor demo "
             "--prepare-only` (or `make demo`)"))
         frame, key_text = None, file_sha256(source.path)
-    key = hashlib.sha256((key_text + options).encode()).hexdigest()[:16]
-    cache = cache_dir / f"source-{key}.parquet"
+    cache = cache_dir / f"source-{cache_key(key_text, source)}.parquet"
     if cache.exists():
         return cache
     log.info("indexing %s (once per version of the data)", _describe(source))

@@ -14,6 +14,7 @@ from conveyor.config.base import Section
 # reads the same way (anything else is checked by pandas itself)
 _PLAIN_OFFSET = re.compile(r"[1-9][0-9]*(W|D|h|min|s)")
 
+
 class CsvOptions(Section):
     delimiter: str = Field(",", description="Field separator, e.g. ',' ';' or '\\t' for TSV.")
     encoding: str = Field("utf-8", description="Text encoding of the file.")

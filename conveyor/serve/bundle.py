@@ -95,6 +95,8 @@ def skops_io() -> ModuleType:
         finally:
             sklearn.utils.all_estimators = everything
     return importlib.import_module("skops.io")
+
+
 LIBRARIES = ("conveyor", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pyarrow")
 CATEGORY_LEVELS = 1000
 

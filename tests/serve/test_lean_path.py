@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import IsolationForest
 
-from conveyor.serve.api.checks import records_frame
+from conveyor.serve.api.checks import check_records, records_frame
 from conveyor.serve.forest import PackedForest
 from conveyor.serve.inputs import features_frame, records_features
 from conveyor.serve.routing import Router
@@ -59,6 +59,7 @@ SCHEMA = {"n": {"kind": "numeric"}, "m": {"kind": "numeric"}, "c": {"kind": "cat
      {"n": 1, "m": 2, "c": "b", "t": "2013-01-02 10:00"}],
 ])
 def test_records_convert_as_features_frame_converts_them(records):
+    check_records(records, SCHEMA)
     expected = features_frame(records_frame(records, SCHEMA), SCHEMA, "request")
     pd.testing.assert_frame_equal(records_features(records, SCHEMA), expected)
 

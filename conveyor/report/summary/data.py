@@ -16,7 +16,7 @@ def batch_times(batches: pd.DataFrame) -> dict[int, str]:
     return dict(zip(batches["id"], batches["window_start"], strict=True))
 
 
-MISSING_BARS = 15
+FEATURE_BARS = 15  # features in a bar panel (most missing, strongest correlations)
 HEATMAP = 10  # features in the correlation heatmap
 
 
@@ -96,7 +96,7 @@ def _missing_bars(figure: go.Figure, latest: pd.Series, reference: pd.Series) ->
     """The columns with the most missing values only, as horizontal bars (a column's name
     reads along its bar however long it is): a bar of zeros per column says nothing."""
     worst = pd.concat([latest, reference], axis=1).max(axis=1)
-    shown = worst[worst > 0].sort_values().index[-MISSING_BARS:]  # the most missing on top
+    shown = worst[worst > 0].sort_values().index[-FEATURE_BARS:]  # the most missing on top
     figure.add_bar(y=list(shown), x=latest.reindex(shown).values, name="newest batch",
                    orientation="h", marker_color="#e6550d", row=1, col=1)
     if not reference.empty:
@@ -107,9 +107,9 @@ def _missing_bars(figure: go.Figure, latest: pd.Series, reference: pd.Series) ->
 
 def _strongest(doc: dict[str, Any]) -> list[str]:
     """The features most correlated with the target in a batch's EDA (by |r|), at most
-    MISSING_BARS: forty bars or a forty-row heatmap have labels no one can read."""
+    FEATURE_BARS: forty bars or a forty-row heatmap have labels no one can read."""
     pearson = pd.Series(doc.get("target_correlations", {}).get("pearson", {}), dtype=float)
-    return pearson.abs().sort_values(ascending=False).index[:MISSING_BARS].tolist()
+    return pearson.abs().sort_values(ascending=False).index[:FEATURE_BARS].tolist()
 
 
 def _correlation_heatmap(figure: go.Figure, matrix: dict[str, Any] | None,
@@ -135,9 +135,9 @@ def eda_section(store: Store, batches: pd.DataFrame,
     # one panel per row: feature names are long, and side by side they have no room
     figure = make_subplots(
         rows=4, cols=1, vertical_spacing=0.07, row_heights=[0.3, 0.15, 0.3, 0.25],
-        subplot_titles=(f"Missing share (the {MISSING_BARS} most missing features)",
+        subplot_titles=(f"Missing share (the {FEATURE_BARS} most missing features)",
                         "Target distribution",
-                        f"Correlation with the target (the {MISSING_BARS} strongest)",
+                        f"Correlation with the target (the {FEATURE_BARS} strongest)",
                         "Correlations among numeric features (newest batch)"))
     accepted = batches[batches["status"] == "accepted"]
     eda = store.frame("eda")

@@ -154,10 +154,10 @@ def _refuse_time(row: int, column: str, value: Any) -> None:
         "msg": f"'{column}' must be a time between {low} and {high}, got {value!r}"[:200]}])
 
 
-def records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]],
-                   optional: frozenset[str] = frozenset()) -> pd.DataFrame:
-    """Check records against the schema (:func:`check_records`); return them as a frame."""
-    check_records(records, schema, optional)
+def records_frame(records: list[dict[str, Any]], schema: dict[str, dict[str, Any]]
+                  ) -> pd.DataFrame:
+    """Records :func:`check_records` passed, as a frame: the schema's columns some record
+    holds, and the first record's other columns (a time the enrichment joins on)."""
     present = [c for c in schema if any(c in r for r in records)]
     extra_time = [c for c in records[0] if c not in schema]
     return pd.DataFrame.from_records(records, columns=present + extra_time)

@@ -42,7 +42,7 @@ def features_of(model: LoadedModel, enricher: Enricher | None,
     schema = model.manifest["schema"]
     if all(record.keys() >= schema.keys() for record in records):
         return records_features(records, schema)
-    frame = records_frame(records, schema, enricher.added if enricher else frozenset())
+    frame = records_frame(records, schema)
     if enricher is not None:
         frame = enricher(frame)
     return features_frame(frame, schema, "request")
