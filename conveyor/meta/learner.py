@@ -107,7 +107,9 @@ def meta_table(evaluations: pd.DataFrame, batch_features: pd.DataFrame,
     """Return one row per scored candidate: ``batch_id``, inputs and ``quality`` (0..1).
 
     ``batch_features`` has a ``batch_id`` column (or index); its numeric columns
-    become ``data:`` inputs. The baseline, unscored rows and lone candidates are left out.
+    become ``data:`` inputs. Candidates are ranked within their race: one rung of a
+    batch's search, or (``race`` = ``served``) the models scored as served on it. The
+    baseline, unscored rows and lone candidates are left out.
 
     >>> ev = pd.DataFrame({"batch_id": [1, 1, 1], "family": ["tree", "knn", "baseline"],
     ...                    "params": [{"max_depth": 6}, {"n_neighbors": 9}, {}],
@@ -120,7 +122,13 @@ def meta_table(evaluations: pd.DataFrame, batch_features: pd.DataFrame,
         raise ValueError(f"metric_direction must be 'min' or 'max', got {metric_direction!r}")
     scored = evaluations[evaluations["score"].notna()
                          & (evaluations["family"].astype(str) != BASELINE)]
-    by_batch = scored["score"].astype(float).groupby(scored["batch_id"])
+    # a race: one rung of a batch's search, or the models scored as served on one batch
+    race = [scored["batch_id"]]
+    if "race" in scored:
+        race.append(scored["race"].fillna("search"))
+    if "rung" in scored:
+        race.append(scored["rung"].fillna(0))
+    by_batch = scored["score"].astype(float).groupby(race)
     ranks = by_batch.rank(ascending=metric_direction == "max", method="average")
     quality = (ranks - 1) / (by_batch.transform("size") - 1)  # NaN for a lone candidate
     variant = (scored["variant"] if "variant" in scored
@@ -181,8 +189,9 @@ def fit_meta(table: pd.DataFrame, seed: int = 0) -> MetaModel:
     n_rows, n_batches = len(rows), len(batches)
     if n_batches < MIN_BATCHES or n_rows < MIN_ROWS:
         return MetaModel(False, f"needs at least {MIN_BATCHES} batches and {MIN_ROWS} scored "
-                         f"candidates from searches, has {n_batches} and {n_rows} (each "
-                         "train.retrain_every-th update searches)", n_rows, n_batches)
+                         f"candidates, has {n_batches} and {n_rows} (a search scores many; "
+                         "each later batch scores production's champion and fallback)",
+                         n_rows, n_batches)
     inputs = [c for c in rows.columns if c not in ("batch_id", "quality")
               and rows[c].nunique(dropna=False) > 1]
     if not inputs:

@@ -8,7 +8,7 @@ import logging
 import pandas as pd
 
 from conveyor.config import SearchConfig
-from conveyor.meta.features import batch_features
+from conveyor.meta.features import batch_features, meta_evaluations
 from conveyor.meta.learner import MetaModel, explore_order, fit_meta, meta_table, rank_candidates
 from conveyor.store import Store
 from conveyor.train.families import cost_rank
@@ -23,7 +23,10 @@ def order_candidates(store: Store, candidates: list[Candidate], metric: str,
                      ) -> list[Candidate]:
     """Order candidates for a budgeted search (see :func:`search_order`) from the store."""
     search = search or SearchConfig()
-    evaluations = full_rows(store.frame("evaluations"))
+    evaluations = store.frame("evaluations")
+    if not evaluations.empty:
+        evaluations = meta_evaluations(evaluations, store.frame("prequential"),
+                                       store.frame("models"))
     features = batch_features(store.frame("batches"), store.frame("column_stats"), target) \
         if search.warm_start and not evaluations.empty else pd.DataFrame()
     order, meta = search_order(evaluations, features, candidates, metric, search, seed)
@@ -41,12 +44,14 @@ def search_order(evaluations: pd.DataFrame, features: pd.DataFrame,
     the slots drawn at random from the rest; else the cheapest first (past fit seconds of
     each family and variant, or a default order by family).
 
-    ``evaluations`` are the past ones; ``features``' last row describes the batch the
-    search is for. Return the order and the meta-model (None when none was fitted).
+    ``evaluations`` are the past ones (:func:`meta_evaluations`); ``features``' last row
+    describes the batch the search is for. Return the order and the meta-model (None
+    when none was fitted).
     """
     if evaluations.empty:
         return sorted(candidates, key=lambda c: cost_rank(c.family)), None
-    seconds = evaluations.groupby(["family", "variant"])["fit_seconds"].mean().to_dict()
+    full = full_rows(evaluations)
+    seconds = full.groupby(["family", "variant"])["fit_seconds"].mean().to_dict()
     cheapest = sorted(candidates, key=lambda c: seconds.get(
         (c.family, c.variant), 1e3 + cost_rank(c.family)))
     if not search.warm_start:

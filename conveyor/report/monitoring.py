@@ -233,6 +233,7 @@ def meta_section(evaluations: pd.DataFrame, batch_features: pd.DataFrame,
                          xaxis_title="permutation importance (drop in R2)",
                          height=max(320, 28 * len(found) + 120))
     readings = [f.reading for f in found[:3]]
-    text = (f"Meta-model over {meta.n_rows} evaluations on {meta.n_batches} batches "
+    text = (f"Meta-model over {meta.n_rows} scored candidates on {meta.n_batches} batches, "
+            "from searches and from production's champion and fallback on each new batch "
             f"(forward R2 {meta.cv_r2:.2f}). " + " ".join(readings))
     return figure, text, {"cv_r2": meta.cv_r2, "findings": [f.reading for f in found]}

@@ -27,6 +27,7 @@ class Fallback:
     router: Any = None
     note: str = ""
     unseen_holdout: bool = True  # not fitted on the newest rows: fair to score on them
+    candidate: dict[str, Any] | None = None  # its family, variant and params, when known
 
 
 def fit_router(settings: RoutingConfig, X: pd.DataFrame, spec: FitSpec) -> Router:
@@ -60,7 +61,8 @@ def fit_fallback(settings: RoutingConfig, evaluations: list[Evaluation], best: E
             and production.fallback is not None:
         log.info("fallback and router kept from production v%d", production.version)
         return Fallback(production.fallback, production.router,
-                        f"; fallback and router kept from v{production.version}")
+                        f"; fallback and router kept from v{production.version}",
+                        candidate=fallback_candidate(production))
     choice = robust[0].candidate  # evaluations are sorted best first
     model = robust[0].model
     if model is None:
@@ -68,4 +70,12 @@ def fit_fallback(settings: RoutingConfig, evaluations: list[Evaluation], best: E
     log.info("fallback: %s/%s %s (%s)", choice.family, choice.variant, choice.params,
              "its fit in the search" if robust[0].model is not None else "fitted on the window")
     return Fallback(model, fit_router(settings, X, spec),
-                    unseen_holdout=robust[0].model is not None)
+                    unseen_holdout=robust[0].model is not None, candidate=choice.as_dict())
+
+
+def fallback_candidate(model: LoadedModel) -> dict[str, Any] | None:
+    """The configuration of ``model``'s fallback as its manifest records it (None for
+    versions registered before it was recorded, or with no fallback)."""
+    entry = model.manifest.get("fallback")
+    candidate = entry.get("candidate") if isinstance(entry, dict) else None
+    return candidate if isinstance(candidate, dict) else None

@@ -16,7 +16,7 @@ import pandas as pd
 from conveyor.config import Config, default_families
 from conveyor.serve.bundle import LoadedModel, feature_schema
 from conveyor.train.data import BATCH_COLUMN, BatchFrames, Design, design, target_values
-from conveyor.train.fallback import Fallback, fit_fallback, fit_router
+from conveyor.train.fallback import Fallback, fallback_candidate, fit_fallback, fit_router
 from conveyor.train.families import loss_params
 from conveyor.train.search import (
     Candidate,
@@ -149,7 +149,8 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
             fallback = _fallback(config, searched, best, local, rows,
                                  production if same_columns else None)
         elif parent.fallback is not None:  # kept; the router learns the champion's window
-            fallback = Fallback(parent.fallback, fit_router(config.serve.routing, rows.X, local))
+            fallback = Fallback(parent.fallback, fit_router(config.serve.routing, rows.X, local),
+                                candidate=fallback_candidate(parent))
         else:
             fallback = Fallback()
     with stages.stage("validate"):
@@ -168,7 +169,7 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
         explanation, prediction_profile(final, rows.X.iloc[test]), fallback.model,
         fallback.router, SearchRecord(searched.found.evaluations + searched.early, best,
                                       config.validate_.scheme, searched.baseline),
-        evidence=heldout)
+        evidence=heldout, fallback_candidate=fallback.candidate)
 
 
 def _splits(config: Config, n_rows: int, holdout_start: int) -> list[Split]:

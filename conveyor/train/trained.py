@@ -59,3 +59,4 @@ class Trained:
     how: str = ""  # an incremental update: what it did
     evidence: Evidence = field(default_factory=dict)  # routing rules on its held-out rows
     routing: RoutingDecision | None = None  # which rules route, decided before registering
+    fallback_candidate: dict[str, Any] | None = None  # the fallback's family, variant, params

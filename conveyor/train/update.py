@@ -16,6 +16,7 @@ from conveyor.errors import ModelError
 from conveyor.serve.bundle import LoadedModel
 from conveyor.train.bounded import rebuilt
 from conveyor.train.data import model_input, target_values
+from conveyor.train.fallback import fallback_candidate
 from conveyor.train.families import FAMILIES
 from conveyor.train.trained import Origin, Trained
 from conveyor.validate.checks import sanity_check
@@ -96,4 +97,5 @@ def incremental_update(config: Config, data: pd.DataFrame, production: LoadedMod
                    manifest.get("engineered", []), window, len(data), train_seconds,
                    Validation(challenger, incumbent, 0.0), challenger, sanity, explanation,
                    prediction_profile(final, X.iloc[cut:]), production.fallback,
-                   production.router, how=how)
+                   production.router, how=how,
+                   fallback_candidate=fallback_candidate(production))

@@ -20,6 +20,7 @@ from conveyor.analyze import drift
 from conveyor.analyze.batch_drift import drift_row
 from conveyor.serve.bundle import LoadedModel
 from conveyor.train.data import BatchFrames, model_input, target_values
+from conveyor.train.fallback import fallback_candidate
 from conveyor.validate.served import Evidence, ServedScore, pooled, score_as_served
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,14 @@ def score_new_batches(frames: BatchFrames, batches: list[dict[str, Any]],
             rows.append({"batch_id": batch["id"], "version": model.version, "role": role,
                          "rows": len(data), "score": metrics[metric], "metrics": metrics})
             if role == "production" and scored.fallback is not None:
-                for alone, kept in (("champion", scored.champion),
-                                    ("fallback", scored.fallback)):
+                # each with its configuration: the meta-learner learns from these races
+                champion = {k: model.manifest.get(k) for k in ("family", "variant", "params")}
+                for alone, kept, candidate in (
+                        ("champion", scored.champion, champion),
+                        ("fallback", scored.fallback, fallback_candidate(model))):
                     rows.append({"batch_id": batch["id"], "version": model.version,
                                  "role": alone, "rows": len(data), "score": kept[metric],
-                                 "metrics": kept})
+                                 "metrics": {**kept, "candidate": candidate}})
             log.info("prequential %s v%d on batch %d: %s = %.4g", role, model.version,
                      batch["id"], metric, metrics[metric] or float("nan"))
     return Prequential(rows, rows_drift)

@@ -184,6 +184,7 @@ def register(store: Store, workspace: Workspace, config: Config, trained: Traine
                 "prediction_bounds": getattr(trained.model, "bounds_", None),
                 "fallback": None if trained.fallback is None else {
                     "family": trained.fallback.named_steps["model"].__class__.__name__,
+                    "candidate": trained.fallback_candidate,
                     "routing": trained.router.get_params(),
                     "rules": None if trained.routing is None else trained.routing.rules},
                 "strategy_note": trained.note,

@@ -272,3 +272,59 @@ def test_exploration_slots_take_a_lower_ranked_candidate_and_the_rest_keep_the_o
     kept = [o for i, o in enumerate(order) if i not in slots]
     assert kept == sorted(kept)
     assert explore_order(ranked, 0.0, seed=3) == ranked
+
+
+def test_served_races_teach_the_meta_model_between_searches():
+    """One search, then ten refits that each score production's champion and fallback on
+    the new batch (the demo's shape): enough for a meta-model, and it learns the family
+    that wins the races."""
+    from conveyor.meta.features import served_evaluations
+
+    rng = np.random.default_rng(3)
+    search = [{"batch_id": 1, "family": family, "variant": "onehot", "params": {"k": k},
+               "score": base + k + rng.normal(0, 0.1)}
+              for family, base in (("linear", 10.0), ("tree", 11.0), ("knn", 12.0))
+              for k in range(5)]
+    prequential, batches = [], [{"batch_id": 1, "rows": 900}]
+    for batch in range(2, 12):
+        for role, family, score in (("production", "linear", 10.0), ("champion", "linear", 10.0),
+                                    ("fallback", "tree", 11.0 + rng.normal(0, 0.3))):
+            candidate = {"family": family, "variant": "onehot", "params": {"k": 0}}
+            prequential.append({"batch_id": batch, "version": batch - 1, "role": role,
+                                "score": score, "metrics": {"candidate": candidate}})
+        batches.append({"batch_id": batch, "rows": int(rng.integers(500, 900))})
+    served = served_evaluations(pd.DataFrame(prequential), pd.DataFrame())
+    assert len(served) == 20 and set(served["race"]) == {"served"}  # production is no race
+    searches_only = fit_meta(meta_table(pd.DataFrame(search), pd.DataFrame(batches), "min"))
+    assert not searches_only.fitted and searches_only.n_batches == 1
+    table = meta_table(pd.concat([pd.DataFrame(search), served]), pd.DataFrame(batches), "min")
+    # the served races are ranked among themselves: linear wins each one
+    races = table[table["batch_id"] > 1]
+    assert races.groupby("family")["quality"].mean().to_dict() == {"linear": 1.0, "tree": 0.0}
+    meta = fit_meta(table)
+    assert meta.fitted and meta.n_batches == 11 and meta.n_rows == 35
+    by_input = {f.input: f for f in findings(meta, table)}
+    assert by_input["family"].reading.startswith("family: linear is best on 100% of batches")
+
+
+def test_a_real_replay_records_its_served_races(replayed_folder, open_store):
+    """The session's replay (routing on, so production has a fallback): each batch after
+    the first search is a race between the champion's and the fallback's configurations."""
+    from conveyor.config import load_config
+    from conveyor.meta.features import served_evaluations
+
+    store = open_store(load_config(replayed_folder / "conveyor.yaml"))
+    prequential, models = store.frame("prequential"), store.frame("models")
+    evaluations = store.frame("evaluations")
+    served = served_evaluations(prequential, models)
+    later = sorted(set(prequential["batch_id"]))
+    assert later and sorted(set(served["batch_id"])) == later
+    production = models.set_index("version")["family"]
+    for batch_id, race in served.groupby("batch_id"):
+        assert len(race) == 2
+        versions = prequential[(prequential["batch_id"] == batch_id)
+                               & (prequential["role"] == "champion")]["version"]
+        assert race["family"].iloc[0] == production[int(versions.iloc[0])]
+        assert race["family"].iloc[1] in set(evaluations["family"])  # a searched family
+    table = meta_table(pd.concat([evaluations, served]), pd.DataFrame({"batch_id": []}), "min")
+    assert set(table["batch_id"]) >= set(later)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from conveyor.config import Config
 from conveyor.io.atomic import atomic_write_text
-from conveyor.meta.features import batch_features
+from conveyor.meta.features import batch_features, meta_evaluations
 from conveyor.report import monitoring
 from conveyor.report.summary.data import (
     batch_times,
@@ -99,9 +99,11 @@ def _insight_panels(store: Store, config: Config, evaluations: pd.DataFrame,
     """Meta-learning (once candidates were evaluated) and the production tree (if any)."""
     panels: list[Panel] = []
     if not evaluations.empty:
+        scored = meta_evaluations(store.frame("evaluations"), store.frame("prequential"),
+                                  store.frame("models"))
         figure, reading, _ = monitoring.meta_section(
-            evaluations, batch_features(store.frame("batches"), store.frame("column_stats"),
-                                        config.target.column), config.metric)
+            scored, batch_features(store.frame("batches"), store.frame("column_stats"),
+                                   config.target.column), config.metric)
         panels.append(("meta", "Meta-learning: what drives quality", (figure, reading)))
     if production is not None and explanation and "tree" in explanation:
         panels.append(("tree", "Decision tree of the production model",
