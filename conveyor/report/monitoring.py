@@ -228,12 +228,12 @@ def meta_section(evaluations: pd.DataFrame, batch_features: pd.DataFrame,
     if found:
         figure.add_bar(x=[f.importance for f in found][::-1], y=[f.input for f in found][::-1],
                        orientation="h", hovertext=[f.reading for f in found][::-1])
-    figure.update_layout(title=f"What drives a candidate's rank within its batch "
+    figure.update_layout(title=f"What drives a candidate's rank in its race "
                                f"(meta-model forward R2 {meta.cv_r2:.2f})",
                          xaxis_title="permutation importance (drop in R2)",
                          height=max(320, 28 * len(found) + 120))
     readings = [f.reading for f in found[:3]]
     text = (f"Meta-model over {meta.n_rows} scored candidates on {meta.n_batches} batches, "
             "from searches and from production's champion and fallback on each new batch "
-            f"(forward R2 {meta.cv_r2:.2f}). " + " ".join(readings))
+            f"(forward R2 {meta.cv_r2:.2f}). " + " ".join(f"{r}." for r in readings))
     return figure, text, {"cv_r2": meta.cv_r2, "findings": [f.reading for f in found]}

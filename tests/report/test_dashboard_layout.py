@@ -1,7 +1,7 @@
 """Every dashboard panel laid out readably, checked in a real headless browser.
 
-Two dashboards: the flights slice (13 features) and a synthetic table with 40 features
-whose names are long. Each is opened at 1,400 and at 900 px wide; in every figure, no
+Three dashboards: the flights slice (13 features) and synthetic tables with 20 and 40
+features whose names are long. Each is opened at 1,400 and at 900 px wide; in every figure, no
 tick label, axis title, legend entry or figure title overlaps another or leaves the
 figure, and no text a person reads says None, NaN or uses the micro sign (a share
 drawn as 800µ instead of a percent). Each panel is screenshotted at both widths into
@@ -142,15 +142,18 @@ def wide_table(folder: Path, features: int = 40, days: int = 12) -> Path:
 
 @pytest.fixture(scope="module")
 def dashboards(replayed_folder, tmp_path_factory) -> dict[str, Path]:
-    """The flights dashboard (13 features) and the 40-feature one."""
+    """The flights dashboard (13 features) and the 20- and 40-feature ones."""
     flights = tmp_path_factory.mktemp("layout") / "flights"
     config = copy_replay(replayed_folder, flights)
     pipeline.inference(config, inference_sample(flights))
-    wide = tmp_path_factory.mktemp("layout-wide")
-    wide_config = load_config(wide_table(wide))
-    for _ in range(4):
-        assert pipeline.update(wide_config).ok
-    return {"flights": pipeline.summary(config), "wide": pipeline.summary(wide_config)}
+    out = {"flights": pipeline.summary(config)}
+    for name, features in (("twenty", 20), ("wide", 40)):
+        wide_config = load_config(wide_table(tmp_path_factory.mktemp(f"layout-{name}"),
+                                             features))
+        for _ in range(4):
+            assert pipeline.update(wide_config).ok
+        out[name] = pipeline.summary(wide_config)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +164,7 @@ def driver():
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("name", ["flights", "wide"])
+@pytest.mark.parametrize("name", ["flights", "twenty", "wide"])
 def test_no_panel_has_overlapping_or_escaping_labels(driver, dashboards, name, width):
     driver.set_window_size(width, 1700)  # the tallest panel fits: its screenshot is whole
     driver.get(dashboards[name].as_uri())
@@ -180,7 +183,7 @@ def test_no_panel_has_overlapping_or_escaping_labels(driver, dashboards, name, w
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("name", ["flights", "wide"])
+@pytest.mark.parametrize("name", ["flights", "twenty", "wide"])
 def test_no_text_says_none_nan_or_micro(driver, dashboards, name):
     driver.set_window_size(1400, 1000)
     driver.get(dashboards[name].as_uri())

@@ -11,6 +11,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
+# plotly's toolbar buttons a reader of these panels does without
+SPARE_BUTTONS = ("pan2d", "select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d")
+
 
 def figure_html(figure: go.Figure) -> str:
     """A figure as an HTML fragment (plotly.js is embedded once by the page)."""
@@ -27,8 +30,10 @@ def figure_html(figure: go.Figure) -> str:
         figure.update_layout(height=160, xaxis={"visible": False}, yaxis={"visible": False},
                              annotations=[{"text": "nothing to plot yet (see the line above)",
                                            "showarrow": False, "font": {"color": "#6b7280"}}])
+    # three tool buttons (save, zoom, reset): the hover toolbar covers less of a long title
     return figure.to_html(full_html=False, include_plotlyjs=False,
-                          config={"displaylogo": False, "responsive": True})
+                          config={"displaylogo": False, "responsive": True,
+                                  "modeBarButtonsToRemove": list(SPARE_BUTTONS)})
 
 
 def _shown(frame: pd.DataFrame) -> pd.DataFrame:
