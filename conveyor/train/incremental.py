@@ -28,6 +28,7 @@ from scipy.special import expit, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.utils.metaestimators import available_if
 
 from conveyor.errors import ModelError
 
@@ -44,8 +45,8 @@ class MemoryKNN(BaseEstimator):
     >>> knn = MemoryKNN(n_neighbors=1, memory=3).fit([[0.0], [1.0]], [0.0, 1.0])
     >>> knn.partial_fit([[5.0], [6.0]], [5.0, 6.0]).X_memory_.ravel().tolist()
     [1.0, 5.0, 6.0]
-    >>> knn.predict([[0.2]]).tolist()
-    [1.0]
+    >>> knn.predict([[0.2]]).tolist(), hasattr(knn, "predict_proba")  # a regressor
+    ([1.0], False)
     """
 
     def __init__(self, n_neighbors: int = 5, weights: str = "uniform", p: int = 2,
@@ -82,6 +83,8 @@ class MemoryKNN(BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         return self.knn_.predict(np.asarray(X, dtype=float))
 
+    # a regressor has none: callers that ask hasattr(model, "predict_proba") must see that
+    @available_if(lambda self: self.task != "regression")
     def predict_proba(self, X: Any) -> np.ndarray:
         return self.knn_.predict_proba(np.asarray(X, dtype=float))
 

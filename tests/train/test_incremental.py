@@ -171,3 +171,16 @@ def test_families_without_incremental_learning_say_so(weeks):
     model, y = _fit("tree", "native", roles, old.iloc[:500])
     with pytest.raises(ModelError, match="cannot learn incrementally"):
         update_model(model, "tree", old[list(roles.features)].iloc[:10], y[:10])
+
+
+def test_a_regression_knn_has_no_predict_proba_even_inside_a_pipeline():
+    """Window choice and scoring ask ``hasattr(model, "predict_proba")``: a regression kNN
+    with memory must answer no (it failed with an AttributeError on a refit window)."""
+    from sklearn.pipeline import Pipeline
+
+    X, y = np.arange(6.0)[:, None], np.arange(6.0)
+    regression = Pipeline([("model", MemoryKNN(n_neighbors=2))]).fit(X, y)
+    classes = Pipeline([("model", MemoryKNN(n_neighbors=2, task="classification"))]).fit(
+        X, np.array(["a", "b"] * 3))
+    assert not hasattr(regression, "predict_proba")
+    assert classes.predict_proba(X).shape == (6, 2)
