@@ -53,7 +53,7 @@ def inference(config: Config, file: Path) -> Path:
         loaded = load_version(workspace, row)
         out_dir = config.serve.output_dir or workspace.predictions
         result = predict_file(Path(file), loaded, out_dir, config.source.csv,
-                              augment=make_enricher(config, loaded.features),
+                              augment=make_enricher(config, loaded.features, store),
                               route_columns=config.serve.route_columns,
                               version_column=config.serve.version_column)
         per_1k = 1000 * 1000 * result.seconds / max(result.rows, 1)
@@ -133,7 +133,7 @@ def explain(config: Config, file: Path, row: int) -> dict[str, Any]:
         frame = read_input(Path(file), config.source.csv)
         if not 0 <= row < len(frame):
             raise InputError(f"row {row} is outside '{file}' (rows 0..{len(frame) - 1})")
-        augment = make_enricher(config, loaded.features)
+        augment = make_enricher(config, loaded.features, store)
         frame = augment(frame) if augment else frame
         features = features_frame(frame.iloc[[row]], loaded.manifest["schema"], str(file))
         out = explain_answer(loaded.model, loaded.fallback, loaded.router, features)

@@ -21,6 +21,8 @@ from conveyor.collect.sources import cache_key, file_sha256, parse_time, read_ta
 from conveyor.config import Config, EnrichConfig
 from conveyor.errors import InputError, SourceError
 from conveyor.io.atomic import atomic_write
+from conveyor.prepare.history import HistoryIndex
+from conveyor.store import Store
 from conveyor.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -149,16 +151,19 @@ def enrich(batch: pd.DataFrame, tables: list[tuple[EnrichConfig, pd.DataFrame]],
 
 @dataclass(frozen=True)
 class Enricher:
-    """Joins the enrichment tables to prediction input that lacks their columns.
+    """Joins the enrichment tables to prediction input that lacks their columns, and adds
+    the history features (:mod:`conveyor.prepare.history`) from the ingested rows.
 
-    ``added`` names the columns the tables provide, so callers know which of a
-    model's inputs a user need not send.
+    ``added`` names the columns the tables and the history provide, so callers know
+    which of a model's inputs a user need not send.
     """
 
     tables: list[tuple[EnrichConfig, pd.DataFrame]]
     added: frozenset[str]
     features: tuple[str, ...]
     time_column: str
+    history: HistoryIndex | None = None
+    history_mark: int | None = None  # the newest batch the history holds
     # each table as the join merges it, built once: copying, re-typing and sorting a
     # 26,000-row weather table took longer than the model's prediction of one request
     ready: list[pd.DataFrame] = field(init=False, repr=False, compare=False)
@@ -170,25 +175,60 @@ class Enricher:
         if all(c in frame.columns for c in self.features):
             return frame
         time_column = self.time_column
-        if any(spec.time_column for spec, _ in self.tables) and time_column not in frame.columns:
+        if self.needs_time and time_column not in frame.columns:
             raise InputError(f"the input lacks the time column '{time_column}' needed to join "
-                             "the enrichment tables (or give their columns directly)")
+                             "the enrichment tables and compute the history features (or "
+                             "give their columns directly)")
         base = frame.drop(columns=[c for c in self.added if c in frame.columns])
         if time_column in base.columns:
             base[time_column] = parse_time(base, time_column, "the input")
         joined = enrich(base, self.tables, time_column, self.ready)
+        if self.history is not None:
+            joined = pd.concat([joined, self.history.features(joined)], axis=1)
         kept = [c for c in frame.columns if c in self.added]
         joined[kept] = frame[kept]
         return joined
 
+    @property
+    def needs_time(self) -> bool:
+        """Whether the input's rows need their time: an as-of join or history features."""
+        return self.history is not None or any(spec.time_column for spec, _ in self.tables)
 
-def make_enricher(config: Config, features: list[str]) -> Enricher | None:
-    """Return the enricher for a model's input columns, or None without enrichment."""
-    if not config.enrich:
+
+def make_enricher(config: Config, features: list[str],
+                  store: Store | None = None) -> Enricher | None:
+    """Return the enricher for a model's input columns, or None when it needs none.
+
+    History features the model reads are computed from the ingested batches in their
+    horizon (read through ``store``, the workspace's catalog)."""
+    history = [h for h in config.features.history if h.output in features]
+    if not config.enrich and not history:
         return None
     workspace = Workspace.of(config)
     cache = workspace.cache if workspace.root.exists() else None
     tables = [(spec, load_enrichment(spec, cache)) for spec in config.enrich]
     added = frozenset(c for spec, table in tables for c in table.columns
                       if c not in spec.keys and c != spec.time_column)
-    return Enricher(tables, added, tuple(features), config.source.time_column)
+    if not history:
+        return Enricher(tables, added, tuple(features), config.source.time_column)
+    index, mark = recent_history(config, workspace, store, [h.output for h in history])
+    return Enricher(tables, added | {h.output for h in history}, tuple(features),
+                    config.source.time_column, index, mark)
+
+
+def recent_history(config: Config, workspace: Workspace, store: Store | None,
+                   names: list[str]) -> tuple[HistoryIndex, int | None]:
+    """The history index of rows not ingested yet: every accepted batch in the horizon
+    of the newest one; and the newest batch's id."""
+    from conveyor.train.data import BatchFrames, history_batches
+
+    opened = store is None
+    store = Store.open(workspace.db_url) if store is None else store
+    try:
+        catalog = store.accepted_batches(2 ** 31)
+    finally:
+        if opened:
+            store.close()
+    batches = history_batches(config, catalog)
+    rows = BatchFrames(config, workspace).history(batches)
+    return HistoryIndex(config, rows, names), catalog[-1]["id"] if catalog else None

@@ -15,6 +15,7 @@ from conveyor.config.columns import (
     ColumnsConfig,
     DerivedFeature,
     FeaturesConfig,
+    HistoryFeature,
     TargetConfig,
     TargetDerive,
 )
@@ -51,8 +52,8 @@ __all__ = [
     "CLASSIFICATION_METRICS", "MAX_CONFIG_BYTES", "REGRESSION_METRICS",
     "BatchConfig", "CleanConfig", "ColumnsConfig", "ComputeConfig", "Config", "CsvOptions",
     "DerivedFeature", "DriftConfig", "DriftSection", "EnrichConfig", "FamilyConfig",
-    "FeaturesConfig", "LockConfig", "ModelDriftConfig", "PrepareConfig", "QualityConfig",
-    "RegistryConfig", "RoutingConfig",
+    "FeaturesConfig", "HistoryFeature", "LockConfig", "ModelDriftConfig", "PrepareConfig",
+    "QualityConfig", "RegistryConfig", "RoutingConfig",
     "SearchConfig", "Section", "ServeConfig", "SourceConfig", "StoreConfig", "StreamConfig",
     "TableConfig", "TargetConfig", "TargetDerive", "Threshold", "TrainConfig", "ValidateConfig",
     "VariantConfig", "config_model", "default_families", "default_variants", "drift_section",

@@ -26,6 +26,10 @@ class TargetConfig(Section):
     task: Literal["regression", "classification"] = Field(
         "regression", description="Kind of prediction."
     )
+    label_delay: str | None = Field(
+        None, description="How long after a row's time its target is known; history features "
+        "of the target end this long before a row. null: one stream.window."
+    )
     derive: TargetDerive | None = Field(
         None, description="Compute the target from another column (e.g. delayed = arr_delay "
         "> 15) when batches are read; the raw batch stays as the source wrote it."
@@ -73,6 +77,65 @@ class DerivedFeature(Section):
         return self
 
 
+HISTORY_STATS = ("mean", "median", "std", "count", "last", "ewm")
+
+
+class HistoryFeature(Section):
+    column: str = Field(..., description="Stream column (the target too) whose past is read.")
+    by: list[str] = Field(default_factory=list, description="Key columns: only past rows "
+                          "with the same values count (empty: the whole stream).")
+    lag: str | None = Field(None, description="The value at the same key's latest row at or "
+                            "before this long ago (e.g. 7D: the same hour last week).")
+    window: str | None = Field(None, description="Aggregate the past rows of this span (e.g. "
+                               "3h, 7D) with `stat`; it ends `delay` before the row's time.")
+    stat: Literal["mean", "median", "std", "count", "last", "ewm"] = Field(
+        "mean", description="Window statistic; ewm: exponentially weighted mean with a "
+        "half-life of a quarter of the window.")
+    min_count: int = Field(1, ge=1, description="Fewer past rows in the window than this: "
+                           "the feature is missing.")
+    delay: str | None = Field(None, description="How long before a row its past ends; null: "
+                              "target.label_delay for the target, nothing for other columns.")
+    tolerance: str | None = Field(None, description="lag: how much older than the lag the "
+                                  "value may be; null: the lag itself.")
+    name: str | None = Field(None, description="Name of the new column; null: built from the "
+                             "settings, e.g. cnt_lag_7D or arr_delay_mean_7D_by_carrier.")
+
+    @model_validator(mode="after")
+    def _one_reach(self) -> HistoryFeature:
+        if (self.lag is None) == (self.window is None):
+            raise ValueError(f"history feature of '{self.column}': give exactly one of lag "
+                             "and window")
+        for key in ("lag", "window", "delay", "tolerance"):
+            value = getattr(self, key)
+            if value is not None and _offset_seconds(value) is None:
+                raise ValueError(f"history feature of '{self.column}': {key} '{value}' is not "
+                                 "a positive time span such as 3h, 7D or 30min")
+        return self
+
+    @property
+    def output(self) -> str:
+        """The column it adds."""
+        if self.name:
+            return self.name
+        by = f"_by_{'_'.join(self.by)}" if self.by else ""
+        if self.lag is not None:
+            return f"{self.column}_lag_{self.lag}{by}"
+        return f"{self.column}_{self.stat}_{self.window}{by}"
+
+
+def _offset_seconds(value: str) -> float | None:
+    """A fixed time span in seconds (None when it is not one): 3h, 7D, 30min, 1W."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(W|D|d|h|H|min|T|s|S)\s*", value)
+    if not match:
+        return None
+    unit = {"W": 604800, "D": 86400, "d": 86400, "h": 3600, "H": 3600, "min": 60, "T": 60,
+            "s": 1, "S": 1}[match.group(2)]
+    seconds = float(match.group(1)) * unit
+    return seconds if seconds > 0 else None
+
+
 class FeaturesConfig(Section):
     calendar: list[Literal["hour", "weekday", "month", "day", "weekend", "holiday"]] = Field(
         default_factory=list,
@@ -81,6 +144,11 @@ class FeaturesConfig(Section):
     timezone: str = Field("UTC", description="IANA time zone the calendar parts are read in.")
     derived: list[DerivedFeature] = Field(
         default_factory=list, description="Columns computed from other columns."
+    )
+    history: list[HistoryFeature] = Field(
+        default_factory=list, description="Lags and rolling aggregates of the stream's own "
+        "past, point-in-time correct: a row sees only earlier batches' rows, and the target "
+        "only target.label_delay before its time (docs/your-data.md)."
     )
 
     @field_validator("timezone")

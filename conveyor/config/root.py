@@ -89,6 +89,37 @@ class Config(Section):
         return self
 
     @model_validator(mode="after")
+    def _history_sees_only_known_labels(self) -> Config:
+        from conveyor.config.columns import _offset_seconds
+
+        target = self.target.column
+        label_delay = self.target.label_delay or self.stream.window
+        known = _offset_seconds(label_delay)
+        if known is None:
+            raise ValueError(f"target.label_delay '{label_delay}' is not a positive time span "
+                             "such as 7D or 12h")
+        names = [h.output for h in self.features.history]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"features.history: two features are named {repeated}; give "
+                             "each a distinct name")
+        for spec in self.features.history:
+            where = f"features.history '{spec.output}'"
+            if spec.output in (target, self.source.time_column):
+                raise ValueError(f"{where}: the name is the target's or the time column's")
+            if target in spec.by or self.target.source_column in spec.by:
+                raise ValueError(f"{where}: the target cannot be a key (by)")
+            if spec.column not in (target, self.target.source_column):
+                continue
+            reach = spec.lag if spec.lag is not None else spec.delay
+            if reach is not None and (_offset_seconds(reach) or 0) < known:
+                raise ValueError(
+                    f"{where}: the target is known only {label_delay} after a row's time "
+                    f"(target.label_delay), so its {'lag' if spec.lag else 'delay'} "
+                    f"{reach} would read labels not known yet; use at least {label_delay}")
+        return self
+
+    @model_validator(mode="after")
     def _variants_fit_families(self) -> Config:
         from conveyor.train.families import FAMILIES
 

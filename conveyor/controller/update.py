@@ -76,7 +76,8 @@ def _check_target(config: Config, store: Store, workspace: Workspace) -> None:
 
 
 def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> UpdateResult:
-    frames = BatchFrames(config, workspace)  # each batch read and cleaned once
+    # each batch read and cleaned once; history features read the accepted batches
+    frames = BatchFrames(config, workspace, catalog=lambda: store.accepted_batches(2 ** 31))
     with stages.stage("collect"):
         batches, message = collect(config, workspace, store, keep=frames.keep)
     if not batches:

@@ -94,18 +94,23 @@ def window_rows(config: Config, frames: BatchFrames, request: Request) -> Rows |
     if config.train.sample_every > 1:
         data = data.iloc[spread(np.arange(len(data)), config.train.sample_every)]
         data = data.reset_index(drop=True)
-    chosen = design(config, data)
-    if chosen.dropped:
-        log.info("features left out of this window (missing share above %.2f): %s",
-                 config.quality.missing_share.fail, chosen.dropped)
-    if len(data) < 2 * config.quality.min_rows:
-        return (f"too few labelled rows to train ({len(data)}); "
-                "lower quality.min_rows or use a wider stream.window")
     is_new = data[BATCH_COLUMN].isin(request.new_ids).to_numpy()
     if request.production is not None and is_new.any() and not is_new.all():
         holdout_start = int(np.argmax(is_new))  # the new batch: unseen by production too
     else:
         holdout_start = int(len(data) * (1 - config.validate_.holdout_share))
+    # the fewest first rows a validation fit learns from
+    first_fit = {"holdout": holdout_start, "kfold": len(data),
+                 "timeseries": len(data) // (config.validate_.n_splits + 1)
+                 }[config.validate_.scheme]
+    chosen = design(config, data, max(first_fit, 1))
+    if chosen.dropped:
+        log.info("features left out of this window (missing share above %.2f, or no value "
+                 "in the rows the first validation fit learns from): %s",
+                 config.quality.missing_share.fail, chosen.dropped)
+    if len(data) < 2 * config.quality.min_rows:
+        return (f"too few labelled rows to train ({len(data)}); "
+                "lower quality.min_rows or use a wider stream.window")
     return Rows(data, chosen, data[chosen.inputs], target_values(config, data),
                 holdout_start, is_new)
 

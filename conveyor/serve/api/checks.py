@@ -138,13 +138,12 @@ def _inside_years(text: str) -> bool:
 
 def as_of_column(enricher: Enricher | None, records: list[dict[str, Any]] | None = None
                  ) -> str | None:
-    """The time column the enricher joins on as of time (if it joins ``records``: some
-    record lacks a column it adds), or None."""
+    """The time column the enricher needs (an as-of join or history features) when it
+    works on ``records`` (some record lacks a column it adds), or None."""
     if enricher is None or (records is not None and all(
             c in record for record in records for c in enricher.features)):
         return None
-    as_of = any(spec.time_column for spec, _ in enricher.tables)
-    return enricher.time_column if as_of else None
+    return enricher.time_column if enricher.needs_time else None
 
 
 def _refuse_time(row: int, column: str, value: Any) -> None:

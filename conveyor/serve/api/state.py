@@ -70,13 +70,14 @@ class ModelHolder:
             same = current is not None and production is not None and \
                 current.production.version == production["version"] and \
                 (current.staging.version if current.staging else None) == \
-                (staging["version"] if staging else None)
+                (staging["version"] if staging else None) and \
+                not self._history_moved(current)
             if not same and production is not None:
                 try:
                     loaded = self._load(production)
                     assert loaded is not None
                     challenger = self._load(staging)
-                    enrichers = {m.version: make_enricher(self.config, m.features)
+                    enrichers = {m.version: make_enricher(self.config, m.features, self.store)
                                  for m in (loaded, challenger) if m is not None}
                     self.served = Served(loaded, challenger, enrichers)
                     log.info("serving v%d (staging: %s)", production["version"],
@@ -84,6 +85,16 @@ class ModelHolder:
                 except ConveyorError as exc:
                     log.error("cannot load the new model, keeping the old one: %s", exc)
         return self.served
+
+
+    def _history_moved(self, served: Served) -> bool:
+        """Whether a batch was accepted since the served history features were indexed."""
+        marks = {e.history_mark for e in served.enrichers.values()
+                 if e is not None and e.history is not None}
+        if not marks:
+            return False
+        newest = self.store.accepted_batches(1)
+        return (newest[0]["id"] if newest else None) not in marks
 
 
 class RequestLog:
