@@ -4,18 +4,24 @@ once per update, windows of them in time order, and what the models of a window 
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.quality import CleanPlan
 from conveyor.collect import rawstore
 from conveyor.config import Config
 from conveyor.errors import ConfigError
+from conveyor.io.atomic import atomic_write
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.history import HistoryIndex, horizon
 from conveyor.prepare.roles import Roles, resolve_roles
@@ -23,6 +29,8 @@ from conveyor.prepare.target import derive_target
 from conveyor.workspace import Workspace
 
 BATCH_COLUMN = "__conveyor_batch_id"
+
+log = logging.getLogger(__name__)
 
 
 class BatchFrames:
@@ -62,11 +70,38 @@ class BatchFrames:
         if batch["id"] not in self._frames:
             rows = self.plain(batch)
             if self.config.features.history:
-                earlier = history_batches(self.config, self._catalog(), batch)
-                index = HistoryIndex(self.config, self.history(earlier))
-                rows = pd.concat([rows, index.features(rows, f"batch {batch['id']}")], axis=1)
+                rows = pd.concat([rows, self._history_features(batch, rows)], axis=1)
             self._frames[batch["id"]] = rows
         return self._frames[batch["id"]]
+
+    def _history_features(self, batch: dict[str, Any], rows: pd.DataFrame) -> pd.DataFrame:
+        """The batch's history features, computed once: a batch's history (the batches
+        before it) never changes, so they are kept in the workspace cache, keyed by the
+        settings and the stored batches they read."""
+        config = self.config
+        earlier = history_batches(config, self._catalog(), batch)
+        names = [h.output for h in config.features.history]
+        settings = json.dumps([config.features.model_dump(include={"history"}, mode="json"),
+                               config.target.label_delay or config.stream.window,
+                               config.source.time_column, batch["sha256"],
+                               [b["sha256"] for b in earlier]], sort_keys=True)
+        key = hashlib.sha256(settings.encode()).hexdigest()[:20]
+        path = self.workspace.cache / f"history-{key}.parquet"
+        if path.exists():
+            try:
+                kept = pq.read_table(path).to_pandas()
+                if list(kept.columns) == names and len(kept) == len(rows):
+                    return kept.astype(float).set_axis(rows.index)
+            except (OSError, pa.ArrowException) as exc:  # computed again below
+                log.warning("ignoring unreadable history cache %s: %s", path, exc)
+        index = HistoryIndex(config, self.history(earlier))
+        features = index.features(rows, f"batch {batch['id']}")
+        try:
+            table = pa.Table.from_pandas(features, preserve_index=False)
+            atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        except (OSError, pa.ArrowException) as exc:  # a cache is optional
+            log.debug("history features of batch %s not cached: %s", batch["id"], exc)
+        return features
 
     def history(self, batches: list[dict[str, Any]]) -> pd.DataFrame:
         """The plain rows of ``batches`` that history features read."""

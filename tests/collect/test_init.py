@@ -507,3 +507,47 @@ def test_codes_are_not_dates_and_free_text_is_not_a_category():
     assert "station" not in excluded
     assert excluded["tweet"].startswith("nearly unique text (99% of values distinct)")
     assert excluded["rownames"] == "identifier: a different value in every row"
+
+
+def _hourly_counts(days: int = 140, seed: int = 0) -> pd.DataFrame:
+    """Hourly counts with a daily and a weekly rhythm and noise."""
+    rng = np.random.default_rng(seed)
+    t = pd.date_range("2024-01-01", periods=24 * days, freq="h", tz="UTC")
+    hour, weekday = t.hour.to_numpy(), t.day_of_week.to_numpy()
+    count = 100 + 50 * np.sin(2 * np.pi * hour / 24) + 30 * (weekday >= 5) \
+        + rng.normal(0, 10, len(t))
+    return pd.DataFrame({"when": t, "temp": rng.normal(10, 5, len(t)),
+                         "count": np.maximum(count, 0).round()})
+
+
+def test_init_proposes_history_features_for_a_time_series_with_its_evidence(tmp_path):
+    _hourly_counts().to_csv(tmp_path / "counts.csv", index=False)
+    done = conveyor("init", "counts.csv", "--target", "count", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "conveyor.yaml").read_text(encoding="utf-8")
+    config = load_config(tmp_path / "conveyor.yaml")
+    window = config.stream.window
+    assert window == "7D"  # 20 weekly windows: the labels of a row are known a week later
+    # the same hour a week earlier is the first lag a row may read; one day is too early
+    history = [h.model_dump(exclude_defaults=True) for h in config.features.history]
+    assert history == [{"column": "count", "lag": "7D"},
+                       {"column": "count", "window": "7D"}]  # mean, the default stat
+    series = _hourly_counts().set_index("when")["count"]
+    r = np.corrcoef(series.iloc[168:], series.iloc[:-168])[0, 1]  # by hand: hour by hour
+    assert f"# autocorrelation {r:.2f} at 7D" in text
+    for _ in range(3):
+        assert conveyor("update", cwd=tmp_path).stdout == "True\n"
+    manifest = json.loads(sorted((tmp_path / "workspace" / "models").glob(
+        "*/manifest.json"))[-1].read_text(encoding="utf-8"))
+    assert {"count_lag_7D", "count_mean_7D"} <= set(manifest["schema"])
+
+
+def test_init_proposes_no_history_where_the_table_is_not_one_series(tmp_path):
+    many = pd.concat([_hourly_counts(seed=s) for s in range(3)]).sort_values("when")
+    noise = _hourly_counts().assign(count=np.random.default_rng(4).normal(0, 1, 24 * 140))
+    for name, frame in (("panel", many), ("noise", noise)):
+        frame.to_csv(tmp_path / f"{name}.csv", index=False)
+        done = conveyor("init", f"{name}.csv", "--target", "count", "--out", f"{name}.yaml",
+                        cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert not load_config(tmp_path / f"{name}.yaml").features.history, name

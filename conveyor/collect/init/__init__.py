@@ -89,6 +89,7 @@ from conveyor.collect.init.sample import (
     sniff_delimiter,
     source_kind,
 )
+from conveyor.collect.init.series import history_features
 from conveyor.collect.init.stream_plan import StreamPlan, choose_stream
 from conveyor.collect.init.understand import calendar_parts, clock_columns, leaks, time_copies
 from conveyor.collect.init.writing import (
@@ -162,8 +163,13 @@ def infer(sample: Sample, target: str, time: str | None = None,
     derived = tuple(_clock_feature(column, kind) for column, kind in
                     clock_columns(frame.drop(columns=[target])).items()
                     if column not in excluded and column != time_column)
+    stream = choose_stream(times)
+    history = tuple(history_features(sample_times, frame[target], target,
+                                     stream.section.get("window"), task))
+    for spec, why in history:
+        log.info("history feature %s: %s", spec, why)
     return Inferred(target, time_column, task, task_reason, excluded, categorical,
-                    choose_stream(times), calendar_parts(times), derived), times
+                    stream, calendar_parts(times), derived, history), times
 
 
 def _clock_feature(column: str, kind: str) -> tuple[dict[str, Any], str]:

@@ -58,6 +58,7 @@ class Inferred:
     stream: StreamPlan
     calendar: tuple[list[str], str] = ([], "")  # parts of the time column, and why
     derived: tuple[tuple[dict[str, Any], str], ...] = ()  # derived features, each with why
+    history: tuple[tuple[dict[str, Any], str], ...] = ()  # history features, each with why
 
 
 def build_config(sample: Sample, source_path: str,
@@ -117,6 +118,11 @@ def _features(inferred: Inferred, notes: dict[str, str]) -> dict[str, Any]:
     if inferred.derived:
         features["derived"] = [spec for spec, _ in inferred.derived]
         notes.update({f"features.derived[{spec}]": reason for spec, reason in inferred.derived})
+    if inferred.history:
+        features["history"] = [spec for spec, _ in inferred.history]
+        notes["features.history"] = ("the target's own past, point in time: a row reads "
+                                     "labels one window old; delete a line to drop one")
+        notes.update({f"features.history[{spec}]": reason for spec, reason in inferred.history})
     return features
 
 
