@@ -76,6 +76,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -238,7 +239,19 @@ def run_conveyor(config: Config, batches: int) -> dict[str, Any]:
     return out
 
 
-def run_stream(spec: Spec, root: Path) -> dict[str, Any]:
+def without_history(config: Config, folder: Path) -> Config:
+    """init's config with its ``features.history`` section removed, in a folder of its own
+    (its own workspace) beside the stream's CSV."""
+    plain = folder / "without-history"
+    plain.mkdir()
+    data = yaml.safe_load((folder / "conveyor.yaml").read_text(encoding="utf-8"))
+    data["features"].pop("history")
+    data["source"]["path"] = str(config.source.path)
+    (plain / "conveyor.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    return load_config(plain / "conveyor.yaml")
+
+
+def run_stream(spec: Spec, root: Path, plain: bool = False) -> dict[str, Any]:
     folder = root / spec.name
     folder.mkdir(parents=True)
     log(f"{spec.name}: {spec.about}")
@@ -251,6 +264,11 @@ def run_stream(spec: Spec, root: Path) -> dict[str, Any]:
     if config is None:
         return run
     run.update(run_conveyor(config, init["init_batches"]))
+    if plain and config.features.history:
+        log(f"{spec.name}: again without its {len(config.features.history)} history features")
+        again = run_conveyor(without_history(config, folder), init["init_batches"])
+        run["without_history"] = again["prequential"]
+        run["without_history_seconds"] = again["conveyor_seconds"]
     first = next((u["batch_ids"] for u in run["updates"] if u["batch_ids"]), None)
     start = time.perf_counter()
     if first and (run["batches"]["status"] == "accepted").any():
@@ -464,6 +482,8 @@ def figures(run: dict[str, Any]) -> list[dict[str, Any]]:
     keys = [k for k in "abcde" if k in base]
     served = role_scores(run, "production")
     alone = {role: role_scores(run, role) for role in ("champion", "fallback", "baseline")}
+    plain = role_scores({**run, "prequential": run["without_history"]}, "production") \
+        if "without_history" in run else {}
     pq = run["prequential"]
     prod = pq[pq["role"] == "production"].set_index("batch_id")
     covered = sorted(set(served).intersection(*[set(base[k]) for k in keys])) if keys else []
@@ -474,7 +494,7 @@ def figures(run: dict[str, Any]) -> list[dict[str, Any]]:
                      "rows": int(prod.loc[i, "rows"]), "served": served[i],
                      "champion": alone["champion"].get(i, served[i]),
                      "fallback": alone["fallback"].get(i),
-                     "first_model": alone["baseline"].get(i),
+                     "first_model": alone["baseline"].get(i), "no_history": plain.get(i),
                      "routed_share": float(metrics.get("routed_share") or 0.0),
                      **{k: base[k][i] for k in keys}})
     return rows
@@ -594,6 +614,8 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
             else conveyor >= means[best] - GOAL_ACCURACY)
     found = detection(run)
     abrupt = spec.drift in ("abrupt", "recurring")
+    row["no_history"] = mean_of(rows, "no_history") \
+        if all(r["no_history"] is not None for r in rows) else None
     row.update(batches=len(rows), conveyor=conveyor, best=baseline_name(run, best),
                best_score=means[best], ratio=ratio, oracle=means.get("e"),
                delays=found["delays"], false_alarms=found["false_alarms"],
@@ -612,7 +634,7 @@ def table_line(row: dict[str, Any]) -> str:
     if "conveyor" not in row:
         failed = "crashed" if row["crashed"] else "failed"
         return (f"| {row['stream']} | {row['kind']} | {row['metric']} | {failed} (see below) "
-                "| - | - | - | - | - | - | " + _num(row["seconds_per_update"], 3) + " | - |")
+                "| - | - | - | - | - | - | - | " + _num(row["seconds_per_update"], 3) + " | - |")
     regression = row["metric"] == "mae"
     ratio = f"{row['ratio']:.3f}" if regression else f"{row['ratio']:+.4f}"
     crashed = f" (crashed; over {row['batches']} scored)" if row["crashed"] else ""
@@ -622,22 +644,26 @@ def table_line(row: dict[str, Any]) -> str:
         ", ".join(row["delays"]) or "-",
         (f"{row['false_alarms']} ({row['data_alarms']})" if row["known"] else
          f"- ({len(row['model_drift_windows'])} model, {row['data_alarms']} data)"),
-        ", ".join(row["recovery"]) or "-", _num(row["seconds_per_update"], 3),
+        ", ".join(row["recovery"]) or "-", _num(row.get("no_history")),
+        _num(row["seconds_per_update"], 3),
         ("pass" if row["goal"] else "**fail**") + (" (crash)" if row["crashed"] else "")
         + " |"])
 
 
 def summary_table(runs: list[dict[str, Any]]) -> list[str]:
     lines = ["| stream | kind | metric | conveyor | best baseline (a-d) | ratio | oracle (e) | "
-             "detection delay | false alarms (data drift) | recovery | s/update | goal |",
-             "|---|---|---|---:|---|---:|---:|---|---|---|---:|---|"]
+             "detection delay | false alarms (data drift) | recovery | no history | "
+             "s/update | goal |",
+             "|---|---|---|---:|---|---:|---:|---|---|---|---:|---:|---|"]
     lines += [table_line(run["summary"]) for run in runs]
     passed = sum(bool(run["summary"].get("goal")) for run in runs)
     lines += ["", f"Goal met on {passed} of {len(runs)} streams. Ratio: conveyor MAE / best "
               "MAE (regression), conveyor accuracy - best accuracy (classification). Delay and "
               "recovery in batches, one per true change. False alarms: model_drift events "
               "not within 3 batches after a true change (data_drift events in parentheses); "
-              "real tables have no known changes: both counts are given.", "",
+              "real tables have no known changes: both counts are given. No history: "
+              "conveyor's served score on the same batches with init's history features "
+              "removed (`--without-history`; - where init proposed none).", "",
               "Event kinds per stream (model_drift at batch positions, counted from the "
               "stream's first window):", ""]
     for run in runs:
@@ -759,6 +785,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep", type=Path, default=None,
                         help="work in this new folder and keep it (default: a temporary one)")
     parser.add_argument("--per-batch", action="store_true", help="print per-batch tables")
+    parser.add_argument("--without-history", action="store_true",
+                        help="also replay each stream whose init config has history features "
+                        "without them (the table's 'no history' column)")
     args = parser.parse_args(argv)
     args.names = [n.strip() for n in args.streams.split(",") if n.strip()]
     unknown = sorted(set(args.names) - set(NAMES))
@@ -780,7 +809,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="generality-") as tmp:
         root = args.keep or Path(tmp)
         for name in args.names:
-            run = run_stream(spec_of(name, args.quick), root)
+            run = run_stream(spec_of(name, args.quick), root, args.without_history)
             run["summary"] = summarise(run)
             runs.append(run)
     total = time.perf_counter() - start
