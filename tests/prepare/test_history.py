@@ -3,6 +3,8 @@ guard on labels not known yet, and a stream where any look-ahead would score per
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +175,8 @@ def test_a_look_ahead_would_score_perfectly_but_the_served_score_stays_honest(
                          data.assign(t=data["t"] - pd.Timedelta("1D")))
     copied = leaky.features(data)["y_last_1D"]
     assert np.allclose(copied, data["y"])
+    # the summary shows them beside the row's own columns, with their share
+    report = json.loads(pipeline.summary(config).with_suffix(".json").read_text())
+    reading = next(s["reading"] for s in report["sections"] if s["key"] == "importance")
+    assert re.search(r"The history features \(y_last_1D, y_mean_1D\) hold \d+% of v\d+'s "
+                     "importance", reading), reading

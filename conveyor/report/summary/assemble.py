@@ -57,11 +57,10 @@ def _data_panels(store: Store, config: Config, batches: pd.DataFrame,
     ]
 
 
-def _model_panels(store: Store, metric: str, evaluations: pd.DataFrame,
+def _model_panels(store: Store, config: Config, evaluations: pd.DataFrame,
                   models: pd.DataFrame, times: dict[int, str]) -> list[Panel]:
     """Prequential quality (with champion vs challenger), candidates, importance."""
-    prequential = store.frame("prequential")
-    events = store.frame("events")
+    metric, prequential, events = config.metric, store.frame("prequential"), store.frame("events")
     figure, reading = prequential_section(prequential, events, times, metric)
     reading += " " + monitoring.challenger_reading(prequential, metric)
     reading += suspicious_reading(events)
@@ -69,7 +68,8 @@ def _model_panels(store: Store, metric: str, evaluations: pd.DataFrame,
         ("prequential", "Production model quality (prequential)", (figure, reading)),
         ("candidates", "Candidates and chosen hyperparameters",
          candidates_section(evaluations, times, metric)),
-        ("importance", "Feature importance over time", importance_section(store, models)),
+        ("importance", "Feature importance over time", importance_section(
+            store, models, tuple(h.output for h in config.features.history))),
     ]
 
 
@@ -141,7 +141,7 @@ def build(store: Store, config: Config, workspace_root: Path | None = None) -> d
     panels: list[Panel] = []
     if not batches.empty:
         panels = [*_data_panels(store, config, batches, times),
-                  *_model_panels(store, config.metric, evaluations, models, times),
+                  *_model_panels(store, config, evaluations, models, times),
                   *_operation_panels(store, models, times, production),
                   *_insight_panels(store, config, evaluations, production, explanation)]
     tables = {

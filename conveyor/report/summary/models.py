@@ -119,8 +119,10 @@ def params_table(evaluations: pd.DataFrame, times: dict[int, str]) -> pd.DataFra
     }).sort_values("window start")
 
 
-def importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, str]:
-    """Permutation importance of each input column, per model version over time."""
+def importance_section(store: Store, models: pd.DataFrame,
+                       history: tuple[str, ...] = ()) -> tuple[go.Figure, str]:
+    """Permutation importance of each input column, per model version over time; the
+    history features (``history``) always among them, with their share said."""
     figure = go.Figure()
     importance = store.frame("importance")
     if importance.empty or models.empty:
@@ -131,6 +133,7 @@ def importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, s
     # explains most of another) would otherwise leave every other cell the same colour
     share = table.clip(lower=0) / table.clip(lower=0).sum().replace(0, np.nan)
     top = share.mean(axis=1).sort_values(ascending=False).index[:20]
+    top = top.append(pd.Index([c for c in history if c in share.index and c not in top]))
     table, share = table.loc[top], share.loc[top]
     # the colour scale ends a little above the second largest column's share (of any
     # version), so the dominant column saturates and the others keep their contrast
@@ -146,9 +149,14 @@ def importance_section(store: Store, models: pd.DataFrame) -> tuple[go.Figure, s
                          height=max(360, 22 * len(top) + 120))
     latest = table.columns[-1]
     leaders = table[latest].sort_values(ascending=False).index[:3].tolist()
-    return figure, (f"For v{latest} the most important columns are {', '.join(leaders)}. "
-                    "Importance is measured on held-out rows; the colours stop at the second "
-                    "column's share, so the leading column does not wash out the rest.")
+    shares = share[latest]
+    read = [c for c in history if c in shares.index and bool(shares.notna()[c])]
+    said = (f" The history features ({', '.join(read)}) hold "
+            f"{shares[read].sum():.0%} of v{latest}'s importance." if read else "")
+    return figure, (f"For v{latest} the most important columns are {', '.join(leaders)}."
+                    f"{said} Importance is measured on held-out rows; the colours stop at "
+                    "the second column's share, so the leading column does not wash out "
+                    "the rest.")
 
 
 def registry_table(models: pd.DataFrame) -> pd.DataFrame:
