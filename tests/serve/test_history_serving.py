@@ -15,6 +15,7 @@ import pytest
 from conveyor import pipeline
 from conveyor.collect.enrich import make_enricher, recent_history
 from conveyor.config import load_config
+from conveyor.serve.api.state import ModelHolder
 from conveyor.serve.bundle import load_version
 from conveyor.serve.predict import features_frame, predict_rows
 from conveyor.store import Store
@@ -79,8 +80,14 @@ def test_one_row_has_the_same_history_features_in_training_inference_and_the_api
     by_api = np.asarray(response.json()["predictions"], dtype=float)
     assert np.allclose(by_api, by_file, rtol=1e-9, atol=1e-9)
 
+    # the API's served models know which batch their history index ends with
+    holder = ModelHolder(config)
+    served = holder.refresh(force=True)
+    assert served is not None and not holder._history_moved(served)
     # the next update ingests these rows; training reads their history features again
     assert pipeline.update(config).ok
+    assert holder._history_moved(served)  # the API indexes the history again on its reload
+    holder.store.close()
     store = Store.open(workspace.db_url)
     try:
         batch = store.accepted_batches(1)[0]
