@@ -510,11 +510,13 @@ def test_codes_are_not_dates_and_free_text_is_not_a_category():
 
 
 def _hourly_counts(days: int = 140, seed: int = 0) -> pd.DataFrame:
-    """Hourly counts with a daily and a weekly rhythm and noise."""
+    """Hourly counts with a daily and a weekly rhythm, a level that wanders week by week,
+    and noise."""
     rng = np.random.default_rng(seed)
     t = pd.date_range("2024-01-01", periods=24 * days, freq="h", tz="UTC")
     hour, weekday = t.hour.to_numpy(), t.day_of_week.to_numpy()
-    count = 100 + 50 * np.sin(2 * np.pi * hour / 24) + 30 * (weekday >= 5) \
+    level = np.repeat(np.cumsum(rng.normal(0, 15, days // 7 + 1)), 24 * 7)[:len(t)]
+    count = 200 + level + 50 * np.sin(2 * np.pi * hour / 24) + 30 * (weekday >= 5) \
         + rng.normal(0, 10, len(t))
     return pd.DataFrame({"when": t, "temp": rng.normal(10, 5, len(t)),
                          "count": np.maximum(count, 0).round()})
@@ -535,6 +537,7 @@ def test_init_proposes_history_features_for_a_time_series_with_its_evidence(tmp_
     series = _hourly_counts().set_index("when")["count"]
     r = np.corrcoef(series.iloc[168:], series.iloc[:-168])[0, 1]  # by hand: hour by hour
     assert f"# autocorrelation {r:.2f} at 7D" in text
+    assert "# the latest known window's mean; correlation" in text
     for _ in range(3):
         assert conveyor("update", cwd=tmp_path).stdout == "True\n"
     manifest = json.loads(sorted((tmp_path / "workspace" / "models").glob(
@@ -551,3 +554,18 @@ def test_init_proposes_no_history_where_the_table_is_not_one_series(tmp_path):
                         cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         assert not load_config(tmp_path / f"{name}.yaml").features.history, name
+
+
+def test_a_level_that_does_not_move_is_no_feature():
+    """Daily and weekly rhythm around a fixed level: the weekly lag carries it, the mean of
+    the latest known week is nearly constant (no correlation with the target) and is left
+    out."""
+    from conveyor.collect.init.series import history_features
+
+    rng = np.random.default_rng(2)
+    t = pd.Series(pd.date_range("2024-01-01", periods=24 * 140, freq="h", tz="UTC"))
+    values = pd.Series(100 + 50 * np.sin(2 * np.pi * t.dt.hour / 24) + rng.normal(0, 5, len(t)))
+    found = history_features(t, values, "y", "7D", "regression")
+    assert [spec for spec, _ in found] == [{"column": "y", "lag": "7D"}]
+    assert history_features(t, values, "y", "7D", "classification") == []
+    assert history_features(t, values, "y", None, "regression") == []  # row batches

@@ -6,7 +6,8 @@ window after its time (``target.label_delay``'s default), so only lags of at lea
 window can be read. For each season (a day, a week) the smallest multiple of it that is
 at least the window is a candidate lag, as is the window itself (the latest known value);
 a lag is proposed when the target's autocorrelation at it is at least :data:`STRONG`, and
-then also the mean of the latest known window (the series' level). Each comes with its
+then also the mean of the latest known window (the series' level) when its correlation
+with the target is that strong too. Each comes with its
 evidence, written as a comment beside it.
 """
 
@@ -89,7 +90,7 @@ def history_features(times: pd.Series, values: pd.Series, target: str, window: s
         both = series.notna() & level.notna()
         r = float(np.corrcoef(series[both], level[both])[0, 1]) if both.sum() >= MIN_PAIRS \
             else float("nan")
-        if np.isfinite(r):
+        if np.isfinite(r) and r >= STRONG:
             found.append(({"column": target, "window": window, "stat": "mean"},
                           f"the latest known window's mean; correlation {r:.2f} with the "
                           "target"))
