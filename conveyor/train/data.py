@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,12 @@ class Design:
     roles: Roles                # columns the preprocessing encodes, engineered ones included
     maker: FeatureMaker | None  # the feature-engineering step, when configured
     dropped: list[str]          # features left out for missing too often
+
+    def without(self, columns: list[str]) -> Design:
+        """The design with ``columns`` (raw inputs, e.g. history features) left out."""
+        gone = set(columns)
+        return replace(self, inputs=[c for c in self.inputs if c not in gone],
+                       roles=self.roles.without(gone))
 
 
 def design(config: Config, data: pd.DataFrame, first_fit: int | None = None) -> Design:

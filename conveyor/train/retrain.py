@@ -18,6 +18,7 @@ from conveyor.serve.bundle import LoadedModel, feature_schema
 from conveyor.train.data import BATCH_COLUMN, BatchFrames, Design, design, target_values
 from conveyor.train.fallback import Fallback, fallback_candidate, fit_fallback, fit_router
 from conveyor.train.families import loss_params
+from conveyor.train.history_choice import choose_history, follow_parent
 from conveyor.train.search import (
     Candidate,
     Evaluation,
@@ -104,6 +105,8 @@ def window_rows(config: Config, frames: BatchFrames, request: Request) -> Rows |
                  "timeseries": len(data) // (config.validate_.n_splits + 1)
                  }[config.validate_.scheme]
     chosen = design(config, data, max(first_fit, 1))
+    if request.refit and request.production is not None:
+        chosen = follow_parent(config, chosen, request.production.features)
     if chosen.dropped:
         log.info("features left out of this window (missing share above %.2f, or no value "
                  "in the rows the first validation fit learns from): %s",
@@ -144,6 +147,11 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
     with stages.stage("search"):
         searched = _search(config, request, rows, parent, stand_in, spec, local, seed)
     best = _choose(config, searched)
+    if parent is None:  # a search: its history features must earn their place
+        with stages.stage("search"):
+            rows, best, searched, local, why = _history_choice(config, rows, best, searched,
+                                                               local, why)
+        same_columns = production is not None and rows.design.inputs == production.features
     with stages.stage("fit"):
         start = time.perf_counter()
         final = single_threaded(local.pipeline(best.candidate).fit(rows.X, rows.y))
@@ -175,6 +183,22 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
         fallback.router, SearchRecord(searched.found.evaluations + searched.early, best,
                                       config.validate_.scheme, searched.baseline),
         evidence=heldout, fallback_candidate=fallback.candidate)
+
+
+def _history_choice(config: Config, rows: Rows, best: Evaluation, searched: Searched,
+                    local: FitSpec, why: str
+                    ) -> tuple[Rows, Evaluation, Searched, FitSpec, str]:
+    """The search's choice with or without the history features, as they earn it; without
+    them, the search's fits (which read them) are not reused for the fallback."""
+    splits = _splits(config, len(rows.data), rows.holdout_start)
+    choice = choose_history(config, rows.design, best, rows.X, rows.y, splits, local)
+    if not choice.dropped:
+        return rows, best, searched, local, why
+    rows = replace(rows, design=choice.design, X=rows.X[choice.design.inputs])
+    unfitted = replace(searched.found, evaluations=[
+        replace(e, model=None) for e in searched.found.evaluations])
+    return (rows, choice.best, replace(searched, found=unfitted), choice.spec,
+            f"{why}; {choice.note}")
 
 
 def _splits(config: Config, n_rows: int, holdout_start: int) -> list[Split]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -543,6 +544,12 @@ def test_init_proposes_history_features_for_a_time_series_with_its_evidence(tmp_
     manifest = json.loads(sorted((tmp_path / "workspace" / "models").glob(
         "*/manifest.json"))[-1].read_text(encoding="utf-8"))
     assert {"count_lag_7D", "count_mean_7D"} <= set(manifest["schema"])
+    # the summary shows them beside the row's own columns, with their share
+    summary = conveyor("summary", cwd=tmp_path)
+    report = json.loads(Path(summary.stdout.strip()).with_suffix(".json").read_text())
+    reading = next(s["reading"] for s in report["sections"] if s["key"] == "importance")
+    assert re.search(r"The history features \(count_lag_7D, count_mean_7D\) hold \d+% of "
+                     r"v\d+'s importance", reading), reading
 
 
 def test_init_proposes_no_history_where_the_table_is_not_one_series(tmp_path):
