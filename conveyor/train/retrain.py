@@ -191,7 +191,8 @@ def _history_choice(config: Config, rows: Rows, best: Evaluation, searched: Sear
     """The search's choice with or without the history features, as they earn it; without
     them, the search's fits (which read them) are not reused for the fallback."""
     splits = _splits(config, len(rows.data), rows.holdout_start)
-    choice = choose_history(config, rows.design, best, rows.X, rows.y, splits, local)
+    choice = choose_history(config, rows.design, searched.found.evaluations, best, rows.X,
+                            rows.y, splits, local)
     if not choice.dropped:
         return rows, best, searched, local, why
     rows = replace(rows, design=choice.design, X=rows.X[choice.design.inputs])

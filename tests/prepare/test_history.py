@@ -168,8 +168,8 @@ def test_a_look_ahead_would_score_perfectly_but_the_scores_stay_honest(tmp_path,
     # left out, the score with them was no better than noise either; where kept, the served
     # scores above are those of a model reading them
     models = store.frame("models").sort_values("version")
-    scored = [re.search(r"history features left out \(r2 (\S+) without them, (\S+) with\)",
-                        note) for note in models["strategy_note"]]
+    scored = [re.search(r"history features left out \(r2 (\S+) without them, \w+; (\S+) "
+                        r"with, \w+\)", note) for note in models["strategy_note"]]
     assert all(float(m.group(2)) < 0.2 for m in scored if m)
     workspace = Workspace.of(config)
     reads = [bool({"y_last_1D", "y_mean_1D"} & set(load_version(workspace, row).features))
