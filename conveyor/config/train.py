@@ -124,6 +124,11 @@ class TrainConfig(Section):
     max_rows: int | None = Field(
         None, ge=100, description="Cap on training rows (newest kept); null means no cap."
     )
+    history_features: Literal["earned", "always"] = Field(
+        "earned", description="earned: after each search, features.history stay only when "
+        "the choice with them beats each family's best without them by more than "
+        "search.cost_tolerance; always: every model reads them."
+    )
     sample_every: int = Field(
         1, ge=1, description="Train and validate on every N-th row of the window, counted "
         "back from the newest (a sample spread over the whole window), for fits N times "

@@ -67,7 +67,7 @@ def choose_history(config: Config, design: Design, evaluations: list[Evaluation]
     is scored again on the same ``splits``: a family that loses with a lag can win
     without it."""
     history = history_columns(config, design)
-    if not history or best.score is None:
+    if not history or best.score is None or config.train.history_features == "always":
         return HistoryChoice(design, best, spec)
     plain_design = design.without(history)
     plain_spec = replace(spec, roles=plain_design.roles)

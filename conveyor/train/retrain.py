@@ -135,22 +135,14 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
     # new batch, and production's score on that batch (unseen by it) validates it
     refresh = stand_in is not None and parent is not None and \
         stand_in[1].version == parent.version
-    spec = FitSpec(rows.design.roles, config.prepare, config.target.task, config.metric,
-                   config.seed, rows.design.maker,
-                   {"knn": {"memory": config.train.knn_memory},
-                    **loss_params(config.target.task, config.metric)})
-    # fits in this process (a refit, the final fit, the fallback) may use the estimator's
-    # own threads; candidates in the search already run one per worker
-    local = spec.with_overrides({**(spec.overrides or {}), "forest": {
-        "n_jobs": config.compute.n_jobs if config.compute.backend == "local" else 1}})
+    spec, local = _fit_specs(config, rows.design)
     seed = config.seed + max(request.new_ids)
     with stages.stage("search"):
         searched = _search(config, request, rows, parent, stand_in, spec, local, seed)
     best = _choose(config, searched)
     if parent is None:  # a search: its history features must earn their place
-        with stages.stage("search"):
-            rows, best, searched, local, why = _history_choice(config, rows, best, searched,
-                                                               local, why)
+        rows, best, searched, local, why = _history_choice(config, rows, best, searched,
+                                                           local, why)
         same_columns = production is not None and rows.design.inputs == production.features
     with stages.stage("fit"):
         start = time.perf_counter()
@@ -183,6 +175,18 @@ def retrain(config: Config, frames: BatchFrames, stages: Timer,
         fallback.router, SearchRecord(searched.found.evaluations + searched.early, best,
                                       config.validate_.scheme, searched.baseline),
         evidence=heldout, fallback_candidate=fallback.candidate)
+
+
+def _fit_specs(config: Config, chosen: Design) -> tuple[FitSpec, FitSpec]:
+    """How candidates are built in the search, and in this process."""
+    spec = FitSpec(chosen.roles, config.prepare, config.target.task, config.metric,
+                   config.seed, chosen.maker,
+                   {"knn": {"memory": config.train.knn_memory},
+                    **loss_params(config.target.task, config.metric)})
+    # fits in this process (a refit, the final fit, the fallback) may use the estimator's
+    # own threads; candidates in the search already run one per worker
+    return spec, spec.with_overrides({**(spec.overrides or {}), "forest": {
+        "n_jobs": config.compute.n_jobs if config.compute.backend == "local" else 1}})
 
 
 def _history_choice(config: Config, rows: Rows, best: Evaluation, searched: Searched,

@@ -35,13 +35,17 @@ HISTORY = [
 ]
 NAMES = ["arr_delay_mean_2D_by_origin", "arr_delay_ewm_2D_by_carrier_origin",
          "dep_delay_count_6h_by_origin", "arr_delay_lag_1D_by_tailnum"]
+TRAIN = {"window_batches": 3, "strategy": "retrain", "families": {
+    "linear": {"grid": {"alpha": [1.0, 10.0]}}, "tree": {"grid": {"max_depth": [5]}}}}
 KEYS = ["time_hour", "carrier", "flight", "origin", "dest", "sched_dep_time"]
 
 
 def test_one_row_has_the_same_history_features_in_training_inference_and_the_api(tmp_path):
     port = free_port()
+    # every model reads the history features (earned or not), so the API computes them
     path = enriched_workspace(tmp_path, updates=3, features={"history": HISTORY},
-                              serve={"port": port, "challenger_share": 0.0})
+                              serve={"port": port, "challenger_share": 0.0},
+                              train={**TRAIN, "history_features": "always"})
     config = load_config(path)
     workspace = Workspace.of(config)
     store = Store.open(workspace.db_url)
