@@ -176,9 +176,12 @@ class Enricher:
             return frame
         time_column = self.time_column
         if self.needs_time and time_column not in frame.columns:
-            raise InputError(f"the input lacks the time column '{time_column}' needed to join "
-                             "the enrichment tables and compute the history features (or "
-                             "give their columns directly)")
+            needed = " and ".join(
+                ([] if not any(spec.time_column for spec, _ in self.tables)
+                 else ["join the enrichment tables"])
+                + ([] if self.history is None else ["compute the history features"]))
+            raise InputError(f"the input lacks the time column '{time_column}' needed to "
+                             f"{needed} (or give their columns directly)")
         base = frame.drop(columns=[c for c in self.added if c in frame.columns])
         if time_column in base.columns:
             base[time_column] = parse_time(base, time_column, "the input")

@@ -108,8 +108,9 @@ def check_times(records: list[dict[str, Any]], columns: list[str], joined: str |
             if absent:
                 raise HTTPException(status_code=422, detail=[{
                     "loc": ["body", "records", absent[0], column], "type": "missing",
-                    "msg": f"'{column}' is needed to join the enrichment tables; record "
-                           f"{absent[0]} has none (or give the joined columns yourself)"}])
+                    "msg": f"'{column}' is needed to join the enrichment tables or compute "
+                           f"the history features; record {absent[0]} has none (or give "
+                           "those columns yourself)"}])
         unsure: list[tuple[int, Any]] = []
         for row, value in enumerate(values):
             if value is None:
