@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from conveyor.config.base import Section
+from conveyor.config.source import span_seconds
 
 
 class TargetDerive(Section):
@@ -77,9 +78,6 @@ class DerivedFeature(Section):
         return self
 
 
-HISTORY_STATS = ("mean", "median", "std", "count", "last", "ewm")
-
-
 class HistoryFeature(Section):
     column: str = Field(..., description="Stream column (the target too) whose past is read.")
     by: list[str] = Field(default_factory=list, description="Key columns: only past rows "
@@ -107,7 +105,7 @@ class HistoryFeature(Section):
                              "and window")
         for key in ("lag", "window", "delay", "tolerance"):
             value = getattr(self, key)
-            if value is not None and _offset_seconds(value) is None:
+            if value is not None and not positive_span(value):
                 raise ValueError(f"history feature of '{self.column}': {key} '{value}' is not "
                                  "a positive time span such as 3h, 7D or 30min")
         return self
@@ -123,17 +121,12 @@ class HistoryFeature(Section):
         return f"{self.column}_{self.stat}_{self.window}{by}"
 
 
-def _offset_seconds(value: str) -> float | None:
-    """A fixed time span in seconds (None when it is not one): 3h, 7D, 30min, 1W."""
-    import re
-
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(W|D|d|h|H|min|T|s|S)\s*", value)
-    if not match:
-        return None
-    unit = {"W": 604800, "D": 86400, "d": 86400, "h": 3600, "H": 3600, "min": 60, "T": 60,
-            "s": 1, "S": 1}[match.group(2)]
-    seconds = float(match.group(1)) * unit
-    return seconds if seconds > 0 else None
+def positive_span(value: str) -> bool:
+    """Whether ``value`` is a positive fixed time span (:func:`span_seconds`)."""
+    try:
+        return span_seconds(value) > 0
+    except ValueError:
+        return False
 
 
 class FeaturesConfig(Section):

@@ -11,11 +11,11 @@ from typing import Any
 from pydantic import ConfigDict, Field, create_model, model_validator
 
 from conveyor.config.base import Section
-from conveyor.config.columns import ColumnsConfig, FeaturesConfig, TargetConfig
+from conveyor.config.columns import ColumnsConfig, FeaturesConfig, TargetConfig, positive_span
 from conveyor.config.drift import DriftConfig, DriftSection, drift_section
 from conveyor.config.quality import CleanConfig, QualityConfig
 from conveyor.config.serve import LockConfig, ServeConfig, StoreConfig
-from conveyor.config.source import EnrichConfig, SourceConfig, StreamConfig
+from conveyor.config.source import EnrichConfig, SourceConfig, StreamConfig, span_seconds
 from conveyor.config.train import ComputeConfig, PrepareConfig, TrainConfig
 from conveyor.config.validate import RegistryConfig, ValidateConfig
 
@@ -90,14 +90,12 @@ class Config(Section):
 
     @model_validator(mode="after")
     def _history_sees_only_known_labels(self) -> Config:
-        from conveyor.config.columns import _offset_seconds
-
         target = self.target.column
         label_delay = self.target.label_delay or self.stream.window
-        known = _offset_seconds(label_delay)
-        if known is None:
+        if not positive_span(label_delay):
             raise ValueError(f"target.label_delay '{label_delay}' is not a positive time span "
                              "such as 7D or 12h")
+        known = span_seconds(label_delay)
         names = [h.output for h in self.features.history]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
@@ -112,7 +110,7 @@ class Config(Section):
             if spec.column not in (target, self.target.source_column):
                 continue
             reach = spec.lag if spec.lag is not None else spec.delay
-            if reach is not None and (_offset_seconds(reach) or 0) < known:
+            if reach is not None and span_seconds(reach) < known:
                 raise ValueError(
                     f"{where}: the target is known only {label_delay} after a row's time "
                     f"(target.label_delay), so its {'lag' if spec.lag else 'delay'} "

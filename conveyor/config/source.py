@@ -12,7 +12,28 @@ from conveyor.config.base import Section
 
 # a positive whole number of weeks, days, hours, minutes or seconds: a fixed offset pandas
 # reads the same way (anything else is checked by pandas itself)
-_PLAIN_OFFSET = re.compile(r"[1-9][0-9]*(W|D|h|min|s)")
+_PLAIN_OFFSET = re.compile(r"([1-9][0-9]*)(W|D|h|min|s)")
+_UNIT_SECONDS = {"W": 604800, "D": 86400, "h": 3600, "min": 60, "s": 1}
+
+
+def span_seconds(value: str) -> float:
+    """The length of a fixed pandas offset in seconds (7D, 12h, 30min without loading
+    pandas; 1D12h and the like as pandas reads them); ValueError when it is not one.
+
+    >>> span_seconds("7D"), span_seconds("1D12h")
+    (604800, 129600.0)
+    """
+    plain = _PLAIN_OFFSET.fullmatch(value)
+    if plain:
+        return int(plain.group(1)) * _UNIT_SECONDS[plain.group(2)]
+    import pandas as pd
+
+    try:
+        delta = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"'{value}' is not a fixed pandas offset such as 7D, 1D or 12h") \
+            from exc
+    return delta.total_seconds()
 
 
 class CsvOptions(Section):
@@ -103,16 +124,6 @@ class StreamConfig(Section):
     @field_validator("window")
     @classmethod
     def _valid_offset(cls, value: str) -> str:
-        if _PLAIN_OFFSET.fullmatch(value):  # 7D, 12h, 30min: no need to load pandas
-            return value
-        import pandas as pd
-
-        try:
-            delta = pd.Timedelta(pd.tseries.frequencies.to_offset(value))  # type: ignore[arg-type]
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"'{value}' is not a fixed pandas offset such as 7D, 1D or 12h"
-            ) from exc
-        if delta <= pd.Timedelta(0):
+        if span_seconds(value) <= 0:
             raise ValueError("the window must be positive")
         return value

@@ -24,6 +24,7 @@ import pandas as pd
 
 from conveyor.collect.sources import parse_time
 from conveyor.config import Config, HistoryFeature
+from conveyor.config.source import span_seconds
 from conveyor.errors import ConfigError, InputError
 
 NS = 1_000_000_000
@@ -31,7 +32,8 @@ EWM_HALF_LIVES = 4  # an ewm window holds four half-lives: its oldest row weighs
 
 
 def _ns(span: str | None) -> int:
-    return 0 if span is None else int(pd.Timedelta(span).value)
+    """A span in nanoseconds, read as the config validated it."""
+    return 0 if span is None else round(span_seconds(span) * NS)
 
 
 @dataclass(frozen=True)

@@ -182,3 +182,18 @@ def test_a_look_ahead_would_score_perfectly_but_the_scores_stay_honest(tmp_path,
                          data.assign(t=data["t"] - pd.Timedelta("1D")))
     copied = leaky.features(data)["y_last_1D"]
     assert np.allclose(copied, data["y"])
+
+
+def test_spans_are_read_one_way_for_the_window_the_label_delay_and_the_features():
+    """A window pandas reads as a fixed offset (1D12h) is a label delay too, and a history
+    span is read as the config checked it."""
+    config = Config.model_validate({
+        "source": {"kind": "csv", "path": "x.csv", "time_column": "t"},
+        "target": {"column": "y"}, "stream": {"window": "1D12h"},
+        "features": {"history": [{"column": "y", "lag": "1D12h"}]}})
+    history = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=72, freq="h", tz="UTC"),
+                            "y": np.arange(72.0)})
+    asked = pd.DataFrame({"t": [pd.Timestamp("2024-01-03 12:00", tz="UTC")]})
+    assert HistoryIndex(config, history).features(asked).iloc[0, 0] == 24.0
+    with pytest.raises(ValueError, match="lag 1D would read labels not known yet"):
+        _config([{"column": "y", "lag": "1D"}], label_delay="1D12h")
