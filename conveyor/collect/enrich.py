@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from conveyor.collect.sources import cache_key, file_sha256, parse_time, read_table
 from conveyor.config import Config, EnrichConfig
 from conveyor.errors import InputError, SourceError
-from conveyor.io.atomic import atomic_write
+from conveyor.io.cache import cached_frame
 from conveyor.prepare.history import HistoryIndex
 from conveyor.store import Store
 from conveyor.workspace import Workspace
@@ -36,20 +34,7 @@ def load_enrichment(spec: EnrichConfig, cache_dir: Path | None = None) -> pd.Dat
     a spreadsheet takes a second to parse, and inference, the API and every update
     read the same table again.
     """
-    cache = _cache_path(spec, cache_dir)
-    if cache is not None and cache.exists():
-        try:
-            return pq.read_table(cache).to_pandas()
-        except (OSError, pa.ArrowException) as exc:  # rebuilt below
-            log.warning("ignoring unreadable enrichment cache %s: %s", cache, exc)
-    table = _load(spec)
-    if cache is not None:
-        try:
-            arrow = pa.Table.from_pandas(table, preserve_index=False)
-            atomic_write(cache, lambda tmp: pq.write_table(arrow, tmp))
-        except (OSError, pa.ArrowException) as exc:  # a cache is optional
-            log.debug("enrichment '%s' not cached: %s", spec.name, exc)
-    return table
+    return cached_frame(_cache_path(spec, cache_dir), lambda: _load(spec))
 
 
 def _cache_path(spec: EnrichConfig, cache_dir: Path | None) -> Path | None:

@@ -6,22 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from conveyor.analyze.clean import apply_plan
 from conveyor.analyze.quality import CleanPlan
 from conveyor.collect import rawstore
 from conveyor.config import Config
 from conveyor.errors import ConfigError
-from conveyor.io.atomic import atomic_write
+from conveyor.io.cache import cached_frame
 from conveyor.prepare.features import FeatureMaker
 from conveyor.prepare.history import HistoryIndex, horizon
 from conveyor.prepare.roles import Roles, resolve_roles
@@ -29,8 +26,6 @@ from conveyor.prepare.target import derive_target
 from conveyor.workspace import Workspace
 
 BATCH_COLUMN = "__conveyor_batch_id"
-
-log = logging.getLogger(__name__)
 
 
 class BatchFrames:
@@ -86,22 +81,12 @@ class BatchFrames:
                                config.source.time_column, batch["sha256"],
                                [b["sha256"] for b in earlier]], sort_keys=True)
         key = hashlib.sha256(settings.encode()).hexdigest()[:20]
-        path = self.workspace.cache / f"history-{key}.parquet"
-        if path.exists():
-            try:
-                kept = pq.read_table(path).to_pandas()
-                if list(kept.columns) == names and len(kept) == len(rows):
-                    return kept.astype(float).set_axis(rows.index)
-            except (OSError, pa.ArrowException) as exc:  # computed again below
-                log.warning("ignoring unreadable history cache %s: %s", path, exc)
-        index = HistoryIndex(config, self.history(earlier))
-        features = index.features(rows, f"batch {batch['id']}")
-        try:
-            table = pa.Table.from_pandas(features, preserve_index=False)
-            atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-        except (OSError, pa.ArrowException) as exc:  # a cache is optional
-            log.debug("history features of batch %s not cached: %s", batch["id"], exc)
-        return features
+        features = cached_frame(
+            self.workspace.cache / f"history-{key}.parquet",
+            lambda: HistoryIndex(config, self.history(earlier)).features(
+                rows, f"batch {batch['id']}"),
+            lambda kept: list(kept.columns) == names and len(kept) == len(rows))
+        return features.astype(float).set_axis(rows.index)
 
     def history(self, batches: list[dict[str, Any]]) -> pd.DataFrame:
         """The plain rows of ``batches`` that history features read."""
