@@ -136,7 +136,7 @@ def accepted_batches(config: Config) -> list[dict[str, Any]]:
     """Every accepted batch of the replayed workspace, oldest first."""
     store = Store.open(Workspace.of(config).db_url)
     try:
-        return store.accepted_batches(10**9)
+        return store.accepted_batches()
     finally:
         store.close()
 

@@ -213,7 +213,7 @@ def recent_history(config: Config, workspace: Workspace, store: Store | None,
     opened = store is None
     store = Store.open(workspace.db_url) if store is None else store
     try:
-        catalog = store.accepted_batches(2 ** 31)
+        catalog = store.accepted_batches()
     finally:
         if opened:
             store.close()

@@ -77,7 +77,7 @@ def _check_target(config: Config, store: Store, workspace: Workspace) -> None:
 
 def run(config: Config, workspace: Workspace, store: Store, stages: Stages) -> UpdateResult:
     # each batch read and cleaned once; history features read the accepted batches
-    frames = BatchFrames(config, workspace, catalog=lambda: store.accepted_batches(2 ** 31))
+    frames = BatchFrames(config, workspace, catalog=lambda: store.accepted_batches())
     with stages.stage("collect"):
         batches, message = collect(config, workspace, store, keep=frames.keep)
     if not batches:

@@ -242,8 +242,10 @@ class Store:
         drift handling by evidence may give history back."""
         self.set_meta_value(conn, "window_anchor", None if batch_id is None else str(batch_id))
 
-    def accepted_batches(self, limit: int, min_id: int | None = None) -> list[dict[str, Any]]:
-        """Return the newest ``limit`` accepted batches (id >= ``min_id``), oldest first."""
+    def accepted_batches(self, limit: int | None = None,
+                         min_id: int | None = None) -> list[dict[str, Any]]:
+        """Return the newest ``limit`` accepted batches (None: all; id >= ``min_id``),
+        oldest first."""
         query = select(schema.batches).where(schema.batches.c.status == "accepted")
         if min_id is not None:
             query = query.where(schema.batches.c.id >= min_id)

@@ -95,7 +95,7 @@ def test_one_row_has_the_same_history_features_in_training_inference_and_the_api
     store = Store.open(workspace.db_url)
     try:
         batch = store.accepted_batches(1)[0]
-        frames = BatchFrames(config, workspace, catalog=lambda: store.accepted_batches(2 ** 31))
+        frames = BatchFrames(config, workspace, catalog=lambda: store.accepted_batches())
         trained = frames.get(batch)
     finally:
         store.close()
