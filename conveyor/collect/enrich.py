@@ -162,9 +162,8 @@ class Enricher:
         time_column = self.time_column
         if self.needs_time and time_column not in frame.columns:
             needed = " and ".join(
-                ([] if not any(spec.time_column for spec, _ in self.tables)
-                 else ["join the enrichment tables"])
-                + ([] if self.history is None else ["compute the history features"]))
+                (["join the enrichment tables"] if self.joins_as_of else [])
+                + (["compute the history features"] if self.history is not None else []))
             raise InputError(f"the input lacks the time column '{time_column}' needed to "
                              f"{needed} (or give their columns directly)")
         base = frame.drop(columns=[c for c in self.added if c in frame.columns])
@@ -178,9 +177,14 @@ class Enricher:
         return joined
 
     @property
+    def joins_as_of(self) -> bool:
+        """Whether a table is joined as of the rows' time."""
+        return any(spec.time_column for spec, _ in self.tables)
+
+    @property
     def needs_time(self) -> bool:
         """Whether the input's rows need their time: an as-of join or history features."""
-        return self.history is not None or any(spec.time_column for spec, _ in self.tables)
+        return self.joins_as_of or self.history is not None
 
 
 def make_enricher(config: Config, features: list[str],

@@ -232,8 +232,8 @@ class HistoryIndex:
         codes_by: dict[tuple[str, tuple[str, ...]], np.ndarray] = {}
         for reach in self.reaches:
             spec = reach.spec
-            keyed = self._keyed[(spec.column, tuple(spec.by))]
             lookup = (spec.column, tuple(spec.by))
+            keyed = self._keyed[lookup]
             if lookup not in codes_by:
                 codes_by[lookup] = keyed.codes_of(_keys(rows, spec.by, where))
             codes = codes_by[lookup]

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from conveyor.collect.stream import window_width
+
 STRONG = 0.3          # autocorrelation at which a lag is worth a feature
 REGULAR_SHARE = 0.8   # share of neighbour steps equal to the typical one
 MAX_REPEATS = 0.05    # share of rows whose time repeats an earlier row's
@@ -75,7 +77,7 @@ def history_features(times: pd.Series, values: pd.Series, target: str, window: s
     series = regular_series(times, values)
     if series is None:
         return []
-    delay = pd.Timedelta(window)
+    delay = window_width(window)
     lags = {delay} | {season * math.ceil(delay / season) for season in SEASONS}
     found: list[tuple[dict[str, Any], str]] = []
     for lag in sorted(lags):
